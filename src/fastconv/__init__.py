@@ -1,0 +1,13 @@
+"""fastconv: fast 2-D convolution for NumPy with PyTorch's conv2d semantics.
+
+>>> import numpy as np, fastconv
+>>> x = np.arange(25).reshape(1, 1, 5, 5)
+>>> fastconv.conv2d(x, np.ones((1, 1, 3, 3), int)).shape
+(1, 1, 3, 3)
+"""
+
+from ._config import show_config
+from ._conv import conv2d
+from ._version import __version__
+
+__all__ = ["conv2d", "show_config", "__version__"]

@@ -1,0 +1,409 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Direct 2-D convolution kernel (private): implicit GEMM over packed panels.
+
+For one image ``n`` and group ``g`` the convolution is the matrix product
+
+    out[k, p] = bias[k] + sum_r weight[k, r] * col[r, p]
+
+with ``r = (c, i, j)`` running over the ``C/groups * kH * kW`` kernel taps and
+``p = (oh, ow)`` over the output pixels; ``col[r, p]`` is the input value that
+tap ``r`` sees from output pixel ``p`` (zero in the padding).  ``col`` is never
+built whole: each work item packs one block of it -- at most ``_KC_MAX`` taps
+by ``_PIXELS_PER_BLOCK`` pixels, a few hundred KiB that stay in L2 -- into
+panels of ``NR`` pixels, and the register-blocked micro-kernel
+(``microkernel.hpp``) multiplies them with weight panels of ``MR`` output
+channels packed once per call.  Padding therefore costs no padded copy of the
+input, and stride, dilation and asymmetric padding are just different gathers.
+
+Work items are (image, group, pixel block, output-channel block); OpenMP
+threads take them in static chunks.  Every output element is produced by one
+work item with the same reduction order whatever the thread count, so results
+are bit-identical for any ``num_threads``.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+
+from ._openmp_helpers cimport effective_num_threads
+
+
+cdef extern from "microkernel.hpp" nogil:
+    int FC_ISA_BASELINE
+    int FC_ISA_AVX2
+    int FC_ISA_AVX512
+    void *fc_aligned_malloc(size_t nbytes)
+    void fc_aligned_free(void *ptr)
+    int fc_cpu_isa()
+    int fc_select_isa(int requested)
+    void fc_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
+                 Py_ssize_t ldc, int accumulate, const float *bias)
+    void fc_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
+                 Py_ssize_t ldc, int accumulate, const double *bias)
+    void fc_tile(Py_ssize_t kc, const int64_t *a, const int64_t *b, int64_t *c,
+                 Py_ssize_t ldc, int accumulate, const int64_t *bias)
+    void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
+    void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
+    void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)
+
+
+ctypedef fused numeric_t:
+    float
+    double
+    int64_t
+
+
+# Reduction taps per packed block: a B panel (taps x NR) stays in L1 while it
+# meets every weight panel.
+cdef Py_ssize_t _KC_MAX = 256
+# Output pixels per work item: the packed block (taps x pixels) fits in L2.
+cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
+
+ISA_LEVELS = ("baseline", "avx2", "avx512")
+
+
+def cpu_isa():
+    """Highest instruction-set level the running CPU (and OS) supports."""
+    return ISA_LEVELS[fc_cpu_isa()]
+
+
+def select_isa(str name):
+    """Use the kernels of level ``name`` (capped at :func:`cpu_isa`).
+
+    Returns the level now in use.
+    """
+    return ISA_LEVELS[fc_select_isa(ISA_LEVELS.index(name))]
+
+
+def tile_shape(dtype):
+    """``(MR, NR)`` of the active micro-kernel for ``dtype``."""
+    cdef int mr = 0, nr = 0
+    if dtype == "float32":
+        fc_tile_shape(<const float *>NULL, &mr, &nr)
+    elif dtype == "float64":
+        fc_tile_shape(<const double *>NULL, &mr, &nr)
+    else:
+        fc_tile_shape(<const int64_t *>NULL, &mr, &nr)
+    return mr, nr
+
+
+cdef struct Geometry:
+    # Shapes
+    Py_ssize_t channels, height, width            # input, per image
+    Py_ssize_t out_channels, out_height, out_width
+    Py_ssize_t kernel_h, kernel_w
+    Py_ssize_t groups, group_in, group_out        # C/groups, K/groups
+    Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
+    # Blocking
+    Py_ssize_t mr, nr                 # micro-tile: output channels x pixels
+    Py_ssize_t taps                   # C/groups * kH * kW (reduction length)
+    Py_ssize_t group_out_padded       # K/groups rounded up to MR
+    Py_ssize_t kc_max                 # taps per packed block
+    Py_ssize_t panels_per_block       # NR-pixel panels per work item
+    Py_ssize_t n_pixel_blocks
+    Py_ssize_t mpanels_per_block      # MR-channel panels per work item
+    Py_ssize_t n_channel_blocks
+
+
+cdef inline void _put_run(numeric_t *row_of_panel0, Py_ssize_t q, Py_ssize_t count,
+                          const numeric_t *src, Py_ssize_t step,
+                          Py_ssize_t nr, Py_ssize_t panel_stride) noexcept nogil:
+    """Write ``count`` pixels starting at block pixel ``q`` into the panels.
+
+    ``src`` (every ``step``-th element) supplies the values, NULL means zeros
+    (padding).  Pixels ``q .. q+count`` may straddle panels of ``nr``.
+    """
+    cdef Py_ssize_t panel, offset, n, t
+    cdef numeric_t *dst
+    while count > 0:
+        panel = q // nr
+        offset = q - panel * nr
+        n = nr - offset
+        if n > count:
+            n = count
+        dst = row_of_panel0 + panel * panel_stride + offset
+        if src == NULL:
+            memset(dst, 0, <size_t>n * sizeof(numeric_t))
+        elif step == 1:
+            memcpy(dst, src, <size_t>n * sizeof(numeric_t))
+            src = src + n
+        else:
+            for t in range(n):
+                dst[t] = src[t * step]
+            src = src + n * step
+        q = q + n
+        count = count - n
+
+
+cdef void _pack_input_block(const Geometry *geo, const numeric_t *image,
+                            Py_ssize_t tap0, Py_ssize_t kc,
+                            Py_ssize_t pixel0, Py_ssize_t n_pixels,
+                            numeric_t *dst) noexcept nogil:
+    """Gather ``col[tap0:tap0+kc, pixel0:pixel0+n_pixels]`` of one image and
+    group into ``dst``, laid out ``[panel][tap][NR]``; pixels past
+    ``n_pixels`` up to the last panel's end are zero."""
+    cdef Py_ssize_t nr = geo.nr
+    cdef Py_ssize_t n_panels = (n_pixels + nr - 1) // nr
+    cdef Py_ssize_t panel_stride = kc * nr
+    cdef Py_ssize_t kernel_area = geo.kernel_h * geo.kernel_w
+    cdef Py_ssize_t H = geo.height, W = geo.width, Wo = geo.out_width
+    cdef Py_ssize_t sw = geo.stride_w
+    cdef Py_ssize_t r, tap, c, i, j, q, p, oh, ow, seg, ih, iw0, t_lo, t_hi
+    cdef const numeric_t *row
+    cdef numeric_t *dst_row
+    for r in range(kc):
+        tap = tap0 + r
+        c = tap // kernel_area
+        i = (tap - c * kernel_area) // geo.kernel_w
+        j = tap - c * kernel_area - i * geo.kernel_w
+        dst_row = dst + r * nr
+        q = 0
+        p = pixel0
+        while q < n_pixels:
+            # One output row segment: pixels (oh, ow .. ow+seg).
+            oh = p // Wo
+            ow = p - oh * Wo
+            seg = Wo - ow
+            if seg > n_pixels - q:
+                seg = n_pixels - q
+            ih = oh * geo.stride_h - geo.pad_top + i * geo.dil_h
+            if ih < 0 or ih >= H:
+                _put_run(dst_row, q, seg, <const numeric_t *>NULL, 0, nr, panel_stride)
+            else:
+                row = image + (c * H + ih) * W
+                # Input column of the first pixel, then the pixels t whose
+                # column iw0 + t*sw falls inside [0, W).
+                iw0 = ow * sw - geo.pad_left + j * geo.dil_w
+                t_lo = 0 if iw0 >= 0 else (-iw0 + sw - 1) // sw
+                t_hi = 0 if iw0 > W - 1 else (W - 1 - iw0) // sw + 1
+                if t_lo > seg:
+                    t_lo = seg
+                if t_hi > seg:
+                    t_hi = seg
+                if t_hi < t_lo:
+                    t_hi = t_lo
+                _put_run(dst_row, q, t_lo, <const numeric_t *>NULL, 0, nr, panel_stride)
+                _put_run(dst_row, q + t_lo, t_hi - t_lo, row + iw0 + t_lo * sw, sw,
+                         nr, panel_stride)
+                _put_run(dst_row, q + t_hi, seg - t_hi, <const numeric_t *>NULL, 0,
+                         nr, panel_stride)
+            q = q + seg
+            p = p + seg
+        _put_run(dst_row, n_pixels, n_panels * nr - n_pixels,
+                 <const numeric_t *>NULL, 0, nr, panel_stride)
+
+
+cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
+                         const numeric_t *x, const numeric_t *packed_weight,
+                         const numeric_t *padded_bias, numeric_t *out,
+                         numeric_t *col, numeric_t *tile) noexcept nogil:
+    """Compute one (image, group, pixel block, channel block) of the output."""
+    cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
+    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t channel_block = item % geo.n_channel_blocks
+    cdef Py_ssize_t rest = item // geo.n_channel_blocks
+    cdef Py_ssize_t pixel_block = rest % geo.n_pixel_blocks
+    rest = rest // geo.n_pixel_blocks
+    cdef Py_ssize_t g = rest % geo.groups
+    cdef Py_ssize_t n = rest // geo.groups
+
+    cdef Py_ssize_t pixel0 = pixel_block * geo.panels_per_block * nr
+    cdef Py_ssize_t n_pixels = geo.panels_per_block * nr
+    if n_pixels > n_pixels_out - pixel0:
+        n_pixels = n_pixels_out - pixel0
+    if n_pixels <= 0:
+        return
+    cdef Py_ssize_t n_panels = (n_pixels + nr - 1) // nr
+    cdef Py_ssize_t mpanel_lo = channel_block * geo.mpanels_per_block
+    cdef Py_ssize_t mpanel_hi = mpanel_lo + geo.mpanels_per_block
+    if mpanel_hi > geo.group_out_padded // mr:
+        mpanel_hi = geo.group_out_padded // mr
+
+    cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
+    cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
+    cdef const numeric_t *weight_group = packed_weight + g * geo.group_out_padded * taps
+    cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
+
+    cdef Py_ssize_t tap0, kc, jp, mp, m0, rows, cols, m
+    cdef int accumulate
+    cdef const numeric_t *a
+    cdef const numeric_t *b
+    cdef numeric_t *c
+    tap0 = 0
+    while tap0 < taps:
+        kc = geo.kc_max
+        if kc > taps - tap0:
+            kc = taps - tap0
+        _pack_input_block(geo, image, tap0, kc, pixel0, n_pixels, col)
+        accumulate = tap0 > 0
+        for jp in range(n_panels):
+            b = col + jp * kc * nr
+            cols = n_pixels - jp * nr
+            if cols > nr:
+                cols = nr
+            for mp in range(mpanel_lo, mpanel_hi):
+                m0 = mp * mr
+                a = weight_group + m0 * taps + tap0 * mr
+                c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
+                rows = geo.group_out - m0
+                if rows > mr:
+                    rows = mr
+                if rows == mr and cols == nr:
+                    fc_tile(kc, a, b, c, n_pixels_out, accumulate, bias_group + m0)
+                else:
+                    # Edge tile: compute in scratch, copy back the valid part.
+                    if accumulate:
+                        for m in range(rows):
+                            memcpy(tile + m * nr, c + m * n_pixels_out,
+                                   <size_t>cols * sizeof(numeric_t))
+                    fc_tile(kc, a, b, tile, nr, accumulate, bias_group + m0)
+                    for m in range(rows):
+                        memcpy(c + m * n_pixels_out, tile + m * nr,
+                               <size_t>cols * sizeof(numeric_t))
+        tap0 = tap0 + kc
+
+
+cdef void _pack_weight_panel(const Geometry *geo, Py_ssize_t panel_index,
+                            const numeric_t *weight, const numeric_t *bias,
+                            numeric_t *packed_weight,
+                            numeric_t *padded_bias) noexcept nogil:
+    """Pack MR output channels, panel ``panel_index`` counted over all groups,
+    to ``[tap][MR]`` (zero rows past K/groups), and their bias."""
+    cdef Py_ssize_t mr = geo.mr, taps = geo.taps
+    cdef Py_ssize_t panels_per_group = geo.group_out_padded // mr
+    cdef Py_ssize_t g = panel_index // panels_per_group
+    cdef Py_ssize_t k0 = (panel_index - g * panels_per_group) * mr
+    cdef numeric_t *panel = packed_weight + (g * geo.group_out_padded + k0) * taps
+    cdef Py_ssize_t m, tap, k
+    cdef const numeric_t *row
+    for m in range(mr):
+        k = k0 + m
+        if k < geo.group_out:
+            row = weight + (g * geo.group_out + k) * taps
+            for tap in range(taps):
+                panel[tap * mr + m] = row[tap]
+            padded_bias[g * geo.group_out_padded + k] = bias[g * geo.group_out + k]
+        else:
+            for tap in range(taps):
+                panel[tap * mr + m] = 0
+            padded_bias[g * geo.group_out_padded + k] = 0
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+def conv2d_direct(const numeric_t[:, :, :, ::1] x,
+                  const numeric_t[:, :, :, ::1] weight,
+                  const numeric_t[::1] bias,
+                  numeric_t[:, :, :, ::1] out,
+                  Py_ssize_t stride_h, Py_ssize_t stride_w,
+                  Py_ssize_t pad_top, Py_ssize_t pad_left,
+                  Py_ssize_t dil_h, Py_ssize_t dil_w,
+                  Py_ssize_t groups, int num_threads):
+    """Direct convolution on validated, C-contiguous arrays.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    weight : ndarray of shape (K, C // groups, kH, kW)
+    bias : ndarray of shape (K,)
+        Zeros when the caller has no bias.
+    out : ndarray of shape (N, K, H_out, W_out)
+        Written in full. The caller has checked that the geometry is
+        consistent (``H_out``, ``W_out`` >= 1, padding on the bottom/right
+        implied by ``H_out``, ``W_out``).
+    stride_h, stride_w, pad_top, pad_left, dil_h, dil_w : int
+    groups : int
+    num_threads : int
+        Requested threads; <= 0 means the OpenMP default at call time.
+    """
+    cdef Geometry geo
+    cdef int mr = 0, nr = 0
+    fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
+    cdef Py_ssize_t batch = x.shape[0]
+    geo.channels = x.shape[1]
+    geo.height = x.shape[2]
+    geo.width = x.shape[3]
+    geo.out_channels = weight.shape[0]
+    geo.kernel_h = weight.shape[2]
+    geo.kernel_w = weight.shape[3]
+    geo.out_height = out.shape[2]
+    geo.out_width = out.shape[3]
+    geo.groups = groups
+    geo.group_in = weight.shape[1]
+    geo.group_out = geo.out_channels // groups
+    geo.stride_h, geo.stride_w = stride_h, stride_w
+    geo.pad_top, geo.pad_left = pad_top, pad_left
+    geo.dil_h, geo.dil_w = dil_h, dil_w
+    geo.mr, geo.nr = mr, nr
+    geo.taps = geo.group_in * geo.kernel_h * geo.kernel_w
+    geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
+    if batch == 0 or geo.out_channels == 0:
+        return
+
+    # Split the reduction into equal chunks of at most _KC_MAX taps.
+    geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
+
+    # Work items: enough for every thread even with one small image, by
+    # splitting pixels first (no repacking) and output channels second.
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    cdef Py_ssize_t n_panels = _ceil_div(geo.out_height * geo.out_width, nr)
+    cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
+    cdef Py_ssize_t images_groups = batch * groups
+    geo.panels_per_block = max(1, _PIXELS_PER_BLOCK // nr)
+    if images_groups * _ceil_div(n_panels, geo.panels_per_block) < 4 * threads:
+        geo.panels_per_block = max(1, n_panels * images_groups // (4 * threads))
+    geo.panels_per_block = min(geo.panels_per_block, n_panels)
+    geo.n_pixel_blocks = _ceil_div(n_panels, geo.panels_per_block)
+    geo.n_channel_blocks = 1
+    if images_groups * geo.n_pixel_blocks < 2 * threads:
+        geo.n_channel_blocks = min(
+            n_mpanels, _ceil_div(2 * threads, images_groups * geo.n_pixel_blocks))
+    geo.mpanels_per_block = _ceil_div(n_mpanels, geo.n_channel_blocks)
+    geo.n_channel_blocks = _ceil_div(n_mpanels, geo.mpanels_per_block)
+    cdef Py_ssize_t n_items = images_groups * geo.n_pixel_blocks * geo.n_channel_blocks
+    threads = effective_num_threads(num_threads, n_items)
+
+    cdef size_t scratch_elems = <size_t>(geo.kc_max * geo.panels_per_block * nr)
+    cdef numeric_t *packed_weight = <numeric_t *>fc_aligned_malloc(
+        <size_t>(groups * geo.group_out_padded * geo.taps) * sizeof(numeric_t))
+    cdef numeric_t *padded_bias = <numeric_t *>fc_aligned_malloc(
+        <size_t>(groups * geo.group_out_padded) * sizeof(numeric_t))
+    if packed_weight == NULL or padded_bias == NULL:
+        fc_aligned_free(packed_weight)
+        fc_aligned_free(padded_bias)
+        raise MemoryError("fastconv: cannot allocate the packed weights")
+
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    cdef Py_ssize_t item
+    cdef numeric_t *col
+    cdef numeric_t *tile
+    cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
+    cdef numeric_t *out_ptr = &out[0, 0, 0, 0]
+    cdef Py_ssize_t n_weight_panels = groups * n_mpanels
+    cdef Py_ssize_t panel_index
+    with nogil:
+        with parallel(num_threads=threads):
+            # Packing large weights is not free (9 MiB for 512x512x3x3), so
+            # it is shared by the threads; prange ends with a barrier.
+            for panel_index in prange(n_weight_panels, schedule='static'):
+                _pack_weight_panel(&geo, panel_index, &weight[0, 0, 0, 0], &bias[0],
+                                   packed_weight, padded_bias)
+            # Thread-local scratch: one packed input block and one edge tile.
+            col = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
+            tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+            if col == NULL or tile == NULL:
+                alloc_failed_ptr[0] = 1
+            for item in prange(n_items, schedule='static'):
+                if col != NULL and tile != NULL:
+                    _run_work_item(&geo, item, x_ptr, packed_weight, padded_bias,
+                                   out_ptr, col, tile)
+            fc_aligned_free(col)
+            fc_aligned_free(tile)
+    fc_aligned_free(packed_weight)
+    fc_aligned_free(padded_bias)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")

@@ -1,0 +1,254 @@
+/*
+ * Register-blocked GEMM micro-kernels for the direct convolution, with
+ * run-time selection of the instruction set.
+ *
+ * One tile computes C[MR x NR] (+)= A[MR x kc] . B[kc x NR] where
+ *   A is a packed weight panel, laid out [kc][MR] (MR output channels per step),
+ *   B is a packed input panel,  laid out [kc][NR] (NR output pixels per step),
+ *   C is the output, rows MR output channels apart by `ldc` elements.
+ * The MR x NR accumulators live in vector registers for the whole reduction,
+ * so every B vector loaded is reused MR times and every broadcast weight NR
+ * times.
+ *
+ * The same generic template is compiled once per instruction set through
+ * GCC/Clang `target` attributes; the function called is chosen once at import
+ * (fc_select_isa), so the default build needs no -march flag and a wheel runs
+ * on any x86-64 CPU. Compilers without GNU vector extensions (MSVC) get a
+ * portable scalar kernel only.
+ *
+ * Floating-point contraction (a*b+c -> fma) is the only liberty taken; no
+ * -ffast-math, so NaN and Inf propagate as IEEE arithmetic says.
+ */
+#ifndef FASTCONV_MICROKERNEL_HPP
+#define FASTCONV_MICROKERNEL_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+typedef std::ptrdiff_t fc_index;
+
+enum fc_isa { FC_ISA_BASELINE = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTCONV_NO_VECTOR_EXTENSIONS)
+#define FC_HAVE_VECTOR_EXTENSIONS 1
+#define FC_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FC_HAVE_VECTOR_EXTENSIONS 0
+#define FC_ALWAYS_INLINE inline
+#endif
+
+#if FC_HAVE_VECTOR_EXTENSIONS && (defined(__x86_64__) || defined(_M_X64))
+#define FC_HAVE_X86_DISPATCH 1
+#else
+#define FC_HAVE_X86_DISPATCH 0
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Aligned scratch memory: portable (no aligned_alloc on MSVC).             */
+
+static inline void *fc_aligned_malloc(size_t nbytes)
+{
+    const size_t align = 64;
+    void *raw = std::malloc(nbytes + align + sizeof(void *));
+    if (raw == NULL) return NULL;
+    uintptr_t start = (uintptr_t)raw + sizeof(void *);
+    uintptr_t aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
+    ((void **)aligned)[-1] = raw;
+    return (void *)aligned;
+}
+
+static inline void fc_aligned_free(void *p)
+{
+    if (p != NULL) std::free(((void **)p)[-1]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The generic tiles.                                                       */
+
+#if FC_HAVE_VECTOR_EXTENSIONS
+/* LANES elements of T in one vector register; NV vectors span NR = NV*LANES
+ * output pixels. `accumulate` = 0 starts from bias[m] (first reduction chunk),
+ * 1 adds to what C already holds (later chunks). */
+template <typename T, int MR, int NV, int LANES>
+static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, const T *b,
+                                         T *c, fc_index ldc, int accumulate,
+                                         const T *bias)
+{
+    typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
+    /* Output rows and packed panels need not be vector-aligned. */
+    typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
+    vec acc[MR][NV];
+    if (accumulate) {
+        for (int m = 0; m < MR; ++m)
+            for (int v = 0; v < NV; ++v)
+                acc[m][v] = *(const uvec *)(c + m * ldc + v * LANES);
+    } else {
+        for (int m = 0; m < MR; ++m)
+            for (int v = 0; v < NV; ++v)
+                acc[m][v] = (vec){} + bias[m];
+    }
+    for (fc_index k = 0; k < kc; ++k) {
+        vec bv[NV];
+        for (int v = 0; v < NV; ++v)
+            bv[v] = *(const uvec *)(b + k * (NV * LANES) + v * LANES);
+        for (int m = 0; m < MR; ++m) {
+            const T w = a[k * MR + m];
+            for (int v = 0; v < NV; ++v)
+                acc[m][v] += w * bv[v];
+        }
+    }
+    for (int m = 0; m < MR; ++m)
+        for (int v = 0; v < NV; ++v)
+            *(uvec *)(c + m * ldc + v * LANES) = acc[m][v];
+}
+#endif
+
+/* Scalar fallback, also the exact int64 kernel. */
+template <typename T, int MR, int NR>
+static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, const T *b,
+                                            T *c, fc_index ldc, int accumulate,
+                                            const T *bias)
+{
+    T acc[MR][NR];
+    for (int m = 0; m < MR; ++m)
+        for (int n = 0; n < NR; ++n)
+            acc[m][n] = accumulate ? c[m * ldc + n] : bias[m];
+    for (fc_index k = 0; k < kc; ++k)
+        for (int m = 0; m < MR; ++m) {
+            const T w = a[k * MR + m];
+            for (int n = 0; n < NR; ++n)
+                acc[m][n] += w * b[k * NR + n];
+        }
+    for (int m = 0; m < MR; ++m)
+        for (int n = 0; n < NR; ++n)
+            c[m * ldc + n] = acc[m][n];
+}
+
+/* ------------------------------------------------------------------------ */
+/* One function per (instruction set, dtype). Tile shapes fill the register */
+/* file: 24 of 32 zmm accumulators for AVX-512, 12 of 16 ymm for AVX2.      */
+
+typedef void (*fc_tile_f32_fn)(fc_index, const float *, const float *, float *,
+                               fc_index, int, const float *);
+typedef void (*fc_tile_f64_fn)(fc_index, const double *, const double *, double *,
+                               fc_index, int, const double *);
+
+#if FC_HAVE_VECTOR_EXTENSIONS
+#define FC_BASELINE_F32_MR 4
+#define FC_BASELINE_F32_NR 16
+#define FC_BASELINE_F64_MR 4
+#define FC_BASELINE_F64_NR 8
+static void fc_tile_f32_baseline(fc_index kc, const float *a, const float *b, float *c,
+                                 fc_index ldc, int accumulate, const float *bias)
+{ fc_tile_vec<float, 4, 4, 4>(kc, a, b, c, ldc, accumulate, bias); }
+static void fc_tile_f64_baseline(fc_index kc, const double *a, const double *b, double *c,
+                                 fc_index ldc, int accumulate, const double *bias)
+{ fc_tile_vec<double, 4, 4, 2>(kc, a, b, c, ldc, accumulate, bias); }
+#else
+#define FC_BASELINE_F32_MR 4
+#define FC_BASELINE_F32_NR 8
+#define FC_BASELINE_F64_MR 4
+#define FC_BASELINE_F64_NR 8
+static void fc_tile_f32_baseline(fc_index kc, const float *a, const float *b, float *c,
+                                 fc_index ldc, int accumulate, const float *bias)
+{ fc_tile_scalar<float, 4, 8>(kc, a, b, c, ldc, accumulate, bias); }
+static void fc_tile_f64_baseline(fc_index kc, const double *a, const double *b, double *c,
+                                 fc_index ldc, int accumulate, const double *bias)
+{ fc_tile_scalar<double, 4, 8>(kc, a, b, c, ldc, accumulate, bias); }
+#endif
+
+#if FC_HAVE_X86_DISPATCH
+__attribute__((target("avx2,fma")))
+static void fc_tile_f32_avx2(fc_index kc, const float *a, const float *b, float *c,
+                             fc_index ldc, int accumulate, const float *bias)
+{ fc_tile_vec<float, 6, 2, 8>(kc, a, b, c, ldc, accumulate, bias); }
+__attribute__((target("avx2,fma")))
+static void fc_tile_f64_avx2(fc_index kc, const double *a, const double *b, double *c,
+                             fc_index ldc, int accumulate, const double *bias)
+{ fc_tile_vec<double, 6, 2, 4>(kc, a, b, c, ldc, accumulate, bias); }
+__attribute__((target("avx512f,avx2,fma")))
+static void fc_tile_f32_avx512(fc_index kc, const float *a, const float *b, float *c,
+                               fc_index ldc, int accumulate, const float *bias)
+{ fc_tile_vec<float, 12, 2, 16>(kc, a, b, c, ldc, accumulate, bias); }
+__attribute__((target("avx512f,avx2,fma")))
+static void fc_tile_f64_avx512(fc_index kc, const double *a, const double *b, double *c,
+                               fc_index ldc, int accumulate, const double *bias)
+{ fc_tile_vec<double, 12, 2, 8>(kc, a, b, c, ldc, accumulate, bias); }
+#endif
+
+static void fc_tile_i64(fc_index kc, const int64_t *a, const int64_t *b, int64_t *c,
+                        fc_index ldc, int accumulate, const int64_t *bias)
+{ fc_tile_scalar<int64_t, 4, 8>(kc, a, b, c, ldc, accumulate, bias); }
+
+/* ------------------------------------------------------------------------ */
+/* Run-time selection.                                                      */
+
+struct fc_dispatch_table {
+    int isa;
+    int mr_f32, nr_f32, mr_f64, nr_f64;
+    fc_tile_f32_fn tile_f32;
+    fc_tile_f64_fn tile_f64;
+};
+
+static fc_dispatch_table fc_active = {
+    FC_ISA_BASELINE,
+    FC_BASELINE_F32_MR, FC_BASELINE_F32_NR, FC_BASELINE_F64_MR, FC_BASELINE_F64_NR,
+    fc_tile_f32_baseline, fc_tile_f64_baseline};
+
+/* Highest level the running CPU and OS support (the OS check matters: a
+ * kernel may disable AVX-512 state; __builtin_cpu_supports reads XCR0). */
+static int fc_cpu_isa(void)
+{
+#if FC_HAVE_X86_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return FC_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FC_ISA_AVX2;
+#endif
+    return FC_ISA_BASELINE;
+}
+
+/* Use `requested` capped at what the CPU can run; returns the level in use. */
+static int fc_select_isa(int requested)
+{
+    int level = fc_cpu_isa();
+    if (requested < level) level = requested;
+    fc_dispatch_table t = {FC_ISA_BASELINE,
+                           FC_BASELINE_F32_MR, FC_BASELINE_F32_NR,
+                           FC_BASELINE_F64_MR, FC_BASELINE_F64_NR,
+                           fc_tile_f32_baseline, fc_tile_f64_baseline};
+#if FC_HAVE_X86_DISPATCH
+    if (level == FC_ISA_AVX512) {
+        fc_dispatch_table t512 = {FC_ISA_AVX512, 12, 32, 12, 16,
+                                  fc_tile_f32_avx512, fc_tile_f64_avx512};
+        t = t512;
+    } else if (level == FC_ISA_AVX2) {
+        fc_dispatch_table t2 = {FC_ISA_AVX2, 6, 16, 6, 8,
+                                fc_tile_f32_avx2, fc_tile_f64_avx2};
+        t = t2;
+    }
+#endif
+    fc_active = t;
+    return t.isa;
+}
+
+/* Overloads so that Cython fused-type code calls one name for every dtype. */
+static inline void fc_tile(fc_index kc, const float *a, const float *b, float *c,
+                           fc_index ldc, int accumulate, const float *bias)
+{ fc_active.tile_f32(kc, a, b, c, ldc, accumulate, bias); }
+static inline void fc_tile(fc_index kc, const double *a, const double *b, double *c,
+                           fc_index ldc, int accumulate, const double *bias)
+{ fc_active.tile_f64(kc, a, b, c, ldc, accumulate, bias); }
+static inline void fc_tile(fc_index kc, const int64_t *a, const int64_t *b, int64_t *c,
+                           fc_index ldc, int accumulate, const int64_t *bias)
+{ fc_tile_i64(kc, a, b, c, ldc, accumulate, bias); }
+
+static inline void fc_tile_shape(const float *, int *mr, int *nr)
+{ *mr = fc_active.mr_f32; *nr = fc_active.nr_f32; }
+static inline void fc_tile_shape(const double *, int *mr, int *nr)
+{ *mr = fc_active.mr_f64; *nr = fc_active.nr_f64; }
+static inline void fc_tile_shape(const int64_t *, int *mr, int *nr)
+{ *mr = 4; *nr = 8; }
+
+#endif /* FASTCONV_MICROKERNEL_HPP */
