@@ -2,7 +2,13 @@
 
 OpenMP is detected per compiler by compiling *and running* a tiny program
 with each candidate flag set. Without a working OpenMP the build warns and
-produces serial modules, unless FASTCONV_FAIL_NO_OPENMP=1 makes that an error.
+produces serial modules. Two environment variables change that:
+
+* FASTCONV_FAIL_NO_OPENMP=1 makes a missing OpenMP an error (release builds);
+* FASTCONV_DISABLE_OPENMP=1 skips OpenMP on purpose: a serial build, with a
+  warning (combined with FASTCONV_FAIL_NO_OPENMP=1 the build fails).
+
+On macOS, LIBOMP_PREFIX names a libomp installation outside Homebrew's.
 
 Optimisation is -O3 (/O2 on MSVC) for a generic target: no -march=native and
 no -ffast-math. The micro-kernels carry their own AVX2/AVX-512 variants, chosen
@@ -19,6 +25,7 @@ import textwrap
 import warnings
 
 import numpy
+import setuptools
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -38,6 +45,11 @@ OPENMP_PROBE = textwrap.dedent(
 )
 
 
+def env_flag(name):
+    """True when the environment variable ``name`` is set to a true value."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def openmp_flag_candidates(compiler):
     """Compile and link flag pairs to try, most likely first, for ``compiler``."""
     if compiler.compiler_type == "msvc":
@@ -51,7 +63,7 @@ def openmp_flag_candidates(compiler):
                     "/usr/local/opt/libomp"]
         for prefix in filter(None, prefixes):
             candidates.append(
-                ([f"-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
+                (["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
                  [f"-L{prefix}/lib", "-lomp", f"-Wl,-rpath,{prefix}/lib"])
             )
         candidates.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
@@ -92,19 +104,7 @@ class BuildExt(build_ext):
     """build_ext that adds OpenMP and optimisation flags to every extension."""
 
     def build_extensions(self):
-        openmp = probe_openmp(self.compiler)
-        if openmp is None:
-            message = (
-                "fastconv: the compiler has no working OpenMP support; building "
-                "serial (single-threaded) kernels. Install an OpenMP runtime "
-                "(libgomp for gcc, libomp for clang) for multithreading."
-            )
-            if os.environ.get("FASTCONV_FAIL_NO_OPENMP", "0") not in ("", "0"):
-                raise RuntimeError(message + " (FASTCONV_FAIL_NO_OPENMP is set)")
-            warnings.warn(message)
-            compile_args, link_args = [], []
-        else:
-            compile_args, link_args = openmp
+        compile_args, link_args = self.openmp_args()
         flags = optimisation_args(self.compiler) + compile_args
         compiler_name = os.path.basename(self.compiler.compiler_so[0]) if hasattr(
             self.compiler, "compiler_so") else self.compiler.compiler_type
@@ -115,7 +115,55 @@ class BuildExt(build_ext):
                 ("FASTCONV_BUILD_FLAGS", c_string(" ".join(flags))),
                 ("FASTCONV_BUILD_COMPILER", c_string(compiler_name)),
             ]
+        # build_ext only compares timestamps: rebuild everything when the flags
+        # differ from the last successful build in this build directory, so that
+        # e.g. switching FASTCONV_DISABLE_OPENMP never keeps the old modules.
+        stamp = os.path.join(self.build_temp, "fastconv-build-flags.txt")
+        stamp_text = "\n".join([compiler_name] + flags + ["|"] + link_args) + "\n"
+        if read_text(stamp) != stamp_text:
+            self.force = True
+            if os.path.exists(stamp):
+                os.remove(stamp)
         super().build_extensions()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(stamp_text)
+
+    def openmp_args(self):
+        """(compile_args, link_args) for OpenMP; empty for a serial build."""
+        fail = env_flag("FASTCONV_FAIL_NO_OPENMP")
+        if env_flag("FASTCONV_DISABLE_OPENMP"):
+            message = ("fastconv: FASTCONV_DISABLE_OPENMP is set; building serial "
+                       "(single-threaded) kernels without OpenMP.")
+            if fail:
+                raise RuntimeError(
+                    message + " FASTCONV_FAIL_NO_OPENMP is set too, so this is an error.")
+            warnings.warn(message)
+            return [], []
+        openmp = probe_openmp(self.compiler)
+        if openmp is None:
+            message = (
+                "fastconv: the compiler has no working OpenMP support; building "
+                "serial (single-threaded) kernels. Install an OpenMP runtime "
+                "(libgomp for gcc, libomp for clang; on macOS `brew install "
+                "libomp`, or set LIBOMP_PREFIX) for multithreading."
+            )
+            if fail:
+                raise RuntimeError(message + " (FASTCONV_FAIL_NO_OPENMP is set)")
+            warnings.warn(message)
+            return [], []
+        print(f"fastconv: OpenMP flags: compile {' '.join(openmp[0])}, "
+              f"link {' '.join(openmp[1]) or '(none)'}")
+        return openmp
+
+
+def read_text(path):
+    """The contents of ``path``, or None if it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def c_string(text):
@@ -136,7 +184,27 @@ extensions = [
         depends=[os.path.join(KERNEL_DIR, "microkernel.hpp")],
         language="c++",
     ),
+    Extension(
+        "fastconv._winograd",
+        ["src/fastconv/_winograd.pyx"],
+        include_dirs=[KERNEL_DIR, numpy.get_include()],
+        depends=[os.path.join(KERNEL_DIR, name)
+                 for name in ("microkernel.hpp", "winograd.hpp")],
+        language="c++",
+    ),
 ]
+
+
+def license_metadata():
+    """The license for setup(): pyproject.toml lists "license" as dynamic so
+    that setuptools >= 77 gets an SPDX License-Expression (the TOML table form
+    and License classifiers are deprecated there) while older setuptools,
+    which reject the string form in pyproject.toml, get a plain License."""
+    major = int(setuptools.__version__.split(".")[0])
+    if major >= 77:
+        return {"license_expression": "BSD-3-Clause", "license_files": ["LICENSE"]}
+    return {"license": "BSD-3-Clause", "license_files": ["LICENSE"]}
+
 
 setup(
     ext_modules=cythonize(
@@ -144,4 +212,5 @@ setup(
         compiler_directives={"language_level": 3},
     ),
     cmdclass={"build_ext": BuildExt},
+    **license_metadata(),
 )

@@ -1,22 +1,29 @@
 """conv2d: argument validation, dtype rules and algorithm choice (private).
 
 Everything about shapes and types is checked here, in Python, so the compiled
-kernel (:mod:`fastconv._direct`) receives only C-contiguous arrays of one
-dtype and a consistent geometry.
+kernels (:mod:`fastconv._direct`, :mod:`fastconv._winograd`) receive only
+C-contiguous arrays of one dtype and a consistent geometry.
+
+A convolution is split into the weight side (:class:`ConvSpec`: weights,
+bias, stride, padding, dilation, groups, validated once, with a cache of the
+weights packed or transformed for each algorithm) and the call side
+(:meth:`ConvSpec.apply`: the input, the output and the algorithm for its
+shape). :func:`conv2d` builds a throw-away spec per call; :class:`Conv2d`
+keeps one.
 """
 
 import operator
 
 import numpy as np
 
-from . import _direct
-from ._isa import active_isa  # noqa: F401  (selects the ISA at import)
+from . import _direct, _winograd
+from ._isa import active_isa  # noqa: F401  (selects the kernels at import)
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "ConvSpec", "ALGORITHMS"]
 
-ALGORITHMS = ("auto", "direct")
+WINOGRAD_TILES = {"winograd2": 2, "winograd4": 4, "winograd6": 6}
+ALGORITHMS = ("auto", "direct", "winograd") + tuple(WINOGRAD_TILES)
 
-# dtype kinds: b bool, i/u integers, f floats
 _INTEGER_KINDS = "biu"
 
 
@@ -45,8 +52,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         Spacing between kernel taps; each >= 1.
     groups : int, default=1
         Number of blocked connections; must divide ``C`` and ``K``.
-    algorithm : {"auto", "direct"}, default="auto"
-        Convolution algorithm. ``"auto"`` picks the fastest for the shape.
+    algorithm : str, default="auto"
+        ``"direct"``; ``"winograd"`` (Winograd minimal filtering, 3x3 kernels
+        with stride 1 and dilation 1 only, float dtypes, tile size chosen by
+        shape) or ``"winograd2"``, ``"winograd4"``, ``"winograd6"`` for output
+        tiles F(2x2), F(4x4), F(6x6); ``"auto"`` picks the fastest for the
+        shape (see the README for the rule and its measurements).
     num_threads : int, optional
         OpenMP threads for this call. ``None`` uses OpenMP's default at call
         time (``OMP_NUM_THREADS``, ``threadpoolctl`` limits). Never more
@@ -71,93 +82,197 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     TypeError
         For complex, object or string data, or non-integer parameters.
     ValueError
-        For inconsistent shapes or parameters; the message names the argument.
+        For inconsistent shapes or parameters, or an algorithm that cannot
+        handle them; the message names the argument.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> fastconv.conv2d(x, np.ones((1, 1, 2, 2)), stride=2)
+    array([[[[10., 18.],
+             [42., 50.]]]])
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(
-            f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
-            f"got {algorithm!r}")
-    requested_threads = _check_num_threads(num_threads)
+    spec = ConvSpec(weight, bias, stride, padding, dilation, groups,
+                    algorithm=algorithm, cache=False)
+    return spec.apply(input, num_threads=num_threads, out=out, operands=(input, weight, bias))
 
-    x = _as_array(input, "input")
-    w = _as_array(weight, "weight")
-    b = None if bias is None else _as_array(bias, "bias")
 
-    if x.ndim not in (3, 4):
-        raise ValueError(
-            "input must have 4 dimensions (N, C, H, W) or 3 (C, H, W); "
-            f"got shape {x.shape}")
-    if w.ndim != 4:
-        raise ValueError(
-            f"weight must have 4 dimensions (K, C/groups, kH, kW); got shape {w.shape}")
-    batched = x.ndim == 4
-    if not batched:
-        x = x[np.newaxis]
+class ConvSpec:
+    """The weight side of a convolution, validated once.
 
-    stride_h, stride_w = _pair(stride, "stride", minimum=1)
-    dil_h, dil_w = _pair(dilation, "dilation", minimum=1)
-    groups = _integer(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1; got {groups}")
+    Parameters are those of :func:`conv2d`. With ``cache=True`` the packed or
+    Winograd-transformed weights are kept per algorithm and dtype, so repeated
+    calls pay for them once.
+    """
 
-    n, channels, height, width = x.shape
-    out_channels, group_in, kernel_h, kernel_w = w.shape
-    if group_in == 0 or kernel_h == 0 or kernel_w == 0:
-        raise ValueError(f"weight must not be zero-sized; got shape {w.shape}")
-    if channels % groups:
-        raise ValueError(
-            f"groups={groups} must divide the input channels C={channels}")
-    if out_channels % groups:
-        raise ValueError(
-            f"groups={groups} must divide the output channels "
-            f"K={out_channels} (weight.shape[0])")
-    if group_in * groups != channels:
-        raise ValueError(
-            f"input has C={channels} channels but weight of shape {w.shape} "
-            f"with groups={groups} expects C = weight.shape[1] * groups = "
-            f"{group_in * groups}")
-    if height == 0 or width == 0:
-        raise ValueError(f"input must have nonzero height and width; got shape {x.shape}")
-    if b is not None and b.shape != (out_channels,):
-        raise ValueError(
-            f"bias must have shape ({out_channels},) to match weight.shape[0]; "
-            f"got shape {b.shape}")
+    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                 *, algorithm="auto", cache=True):
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
+                f"got {algorithm!r}")
+        self.algorithm = algorithm
+        w = _as_array(weight, "weight")
+        b = None if bias is None else _as_array(bias, "bias")
+        if w.ndim != 4:
+            raise ValueError(
+                f"weight must have 4 dimensions (K, C/groups, kH, kW); got shape {w.shape}")
+        self.stride = _pair(stride, "stride", minimum=1)
+        self.dilation = _pair(dilation, "dilation", minimum=1)
+        self.groups = _integer(groups, "groups")
+        if self.groups < 1:
+            raise ValueError(f"groups must be >= 1; got {self.groups}")
+        out_channels, group_in, kernel_h, kernel_w = w.shape
+        if group_in == 0 or kernel_h == 0 or kernel_w == 0:
+            raise ValueError(f"weight must not be zero-sized; got shape {w.shape}")
+        if out_channels % self.groups:
+            raise ValueError(
+                f"groups={self.groups} must divide the output channels "
+                f"K={out_channels} (weight.shape[0])")
+        if b is not None and b.shape != (out_channels,):
+            raise ValueError(
+                f"bias must have shape ({out_channels},) to match weight.shape[0]; "
+                f"got shape {b.shape}")
+        self.padding = _padding(
+            padding, self.stride,
+            (self.dilation[0] * (kernel_h - 1), self.dilation[1] * (kernel_w - 1)))
+        self.weight, self.bias = w, b
+        self.out_channels, self.in_channels = out_channels, group_in * self.groups
+        self.kernel_size = (kernel_h, kernel_w)
+        self.winograd_ok = (self.kernel_size == (3, 3) and self.stride == (1, 1)
+                            and self.dilation == (1, 1))
+        if algorithm != "auto" and algorithm != "direct" and not self.winograd_ok:
+            raise ValueError(
+                f"algorithm={algorithm!r} needs a 3x3 kernel, stride 1 and dilation 1; "
+                f"got kernel {self.kernel_size}, stride {self.stride}, "
+                f"dilation {self.dilation}")
+        self._cache = {} if cache else None
 
-    (pad_top, pad_bottom), (pad_left, pad_right) = _padding(
-        padding, (stride_h, stride_w), (dil_h * (kernel_h - 1), dil_w * (kernel_w - 1)))
-    span_h = dil_h * (kernel_h - 1) + 1
-    span_w = dil_w * (kernel_w - 1) + 1
-    padded_h = height + pad_top + pad_bottom
-    padded_w = width + pad_left + pad_right
-    if span_h > padded_h or span_w > padded_w:
-        raise ValueError(
-            f"kernel size ({kernel_h}, {kernel_w}) with dilation ({dil_h}, {dil_w}) "
-            f"spans ({span_h}, {span_w}), larger than the padded input "
-            f"({padded_h}, {padded_w})")
-    out_h = (padded_h - span_h) // stride_h + 1
-    out_w = (padded_w - span_w) // stride_w + 1
+    # -- per call -----------------------------------------------------------
 
-    result_dtype, compute_dtype = _result_dtypes(x, w, b)
-    out_shape = (n, out_channels, out_h, out_w)
-    result = _check_out(out, out_shape if batched else out_shape[1:], result_dtype,
-                        (input, weight, bias))
-    if result is None:
-        result = np.empty(out_shape if batched else out_shape[1:], result_dtype)
-    if result.size == 0:
+    def output_shape(self, input_shape):
+        """(H_out, W_out) for an input of spatial size ``input_shape``."""
+        height, width = input_shape
+        (pad_top, pad_bottom), (pad_left, pad_right) = self.padding
+        span_h = self.dilation[0] * (self.kernel_size[0] - 1) + 1
+        span_w = self.dilation[1] * (self.kernel_size[1] - 1) + 1
+        padded_h = height + pad_top + pad_bottom
+        padded_w = width + pad_left + pad_right
+        if span_h > padded_h or span_w > padded_w:
+            raise ValueError(
+                f"kernel size {self.kernel_size} with dilation {self.dilation} spans "
+                f"({span_h}, {span_w}), larger than the padded input "
+                f"({padded_h}, {padded_w})")
+        return ((padded_h - span_h) // self.stride[0] + 1,
+                (padded_w - span_w) // self.stride[1] + 1)
+
+    def apply(self, input, *, num_threads=None, out=None, operands=None):
+        """Convolve ``input``; see :func:`conv2d` for the arguments."""
+        threads = _check_num_threads(num_threads)
+        x = _as_array(input, "input")
+        if x.ndim not in (3, 4):
+            raise ValueError(
+                "input must have 4 dimensions (N, C, H, W) or 3 (C, H, W); "
+                f"got shape {x.shape}")
+        batched = x.ndim == 4
+        if not batched:
+            x = x[np.newaxis]
+        n, channels, height, width = x.shape
+        if channels != self.in_channels:
+            raise ValueError(
+                f"input has C={channels} channels but weight of shape "
+                f"{self.weight.shape} with groups={self.groups} expects "
+                f"C = weight.shape[1] * groups = {self.in_channels}")
+        if height == 0 or width == 0:
+            raise ValueError(
+                f"input must have nonzero height and width; got shape {x.shape}")
+        out_h, out_w = self.output_shape((height, width))
+
+        result_dtype, compute_dtype = _result_dtypes(x, self.weight, self.bias)
+        full_shape = (n, self.out_channels, out_h, out_w)
+        shape = full_shape if batched else full_shape[1:]
+        if operands is None:
+            operands = (input, self.weight, self.bias)
+        result = _check_out(out, shape, result_dtype, operands)
+        if result is None:
+            result = np.empty(shape, result_dtype)
+        if result.size == 0:
+            return result
+
+        algorithm, tile = self.choose_algorithm(n, (out_h, out_w), compute_dtype)
+        x = np.ascontiguousarray(x, dtype=compute_dtype)
+        result4d = result if batched else result[np.newaxis]
+        target = (result4d if result.dtype == compute_dtype
+                  else np.empty(full_shape, compute_dtype))
+        (pad_top, _), (pad_left, _) = self.padding
+        if algorithm == "direct":
+            packed, padded_bias = self._packed("direct", None, compute_dtype, threads)
+            _direct.conv2d_direct(
+                x, packed, padded_bias, target, *self.kernel_size, *self.stride,
+                pad_top, pad_left, *self.dilation, self.groups, threads)
+        else:
+            packed, bias = self._packed("winograd", tile, compute_dtype, threads)
+            _winograd.conv2d_winograd(x, packed, bias, target, tile, pad_top, pad_left,
+                                      self.groups, threads)
+        if target is not result4d:
+            result4d[...] = target
         return result
 
-    x = np.ascontiguousarray(x, dtype=compute_dtype)
-    w = np.ascontiguousarray(w, dtype=compute_dtype)
-    b = (np.zeros(out_channels, compute_dtype) if b is None
-         else np.ascontiguousarray(b, dtype=compute_dtype))
-    result4d = result if batched else result[np.newaxis]
-    target = result4d if result.dtype == compute_dtype else np.empty(out_shape, compute_dtype)
+    def choose_algorithm(self, batch, output_size, dtype):
+        """("direct", None) or ("winograd", m) for this call."""
+        algorithm = self.algorithm
+        if algorithm in WINOGRAD_TILES or algorithm == "winograd":
+            if dtype.kind != "f":
+                raise ValueError(
+                    f"algorithm={algorithm!r} needs floating-point data; integer "
+                    "convolutions are computed exactly by algorithm='direct'")
+            if algorithm == "winograd":
+                return "winograd", _winograd_tile_rule(self, batch, output_size, dtype) or 4
+            return "winograd", WINOGRAD_TILES[algorithm]
+        if algorithm == "direct" or not self.winograd_ok or dtype.kind != "f":
+            return "direct", None
+        tile = _winograd_tile_rule(self, batch, output_size, dtype)
+        return ("winograd", tile) if tile else ("direct", None)
 
-    _direct.conv2d_direct(x, w, b, target, stride_h, stride_w, pad_top, pad_left,
-                          dil_h, dil_w, groups, requested_threads)
-    if target is not result4d:
-        result4d[...] = target
-    return result
+    def _packed(self, algorithm, tile, dtype, threads):
+        key = (algorithm, tile, dtype.str)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        weight = np.ascontiguousarray(self.weight, dtype=dtype)
+        if algorithm == "direct":
+            bias = (np.zeros(self.out_channels, dtype) if self.bias is None
+                    else np.ascontiguousarray(self.bias, dtype=dtype))
+            packed = _direct.pack_weights(weight, bias, self.groups, threads)
+        else:
+            bias = (np.zeros(self.out_channels, dtype) if self.bias is None
+                    else np.ascontiguousarray(self.bias, dtype=dtype))
+            packed = (_winograd.pack_weights(weight, self.groups, tile, threads), bias)
+        if self._cache is not None:
+            self._cache[key] = packed
+        return packed
+
+
+def _winograd_tile_rule(spec, batch, output_size, dtype):
+    """Winograd tile size for ``algorithm="auto"``, or 0 for direct.
+
+    Derived from the measurements in the README (benchmarks/tune_auto.py):
+    Winograd wins once there are enough tiles per weight to amortise the
+    transformed weights (alpha^2 / 9 times the weight size) and the channel
+    counts keep the GEMMs deep; F(4x4) is the best all-round tile, F(2x2)
+    wins on small images, F(6x6) on large ones.
+    """
+    out_h, out_w = output_size
+    group_in = spec.in_channels // spec.groups
+    group_out = spec.out_channels // spec.groups
+    if group_in < 16 or group_out < 16:
+        return 0
+    pixels = batch * out_h * out_w
+    if pixels < 256:
+        return 0
+    if pixels < 1024:
+        return 2
+    return 4
 
 
 def _as_array(value, name):
@@ -226,7 +341,7 @@ def _padding(padding, strides, total_same):
 
 
 def _check_num_threads(num_threads):
-    """0 means "OpenMP's default at call time" for the kernel."""
+    """0 means "OpenMP's default at call time" for the kernels."""
     if num_threads is None:
         return 0
     if isinstance(num_threads, (bool, np.bool_)):

@@ -28,6 +28,8 @@ from libc.string cimport memcpy, memset
 
 from ._openmp_helpers cimport effective_num_threads
 
+import numpy as np
+
 
 cdef extern from "microkernel.hpp" nogil:
     int FC_ISA_BASELINE
@@ -294,10 +296,56 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias,
+                 Py_ssize_t groups, int num_threads):
+    """Weights and bias in the layout the micro-kernel reads.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (K, C // groups, kH, kW)
+    bias : ndarray of shape (K,)
+    groups : int
+    num_threads : int
+        <= 0 means the OpenMP default.
+
+    Returns
+    -------
+    packed_weight : ndarray of shape (groups * K_pad * C // groups * kH * kW,)
+        Panels ``[group][K_pad / MR][tap][MR]``, ``K_pad`` = K/groups rounded
+        up to the micro-tile height MR (zero rows past K/groups).
+    padded_bias : ndarray of shape (groups * K_pad,)
+    """
+    cdef int mr = 0, nr = 0
+    fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
+    cdef Geometry geo
+    geo.groups = groups
+    geo.out_channels = weight.shape[0]
+    geo.group_out = geo.out_channels // groups
+    geo.mr = mr
+    geo.taps = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
+    dtype = np.asarray(weight).dtype
+    packed = np.empty(groups * geo.group_out_padded * geo.taps, dtype)
+    padded_bias = np.empty(groups * geo.group_out_padded, dtype)
+    cdef numeric_t[::1] packed_view = packed
+    cdef numeric_t[::1] bias_view = padded_bias
+    cdef Py_ssize_t n_panels = groups * (geo.group_out_padded // mr)
+    cdef int threads = effective_num_threads(num_threads, n_panels)
+    cdef Py_ssize_t panel_index
+    if packed.size == 0:
+        return packed, padded_bias
+    with nogil:
+        for panel_index in prange(n_panels, schedule='static', num_threads=threads):
+            _pack_weight_panel(&geo, panel_index, &weight[0, 0, 0, 0], &bias[0],
+                               &packed_view[0], &bias_view[0])
+    return packed, padded_bias
+
+
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
-                  const numeric_t[:, :, :, ::1] weight,
-                  const numeric_t[::1] bias,
+                  const numeric_t[::1] packed_weight,
+                  const numeric_t[::1] padded_bias,
                   numeric_t[:, :, :, ::1] out,
+                  Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                   Py_ssize_t stride_h, Py_ssize_t stride_w,
                   Py_ssize_t pad_top, Py_ssize_t pad_left,
                   Py_ssize_t dil_h, Py_ssize_t dil_w,
@@ -307,14 +355,13 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W)
-    weight : ndarray of shape (K, C // groups, kH, kW)
-    bias : ndarray of shape (K,)
-        Zeros when the caller has no bias.
+    packed_weight, padded_bias : ndarray
+        From :func:`pack_weights` (same dtype, same instruction-set level).
     out : ndarray of shape (N, K, H_out, W_out)
         Written in full. The caller has checked that the geometry is
         consistent (``H_out``, ``W_out`` >= 1, padding on the bottom/right
         implied by ``H_out``, ``W_out``).
-    stride_h, stride_w, pad_top, pad_left, dil_h, dil_w : int
+    kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w : int
     groups : int
     num_threads : int
         Requested threads; <= 0 means the OpenMP default at call time.
@@ -326,13 +373,13 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     geo.channels = x.shape[1]
     geo.height = x.shape[2]
     geo.width = x.shape[3]
-    geo.out_channels = weight.shape[0]
-    geo.kernel_h = weight.shape[2]
-    geo.kernel_w = weight.shape[3]
+    geo.out_channels = out.shape[1]
+    geo.kernel_h = kernel_h
+    geo.kernel_w = kernel_w
     geo.out_height = out.shape[2]
     geo.out_width = out.shape[3]
     geo.groups = groups
-    geo.group_in = weight.shape[1]
+    geo.group_in = geo.channels // groups
     geo.group_out = geo.out_channels // groups
     geo.stride_h, geo.stride_w = stride_h, stride_w
     geo.pad_top, geo.pad_left = pad_top, pad_left
@@ -342,6 +389,9 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
     if batch == 0 or geo.out_channels == 0:
         return
+    if (packed_weight.shape[0] != groups * geo.group_out_padded * geo.taps
+            or padded_bias.shape[0] != groups * geo.group_out_padded):
+        raise ValueError("packed weights do not match this geometry or ISA level")
 
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
@@ -367,43 +417,35 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     threads = effective_num_threads(num_threads, n_items)
 
     cdef size_t scratch_elems = <size_t>(geo.kc_max * geo.panels_per_block * nr)
-    cdef numeric_t *packed_weight = <numeric_t *>fc_aligned_malloc(
-        <size_t>(groups * geo.group_out_padded * geo.taps) * sizeof(numeric_t))
-    cdef numeric_t *padded_bias = <numeric_t *>fc_aligned_malloc(
-        <size_t>(groups * geo.group_out_padded) * sizeof(numeric_t))
-    if packed_weight == NULL or padded_bias == NULL:
-        fc_aligned_free(packed_weight)
-        fc_aligned_free(padded_bias)
-        raise MemoryError("fastconv: cannot allocate the packed weights")
-
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef Py_ssize_t item
     cdef numeric_t *col
     cdef numeric_t *tile
     cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
+    cdef const numeric_t *w_ptr = &packed_weight[0]
+    cdef const numeric_t *b_ptr = &padded_bias[0]
     cdef numeric_t *out_ptr = &out[0, 0, 0, 0]
-    cdef Py_ssize_t n_weight_panels = groups * n_mpanels
-    cdef Py_ssize_t panel_index
-    with nogil:
-        with parallel(num_threads=threads):
-            # Packing large weights is not free (9 MiB for 512x512x3x3), so
-            # it is shared by the threads; prange ends with a barrier.
-            for panel_index in prange(n_weight_panels, schedule='static'):
-                _pack_weight_panel(&geo, panel_index, &weight[0, 0, 0, 0], &bias[0],
-                                   packed_weight, padded_bias)
-            # Thread-local scratch: one packed input block and one edge tile.
-            col = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
-            tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
-            if col == NULL or tile == NULL:
-                alloc_failed_ptr[0] = 1
-            for item in prange(n_items, schedule='static'):
-                if col != NULL and tile != NULL:
-                    _run_work_item(&geo, item, x_ptr, packed_weight, padded_bias,
-                                   out_ptr, col, tile)
-            fc_aligned_free(col)
-            fc_aligned_free(tile)
-    fc_aligned_free(packed_weight)
-    fc_aligned_free(padded_bias)
+    with nogil, parallel(num_threads=threads):
+        # Thread-local scratch: one packed input block and one edge tile.
+        col = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
+        tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+        if col == NULL or tile == NULL:
+            alloc_failed_ptr[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if col != NULL and tile != NULL:
+                _run_work_item(&geo, item, x_ptr, w_ptr, b_ptr, out_ptr, col, tile)
+        fc_aligned_free(col)
+        fc_aligned_free(tile)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
+
+
+def _set_blocking(Py_ssize_t kc_max, Py_ssize_t pixels_per_block):
+    """Change the block sizes (for tuning experiments); returns the old ones."""
+    global _KC_MAX, _PIXELS_PER_BLOCK
+    old = (_KC_MAX, _PIXELS_PER_BLOCK)
+    if kc_max < 1 or pixels_per_block < 1:
+        raise ValueError("block sizes must be >= 1")
+    _KC_MAX, _PIXELS_PER_BLOCK = kc_max, pixels_per_block
+    return old

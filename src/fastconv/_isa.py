@@ -9,7 +9,7 @@ e.g. to test every code path on one machine.
 import os
 import warnings
 
-from . import _direct
+from . import _direct, _winograd
 
 ISA_LEVELS = _direct.ISA_LEVELS
 
@@ -32,6 +32,8 @@ def _select_from_environment():
 
 
 _ACTIVE = _select_from_environment()
+# The Winograd module has its own copy of the micro-kernel table.
+_winograd.select_isa(ISA_LEVELS.index(_ACTIVE))
 
 
 def active_isa():

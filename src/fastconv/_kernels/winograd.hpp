@@ -1,0 +1,420 @@
+/*
+ * Winograd minimal filtering F(m x m, 3 x 3) for m = 2, 4, 6 (Lavin & Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2016).
+ *
+ * For an alpha x alpha input tile d (alpha = m + 2) and a 3 x 3 filter g,
+ *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A          ((.) = element-wise)
+ * is the m x m cross-correlation output of the tile. Over C channels the
+ * element-wise products become alpha^2 independent GEMMs (K x C) . (C x tiles),
+ * done by the register-blocked micro-kernels of microkernel.hpp.
+ *
+ * The matrices below are the Toom-Cook construction over the listed points
+ * (the last one infinity): A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l!=j}
+ * (p_j - p_l), row j of B^T the coefficients of prod_{l!=j} (x - p_l), the
+ * last row those of prod_l (x - p_l). They were generated with exact
+ * fractions; every entry of B^T and A^T is a dyadic rational, so the data
+ * transforms are exact up to rounding of the sums. tests/test_winograd.py
+ * re-derives them independently.
+ *
+ * This file holds the data transforms; they run on blocks of NR tiles at once
+ * (the micro-kernel's pixel width) with the tiles in the vector lanes.
+ * Coefficients that are zero are skipped at compile time, so a NaN or Inf in
+ * the input reaches the outputs of its tile through every nonzero path
+ * (the whole tile, in practice) but is never silently dropped.
+ */
+#ifndef FASTCONV_WINOGRAD_HPP
+#define FASTCONV_WINOGRAD_HPP
+
+#include "microkernel.hpp"
+
+template <int M> struct fc_winograd_matrices;
+
+/* F(2x2, 3x3), interpolation points 0, +1, -1, inf. */
+template <> struct fc_winograd_matrices<2> {
+    static constexpr int alpha = 4;
+    static constexpr double BT[4][4] = {
+        {-1.0, 0.0, 1.0, 0.0},
+        {0.0, 1.0, 1.0, 0.0},
+        {0.0, -1.0, 1.0, 0.0},
+        {0.0, -1.0, 0.0, 1.0}};
+    static constexpr double G[4][3] = {
+        {-1.0, 0.0, 0.0},
+        {1.0 / 2.0, 1.0 / 2.0, 1.0 / 2.0},
+        {1.0 / 2.0, -1.0 / 2.0, 1.0 / 2.0},
+        {0.0, 0.0, 1.0}};
+    static constexpr double AT[2][4] = {
+        {1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 1.0}};
+};
+
+/* F(4x4, 3x3), interpolation points 0, +1, -1, +2, -2, inf. */
+template <> struct fc_winograd_matrices<4> {
+    static constexpr int alpha = 6;
+    static constexpr double BT[6][6] = {
+        {4.0, 0.0, -5.0, 0.0, 1.0, 0.0},
+        {0.0, -4.0, -4.0, 1.0, 1.0, 0.0},
+        {0.0, 4.0, -4.0, -1.0, 1.0, 0.0},
+        {0.0, -2.0, -1.0, 2.0, 1.0, 0.0},
+        {0.0, 2.0, -1.0, -2.0, 1.0, 0.0},
+        {0.0, 4.0, 0.0, -5.0, 0.0, 1.0}};
+    static constexpr double G[6][3] = {
+        {1.0 / 4.0, 0.0, 0.0},
+        {-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0},
+        {-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0},
+        {1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0},
+        {1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0},
+        {0.0, 0.0, 1.0}};
+    static constexpr double AT[4][6] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 0.0},
+        {0.0, 1.0, 1.0, 4.0, 4.0, 0.0},
+        {0.0, 1.0, -1.0, 8.0, -8.0, 1.0}};
+};
+
+/* F(6x6, 3x3), interpolation points 0, +1, -1, +2, -2, +1/2, -1/2, inf. */
+template <> struct fc_winograd_matrices<6> {
+    static constexpr int alpha = 8;
+    static constexpr double BT[8][8] = {
+        {-1.0, 0.0, 21.0 / 4.0, 0.0, -21.0 / 4.0, 0.0, 1.0, 0.0},
+        {0.0, 1.0, 1.0, -17.0 / 4.0, -17.0 / 4.0, 1.0, 1.0, 0.0},
+        {0.0, -1.0, 1.0, 17.0 / 4.0, -17.0 / 4.0, -1.0, 1.0, 0.0},
+        {0.0, 1.0 / 2.0, 1.0 / 4.0, -5.0 / 2.0, -5.0 / 4.0, 2.0, 1.0, 0.0},
+        {0.0, -1.0 / 2.0, 1.0 / 4.0, 5.0 / 2.0, -5.0 / 4.0, -2.0, 1.0, 0.0},
+        {0.0, 2.0, 4.0, -5.0 / 2.0, -5.0, 1.0 / 2.0, 1.0, 0.0},
+        {0.0, -2.0, 4.0, 5.0 / 2.0, -5.0, -1.0 / 2.0, 1.0, 0.0},
+        {0.0, -1.0, 0.0, 21.0 / 4.0, 0.0, -21.0 / 4.0, 0.0, 1.0}};
+    static constexpr double G[8][3] = {
+        {-1.0, 0.0, 0.0},
+        {-2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0},
+        {-2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0},
+        {1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0},
+        {1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0},
+        {32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0},
+        {32.0 / 45.0, -16.0 / 45.0, 8.0 / 45.0},
+        {0.0, 0.0, 1.0}};
+    static constexpr double AT[6][8] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 1.0 / 2.0, -1.0 / 2.0, 0.0},
+        {0.0, 1.0, 1.0, 4.0, 4.0, 1.0 / 4.0, 1.0 / 4.0, 0.0},
+        {0.0, 1.0, -1.0, 8.0, -8.0, 1.0 / 8.0, -1.0 / 8.0, 0.0},
+        {0.0, 1.0, 1.0, 16.0, 16.0, 1.0 / 16.0, 1.0 / 16.0, 0.0},
+        {0.0, 1.0, -1.0, 32.0, -32.0, 1.0 / 32.0, -1.0 / 32.0, 1.0}};
+};
+
+/* ------------------------------------------------------------------------ */
+/* Input transform of one channel for a block of tiles.                     */
+/*                                                                          */
+/* Tiles are numbered row-major over a tiles_h x tiles_w grid; tile t covers */
+/* input rows t_h*m - pad_top + [0, alpha) and columns t_w*m - pad_left +    */
+/* [0, alpha), zero outside the image. The block is tiles tile0 ..           */
+/* tile0 + n_tiles (n_tiles <= NR); lanes past n_tiles are zero.             */
+/* Result: v[xi * xi_stride + q] for xi = 0 .. alpha^2, q = 0 .. NR.         */
+
+template <typename T, int M, int LANES>
+static FC_ALWAYS_INLINE void fc_wino_input_impl(
+    const T *channel, fc_index height, fc_index width, fc_index pad_top,
+    fc_index pad_left, fc_index tiles_w, fc_index tile0, fc_index n_tiles,
+    fc_index nr, T *scratch, T *v, fc_index xi_stride)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    /* scratch[a][b][q]: the alpha x alpha input tiles, tiles in q. */
+    std::memset(scratch, 0, sizeof(T) * alpha * alpha * nr);
+    for (fc_index q = 0; q < n_tiles;) {
+        const fc_index tile = tile0 + q;
+        const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
+        fc_index run = tiles_w - tw;
+        if (run > n_tiles - q) run = n_tiles - q;
+        /* Tiles [t_lo, t_hi) of the run lie inside the image columns. */
+        const fc_index col0 = tw * M - pad_left;
+        fc_index t_lo = col0 >= 0 ? 0 : (-col0 + M - 1) / M;
+        fc_index t_hi = width - alpha - col0 >= 0 ? (width - alpha - col0) / M + 1 : 0;
+        if (t_lo > run) t_lo = run;
+        if (t_hi > run) t_hi = run;
+        if (t_hi < t_lo) t_hi = t_lo;
+        for (int a = 0; a < alpha; ++a) {
+            const fc_index ih = th * M - pad_top + a;
+            if (ih < 0 || ih >= height) continue; /* already zero */
+            const T *row = channel + ih * width;
+            T *dst = scratch + (fc_index)a * alpha * nr + q;
+            for (int b = 0; b < alpha; ++b) {
+                const T *src = row + col0 + b;
+                T *d = dst + (fc_index)b * nr;
+                for (fc_index t = t_lo; t < t_hi; ++t)
+                    d[t] = src[t * M];
+                for (fc_index t = 0; t < run; ++t) {
+                    if (t >= t_lo && t < t_hi) continue;
+                    const fc_index iw = col0 + t * M + b;
+                    if (iw >= 0 && iw < width) d[t] = row[iw];
+                }
+            }
+        }
+        q += run;
+    }
+
+    typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
+    typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
+    /* Rows: scratch[a][j] = sum_b d[a][b] * B[b][j] = sum_b BT[j][b] d[a][b]. */
+    for (int a = 0; a < alpha; ++a) {
+        T *rowp = scratch + (fc_index)a * alpha * nr;
+        for (fc_index q0 = 0; q0 < nr; q0 += LANES) {
+            vec x[alpha], y[alpha];
+#pragma GCC unroll 8
+            for (int b = 0; b < alpha; ++b) x[b] = *(const uvec *)(rowp + b * nr + q0);
+#pragma GCC unroll 8
+            for (int j = 0; j < alpha; ++j) {
+                y[j] = (vec){};
+#pragma GCC unroll 8
+                for (int b = 0; b < alpha; ++b)
+                    if (W::BT[j][b] != 0.0) y[j] += (T)W::BT[j][b] * x[b];
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < alpha; ++j) *(uvec *)(rowp + j * nr + q0) = y[j];
+        }
+    }
+    /* Columns: v[i][j] = sum_a BT[i][a] scratch[a][j]. */
+    for (int j = 0; j < alpha; ++j) {
+        for (fc_index q0 = 0; q0 < nr; q0 += LANES) {
+            vec x[alpha];
+#pragma GCC unroll 8
+            for (int a = 0; a < alpha; ++a)
+                x[a] = *(const uvec *)(scratch + ((fc_index)a * alpha + j) * nr + q0);
+#pragma GCC unroll 8
+            for (int i = 0; i < alpha; ++i) {
+                vec y = (vec){};
+#pragma GCC unroll 8
+                for (int a = 0; a < alpha; ++a)
+                    if (W::BT[i][a] != 0.0) y += (T)W::BT[i][a] * x[a];
+                *(uvec *)(v + (fc_index)(i * alpha + j) * xi_stride + q0) = y;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output transform of one output channel for a block of tiles.             */
+/* m_k[xi * xi_stride + q] holds the GEMM result of tile q for this channel; */
+/* writes Y = A^T M A + bias into the m x m outputs of each tile, clipped   */
+/* to out_h x out_w. relu != 0 applies max(y, 0) in the same pass.          */
+
+template <typename T, int M, int LANES>
+static FC_ALWAYS_INLINE void fc_wino_output_impl(
+    const T *m_k, fc_index xi_stride, T bias, T *out_channel, fc_index out_h,
+    fc_index out_w, fc_index tiles_w, fc_index tile0, fc_index n_tiles,
+    fc_index nr, T *scratch, int relu)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
+    typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
+    /* scratch[a][j][q] = sum_b M[a][b] AT[j][b]   (alpha x m), then
+     * y[i][j][q] = bias + sum_a AT[i][a] scratch[a][j] stored over it (m x m). */
+    for (int a = 0; a < alpha; ++a) {
+        for (fc_index q0 = 0; q0 < nr; q0 += LANES) {
+            vec x[alpha];
+#pragma GCC unroll 8
+            for (int b = 0; b < alpha; ++b)
+                x[b] = *(const uvec *)(m_k + (fc_index)(a * alpha + b) * xi_stride + q0);
+#pragma GCC unroll 8
+            for (int j = 0; j < M; ++j) {
+                vec y = (vec){};
+#pragma GCC unroll 8
+                for (int b = 0; b < alpha; ++b)
+                    if (W::AT[j][b] != 0.0) y += (T)W::AT[j][b] * x[b];
+                *(uvec *)(scratch + ((fc_index)a * M + j) * nr + q0) = y;
+            }
+        }
+    }
+    T *y_out = scratch + (fc_index)alpha * M * nr;
+    for (int j = 0; j < M; ++j) {
+        for (fc_index q0 = 0; q0 < nr; q0 += LANES) {
+            vec x[alpha];
+#pragma GCC unroll 8
+            for (int a = 0; a < alpha; ++a)
+                x[a] = *(const uvec *)(scratch + ((fc_index)a * M + j) * nr + q0);
+#pragma GCC unroll 8
+            for (int i = 0; i < M; ++i) {
+                vec y = (vec){} + bias;
+#pragma GCC unroll 8
+                for (int a = 0; a < alpha; ++a)
+                    if (W::AT[i][a] != 0.0) y += (T)W::AT[i][a] * x[a];
+                if (relu) {
+                    /* max(y, 0) that keeps NaN, as torch.relu does. */
+                    y = y < 0 ? (vec){} : y;
+                }
+                *(uvec *)(y_out + ((fc_index)i * M + j) * nr + q0) = y;
+            }
+        }
+    }
+    /* Scatter the tiles to the output rows, clipping the last row/column. */
+    for (fc_index q = 0; q < n_tiles;) {
+        const fc_index tile = tile0 + q;
+        const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
+        fc_index run = tiles_w - tw;
+        if (run > n_tiles - q) run = n_tiles - q;
+        fc_index full = (out_w - tw * M) / M; /* tiles of the run with m columns */
+        if (full > run) full = run;
+        for (int i = 0; i < M; ++i) {
+            const fc_index oh = th * M + i;
+            if (oh >= out_h) break;
+            T *row = out_channel + oh * out_w + tw * M;
+            const T *src = y_out + (fc_index)i * M * nr + q;
+            for (fc_index t = 0; t < full; ++t)
+#pragma GCC unroll 8
+                for (int j = 0; j < M; ++j) row[t * M + j] = src[(fc_index)j * nr + t];
+            for (fc_index t = full; t < run; ++t)
+                for (int j = 0; j < M && (tw + t) * M + j < out_w; ++j)
+                    row[t * M + j] = src[(fc_index)j * nr + t];
+        }
+        q += run;
+    }
+}
+
+/* Weight transform of one 3x3 filter to alpha x alpha, in double. */
+template <int M>
+static inline void fc_wino_filter(const double g[9], double u[(M + 2) * (M + 2)])
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    double tmp[alpha][3];
+    for (int i = 0; i < alpha; ++i)
+        for (int k = 0; k < 3; ++k)
+            tmp[i][k] = W::G[i][0] * g[0 * 3 + k] + W::G[i][1] * g[1 * 3 + k] +
+                        W::G[i][2] * g[2 * 3 + k];
+    for (int i = 0; i < alpha; ++i)
+        for (int j = 0; j < alpha; ++j)
+            u[i * alpha + j] = tmp[i][0] * W::G[j][0] + tmp[i][1] * W::G[j][1] +
+                               tmp[i][2] * W::G[j][2];
+}
+
+static inline int fc_wino_alpha(int m) { return m + 2; }
+
+/* Transform filter (k, c) of a (K, C, 3, 3) weight slab into its place in the
+ * packed U[xi][K_padded / mr][C][mr] (the micro-kernel's A panels). */
+template <typename T>
+static inline void fc_wino_pack_filter(int m, const T *filter, fc_index k,
+                                       fc_index c, fc_index channels,
+                                       fc_index out_padded, int mr, T *u_packed)
+{
+    double g[9], u[64];
+    for (int i = 0; i < 9; ++i) g[i] = (double)filter[i];
+    if (m == 2) fc_wino_filter<2>(g, u);
+    else if (m == 4) fc_wino_filter<4>(g, u);
+    else fc_wino_filter<6>(g, u);
+    const int alpha2 = (m + 2) * (m + 2);
+    const fc_index panel = k / mr, lane = k - panel * mr;
+    const fc_index xi_stride = out_padded * channels;
+    T *dst = u_packed + (panel * channels + c) * mr + lane;
+    for (int xi = 0; xi < alpha2; ++xi) dst[xi * xi_stride] = (T)u[xi];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Instantiation per (instruction set, dtype, m) and run-time dispatch.     */
+
+#define FC_WINO_INPUT_ARGS(T)                                                  \
+    const T *channel, fc_index height, fc_index width, fc_index pad_top,      \
+        fc_index pad_left, fc_index tiles_w, fc_index tile0, fc_index n_tiles, \
+        fc_index nr, T *scratch, T *v, fc_index xi_stride
+#define FC_WINO_INPUT_PASS                                                     \
+    channel, height, width, pad_top, pad_left, tiles_w, tile0, n_tiles, nr,   \
+        scratch, v, xi_stride
+#define FC_WINO_OUTPUT_ARGS(T)                                                 \
+    const T *m_k, fc_index xi_stride, T bias, T *out_channel, fc_index out_h, \
+        fc_index out_w, fc_index tiles_w, fc_index tile0, fc_index n_tiles,   \
+        fc_index nr, T *scratch, int relu
+#define FC_WINO_OUTPUT_PASS                                                    \
+    m_k, xi_stride, bias, out_channel, out_h, out_w, tiles_w, tile0, n_tiles, \
+        nr, scratch, relu
+
+typedef void (*fc_wino_input_f32_fn)(FC_WINO_INPUT_ARGS(float));
+typedef void (*fc_wino_input_f64_fn)(FC_WINO_INPUT_ARGS(double));
+typedef void (*fc_wino_output_f32_fn)(FC_WINO_OUTPUT_ARGS(float));
+typedef void (*fc_wino_output_f64_fn)(FC_WINO_OUTPUT_ARGS(double));
+
+/* One set of six functions (m = 2, 4, 6 for input and output) per ISA and
+ * dtype; VBYTES is the vector width in bytes. */
+#define FC_WINO_DEFINE(SUFFIX, ATTR, T, VBYTES)                                \
+    template <int M> ATTR static void fc_wino_input_##SUFFIX(                  \
+        FC_WINO_INPUT_ARGS(T))                                                 \
+    { fc_wino_input_impl<T, M, VBYTES / sizeof(T)>(FC_WINO_INPUT_PASS); }      \
+    template <int M> ATTR static void fc_wino_output_##SUFFIX(                 \
+        FC_WINO_OUTPUT_ARGS(T))                                                \
+    { fc_wino_output_impl<T, M, VBYTES / sizeof(T)>(FC_WINO_OUTPUT_PASS); }
+
+#if FC_HAVE_VECTOR_EXTENSIONS
+FC_WINO_DEFINE(f32_baseline, , float, 16)
+FC_WINO_DEFINE(f64_baseline, , double, 16)
+#if FC_HAVE_X86_DISPATCH
+FC_WINO_DEFINE(f32_avx2, __attribute__((target("avx2,fma"))), float, 32)
+FC_WINO_DEFINE(f64_avx2, __attribute__((target("avx2,fma"))), double, 32)
+FC_WINO_DEFINE(f32_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 64)
+FC_WINO_DEFINE(f64_avx512, __attribute__((target("avx512f,avx2,fma"))), double, 64)
+#endif
+#endif
+
+struct fc_wino_table {
+    fc_wino_input_f32_fn input_f32[3];
+    fc_wino_output_f32_fn output_f32[3];
+    fc_wino_input_f64_fn input_f64[3];
+    fc_wino_output_f64_fn output_f64[3];
+};
+
+#define FC_WINO_TABLE(S32, S64)                                                \
+    {{fc_wino_input_##S32<2>, fc_wino_input_##S32<4>, fc_wino_input_##S32<6>}, \
+     {fc_wino_output_##S32<2>, fc_wino_output_##S32<4>, fc_wino_output_##S32<6>}, \
+     {fc_wino_input_##S64<2>, fc_wino_input_##S64<4>, fc_wino_input_##S64<6>}, \
+     {fc_wino_output_##S64<2>, fc_wino_output_##S64<4>, fc_wino_output_##S64<6>}}
+
+static fc_wino_table fc_wino_active = FC_WINO_TABLE(f32_baseline, f64_baseline);
+
+/* Follow the level chosen for the micro-kernels. */
+static int fc_wino_select_isa(int requested)
+{
+    int level = fc_select_isa(requested);
+    fc_wino_table t = FC_WINO_TABLE(f32_baseline, f64_baseline);
+#if FC_HAVE_X86_DISPATCH
+    if (level == FC_ISA_AVX512) {
+        fc_wino_table t512 = FC_WINO_TABLE(f32_avx512, f64_avx512);
+        t = t512;
+    } else if (level == FC_ISA_AVX2) {
+        fc_wino_table t2 = FC_WINO_TABLE(f32_avx2, f64_avx2);
+        t = t2;
+    }
+#endif
+    fc_wino_active = t;
+    return level;
+}
+
+static inline int fc_wino_index(int m) { return m == 2 ? 0 : (m == 4 ? 1 : 2); }
+
+static inline void fc_wino_input(int m, FC_WINO_INPUT_ARGS(float))
+{ fc_wino_active.input_f32[fc_wino_index(m)](FC_WINO_INPUT_PASS); }
+static inline void fc_wino_input(int m, FC_WINO_INPUT_ARGS(double))
+{ fc_wino_active.input_f64[fc_wino_index(m)](FC_WINO_INPUT_PASS); }
+static inline void fc_wino_output(int m, FC_WINO_OUTPUT_ARGS(float))
+{ fc_wino_active.output_f32[fc_wino_index(m)](FC_WINO_OUTPUT_PASS); }
+static inline void fc_wino_output(int m, FC_WINO_OUTPUT_ARGS(double))
+{ fc_wino_active.output_f64[fc_wino_index(m)](FC_WINO_OUTPUT_PASS); }
+
+/* The matrices, for tests: which = 0 B^T, 1 G, 2 A^T; row-major. */
+static inline int fc_wino_matrix(int m, int which, double *dst)
+{
+    int rows, cols;
+    const double *src;
+#define FC_WINO_PICK(MM)                                                       \
+    if (m == MM) {                                                             \
+        typedef fc_winograd_matrices<MM> W;                                    \
+        if (which == 0) { src = &W::BT[0][0]; rows = MM + 2; cols = MM + 2; }  \
+        else if (which == 1) { src = &W::G[0][0]; rows = MM + 2; cols = 3; }   \
+        else { src = &W::AT[0][0]; rows = MM; cols = MM + 2; }                 \
+        std::memcpy(dst, src, sizeof(double) * rows * cols);                   \
+        return rows * cols;                                                    \
+    }
+    FC_WINO_PICK(2)
+    FC_WINO_PICK(4)
+    FC_WINO_PICK(6)
+#undef FC_WINO_PICK
+    return 0;
+}
+
+#endif /* FASTCONV_WINOGRAD_HPP */

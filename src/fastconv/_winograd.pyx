@@ -1,0 +1,376 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""Winograd F(m x m, 3 x 3) convolution for stride 1, dilation 1 (private).
+
+One call runs, per work item (image, group, block of NR output tiles, block
+of output channels):
+
+1. for each chunk of ``CB`` input channels: the input transform
+   ``V[xi][c][tile] = (B^T d B)[xi]`` of the block's tiles (``winograd.hpp``),
+2. the ``alpha^2`` GEMMs ``M[xi] += U[xi] (K_block x CB) . V[xi] (CB x NR)``
+   on the register-blocked micro-kernel, with ``M`` kept in L2,
+3. the output transform ``A^T M A`` (+ bias) scattered into the output with
+   the last row/column of tiles clipped.
+
+``U`` (the transformed weights, packed as the micro-kernel's A panels) comes
+from :func:`pack_weights` and can be computed once for many calls.  Scratch
+per thread is ``alpha^2 * (CB + K_block) * NR`` elements plus a few tiles;
+nothing proportional to the image is allocated, unlike a transform of the
+whole input.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.string cimport memcpy
+
+from ._openmp_helpers cimport effective_num_threads
+
+import numpy as np
+
+
+cdef extern from "winograd.hpp" nogil:
+    void *fc_aligned_malloc(size_t nbytes)
+    void fc_aligned_free(void *ptr)
+    int fc_wino_select_isa(int requested)
+    int fc_wino_matrix(int m, int which, double *dst)
+    void fc_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
+                 Py_ssize_t ldc, int accumulate, const float *bias)
+    void fc_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
+                 Py_ssize_t ldc, int accumulate, const double *bias)
+    void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
+    void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
+    void fc_wino_pack_filter[T](int m, const T *filter, Py_ssize_t k, Py_ssize_t c,
+                                Py_ssize_t channels, Py_ssize_t out_padded, int mr,
+                                T *u_packed)
+    void fc_wino_input(int m, const float *channel, Py_ssize_t height, Py_ssize_t width,
+                       Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t tiles_w,
+                       Py_ssize_t tile0, Py_ssize_t n_tiles, Py_ssize_t nr,
+                       float *scratch, float *v, Py_ssize_t xi_stride)
+    void fc_wino_input(int m, const double *channel, Py_ssize_t height, Py_ssize_t width,
+                       Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t tiles_w,
+                       Py_ssize_t tile0, Py_ssize_t n_tiles, Py_ssize_t nr,
+                       double *scratch, double *v, Py_ssize_t xi_stride)
+    void fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
+                        float *out_channel, Py_ssize_t out_h, Py_ssize_t out_w,
+                        Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
+                        Py_ssize_t nr, float *scratch, int relu)
+    void fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
+                        double *out_channel, Py_ssize_t out_h, Py_ssize_t out_w,
+                        Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
+                        Py_ssize_t nr, double *scratch, int relu)
+
+
+TILE_SIZES = (2, 4, 6)
+
+# Working-set budgets (bytes) of one thread, sized for a 1-2 MiB L2: the
+# transformed input chunk V and the GEMM result M of the channel block.
+cdef Py_ssize_t _V_BYTES = 256 * 1024
+cdef Py_ssize_t _M_BYTES = 512 * 1024
+# The reduction chunk never shrinks below this many channels (the micro-kernel
+# reloads its accumulators once per chunk).
+cdef Py_ssize_t _CB_MIN = 32
+# NR-tile panels per work item: each weight panel loaded is used this often.
+cdef Py_ssize_t _PANELS = 4
+
+
+def _set_blocking(Py_ssize_t v_bytes, Py_ssize_t m_bytes, Py_ssize_t cb_min,
+                  Py_ssize_t panels):
+    """Change the blocking (for tuning experiments); returns the old values."""
+    global _V_BYTES, _M_BYTES, _CB_MIN, _PANELS
+    old = (_V_BYTES, _M_BYTES, _CB_MIN, _PANELS)
+    if min(v_bytes, m_bytes, cb_min, panels) < 1:
+        raise ValueError("blocking parameters must be >= 1")
+    _V_BYTES, _M_BYTES, _CB_MIN, _PANELS = v_bytes, m_bytes, cb_min, panels
+    return old
+
+
+def select_isa(int level):
+    """Follow the instruction-set level of :mod:`fastconv._direct`."""
+    return fc_wino_select_isa(level)
+
+
+def transform_matrices(int m):
+    """``(B^T, G, A^T)`` of F(m x m, 3 x 3) as float64 arrays (for tests)."""
+    if m not in TILE_SIZES:
+        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
+    alpha = m + 2
+    bt = np.empty((alpha, alpha))
+    g = np.empty((alpha, 3))
+    at = np.empty((m, alpha))
+    cdef double[:, ::1] view
+    for which, array in enumerate((bt, g, at)):
+        view = array
+        fc_wino_matrix(m, which, &view[0, 0])
+    return bt, g, at
+
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
+                 int num_threads):
+    """Transformed weights ``U = G g G^T`` packed for the GEMMs.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (K, C // groups, 3, 3)
+    groups : int
+    m : {2, 4, 6}
+        Output tile size.
+    num_threads : int
+        <= 0 means the OpenMP default.
+
+    Returns
+    -------
+    packed : ndarray of shape (groups, alpha**2, K_pad * C // groups)
+        Per group and transform point ``xi``, panels ``[K_pad / MR][C/groups][MR]``
+        with ``K_pad`` = K/groups rounded up to MR (zero rows past K/groups).
+        Computed in float64, rounded once to the weight dtype.
+    """
+    if m not in TILE_SIZES:
+        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
+    cdef int mr = 0, nr = 0
+    fc_tile_shape(<const floating *>NULL, &mr, &nr)
+    cdef Py_ssize_t out_channels = weight.shape[0], group_in = weight.shape[1]
+    cdef Py_ssize_t group_out = out_channels // groups
+    cdef Py_ssize_t out_padded = _ceil_div(group_out, mr) * mr
+    cdef Py_ssize_t alpha2 = (m + 2) * (m + 2)
+    packed = np.zeros((groups, alpha2, out_padded * group_in),
+                      np.asarray(weight).dtype)
+    if packed.size == 0:
+        return packed
+    cdef floating[:, :, ::1] u = packed
+    cdef Py_ssize_t row, g, k, c
+    cdef int threads = effective_num_threads(num_threads, out_channels)
+    with nogil:
+        for row in prange(out_channels, schedule='static', num_threads=threads):
+            g = row // group_out
+            k = row - g * group_out
+            for c in range(group_in):
+                fc_wino_pack_filter(m, &weight[row, c, 0, 0], k, c, group_in,
+                                    out_padded, mr, &u[g, 0, 0])
+    return packed
+
+
+cdef struct Plan:
+    int m, mr, nr, alpha2, relu
+    Py_ssize_t channels, height, width, pad_top, pad_left
+    Py_ssize_t out_channels, out_h, out_w
+    Py_ssize_t groups, group_in, group_out, out_padded
+    Py_ssize_t tiles_w, n_tiles
+    Py_ssize_t panels                # NR-tile panels per work item
+    Py_ssize_t n_tile_blocks
+    Py_ssize_t kpanels_per_block, n_channel_blocks
+    Py_ssize_t cb                    # input channels per transformed chunk
+
+
+cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
+                         const floating *u, const floating *bias, floating *out,
+                         floating *v, floating *mbuf, floating *scratch,
+                         const floating *zeros) noexcept nogil:
+    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, alpha2 = plan.alpha2
+    cdef Py_ssize_t channel_block = item % plan.n_channel_blocks
+    cdef Py_ssize_t rest = item // plan.n_channel_blocks
+    cdef Py_ssize_t tile_block = rest % plan.n_tile_blocks
+    rest = rest // plan.n_tile_blocks
+    cdef Py_ssize_t g = rest % plan.groups
+    cdef Py_ssize_t n = rest // plan.groups
+
+    cdef Py_ssize_t panels = plan.panels
+    cdef Py_ssize_t tile0 = tile_block * panels * nr
+    cdef Py_ssize_t n_tiles = plan.n_tiles - tile0
+    if n_tiles > panels * nr:
+        n_tiles = panels * nr
+    cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
+    cdef Py_ssize_t kp_lo = channel_block * plan.kpanels_per_block
+    cdef Py_ssize_t kp_hi = kp_lo + plan.kpanels_per_block
+    if kp_hi > plan.out_padded // mr:
+        kp_hi = plan.out_padded // mr
+    if kp_lo >= kp_hi:
+        return
+    cdef Py_ssize_t plane = plan.height * plan.width
+    cdef const floating *image = x + (n * plan.channels + g * plan.group_in) * plane
+    cdef const floating *u_group = u + g * alpha2 * plan.out_padded * plan.group_in
+    cdef Py_ssize_t u_xi_stride = plan.out_padded * plan.group_in
+    # M[xi][k panel][tile panel][MR][NR]; V[xi][tile panel][channel][NR].
+    cdef Py_ssize_t m_xi_stride = (kp_hi - kp_lo) * panels * mr * nr
+    cdef Py_ssize_t v_xi_stride
+    cdef Py_ssize_t c0, cb, c, xi, kp, p, k, k_global, panel_tiles
+    cdef const floating *a
+
+    c0 = 0
+    while c0 < plan.group_in:
+        cb = plan.cb
+        if cb > plan.group_in - c0:
+            cb = plan.group_in - c0
+        v_xi_stride = panels * cb * nr
+        for c in range(cb):
+            for p in range(n_panels):
+                panel_tiles = n_tiles - p * nr
+                if panel_tiles > nr:
+                    panel_tiles = nr
+                fc_wino_input(plan.m, image + (c0 + c) * plane, plan.height, plan.width,
+                              plan.pad_top, plan.pad_left, plan.tiles_w, tile0 + p * nr,
+                              panel_tiles, nr, scratch, v + (p * cb + c) * nr,
+                              v_xi_stride)
+        for xi in range(alpha2):
+            for kp in range(kp_lo, kp_hi):
+                # One weight panel (L1) meets every tile panel of the block.
+                a = u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr
+                for p in range(n_panels):
+                    fc_tile(cb, a, v + xi * v_xi_stride + p * cb * nr,
+                            mbuf + xi * m_xi_stride + ((kp - kp_lo) * panels + p) * mr * nr,
+                            nr, c0 > 0, zeros)
+        c0 = c0 + cb
+
+    cdef floating *out_image = out + (n * plan.out_channels + g * plan.group_out) * plan.out_h * plan.out_w
+    for kp in range(kp_lo, kp_hi):
+        for k in range(mr):
+            k_global = kp * mr + k
+            if k_global >= plan.group_out:
+                break
+            for p in range(n_panels):
+                panel_tiles = n_tiles - p * nr
+                if panel_tiles > nr:
+                    panel_tiles = nr
+                fc_wino_output(plan.m,
+                               mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
+                               m_xi_stride, bias[g * plan.group_out + k_global],
+                               out_image + k_global * plan.out_h * plan.out_w,
+                               plan.out_h, plan.out_w, plan.tiles_w, tile0 + p * nr,
+                               panel_tiles, nr, scratch, plan.relu)
+
+
+def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
+                    const floating[::1] bias, floating[:, :, :, ::1] out,
+                    int m, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                    Py_ssize_t groups, int num_threads, bint relu=False):
+    """Winograd convolution of validated, C-contiguous arrays.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    packed : ndarray
+        From :func:`pack_weights` with the same ``m`` and dtype.
+    bias : ndarray of shape (K,)
+    out : ndarray of shape (N, K, H_out, W_out)
+        ``H_out = H + pad_top + pad_bottom - 2``; written in full.
+    m : {2, 4, 6}
+    pad_top, pad_left : int
+        Padding before the first row/column (the bottom/right padding is
+        implied by the output size).
+    groups : int
+    num_threads : int
+        <= 0 means the OpenMP default at call time.
+    relu : bool, default=False
+        Apply ``max(y, 0)`` in the output transform.
+    """
+    if m not in TILE_SIZES:
+        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
+    cdef Plan plan
+    cdef int mr = 0, nr = 0
+    fc_tile_shape(<const floating *>NULL, &mr, &nr)
+    cdef Py_ssize_t batch = x.shape[0]
+    plan.m, plan.mr, plan.nr = m, mr, nr
+    plan.alpha2 = (m + 2) * (m + 2)
+    plan.relu = relu
+    plan.channels, plan.height, plan.width = x.shape[1], x.shape[2], x.shape[3]
+    plan.pad_top, plan.pad_left = pad_top, pad_left
+    plan.out_channels, plan.out_h, plan.out_w = out.shape[1], out.shape[2], out.shape[3]
+    plan.groups = groups
+    plan.group_in = plan.channels // groups
+    plan.group_out = plan.out_channels // groups
+    plan.out_padded = _ceil_div(plan.group_out, mr) * mr
+    if (packed.shape[0] != groups or packed.shape[1] != plan.alpha2
+            or packed.shape[2] != plan.out_padded * plan.group_in):
+        raise ValueError("packed weights do not match this geometry, tile size or ISA level")
+    if batch == 0 or plan.out_channels == 0:
+        return
+    plan.tiles_w = _ceil_div(plan.out_w, m)
+    plan.n_tiles = _ceil_div(plan.out_h, m) * plan.tiles_w
+    cdef Py_ssize_t n_tile_panels = _ceil_div(plan.n_tiles, nr)
+    plan.panels = min(_PANELS, n_tile_panels)
+    plan.n_tile_blocks = _ceil_div(n_tile_panels, plan.panels)
+    plan.panels = _ceil_div(n_tile_panels, plan.n_tile_blocks)
+
+    # Channel chunk and output-channel block from the working-set budgets.
+    cdef Py_ssize_t elem = sizeof(floating)
+    cdef Py_ssize_t block_bytes = plan.alpha2 * plan.panels * nr * elem
+    plan.cb = max(_CB_MIN, _V_BYTES // block_bytes)
+    plan.cb = _ceil_div(plan.group_in, _ceil_div(plan.group_in, plan.cb))
+    cdef Py_ssize_t n_kpanels = plan.out_padded // mr
+    cdef Py_ssize_t max_kpanels = max(1, _M_BYTES // (block_bytes * mr))
+    plan.n_channel_blocks = _ceil_div(n_kpanels, max_kpanels)
+    # Enough items for every thread: split output channels further (this
+    # repeats the input transform per block, a small cost next to the GEMMs).
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    cdef Py_ssize_t base = batch * groups * plan.n_tile_blocks
+    cdef Py_ssize_t want
+    if base * plan.n_channel_blocks < 2 * threads or (
+            base * plan.n_channel_blocks < 8 * threads
+            and (base * plan.n_channel_blocks) % threads):
+        want = _ceil_div(2 * threads, base)
+        while want * base % threads and want < n_kpanels:
+            want += 1
+        plan.n_channel_blocks = min(n_kpanels, max(plan.n_channel_blocks, want))
+    plan.kpanels_per_block = _ceil_div(n_kpanels, plan.n_channel_blocks)
+    plan.n_channel_blocks = _ceil_div(n_kpanels, plan.kpanels_per_block)
+    cdef Py_ssize_t n_items = base * plan.n_channel_blocks
+    threads = effective_num_threads(num_threads, n_items)
+
+    cdef size_t v_elems = <size_t>(plan.alpha2 * plan.cb * plan.panels * nr)
+    cdef size_t m_elems = <size_t>(plan.alpha2 * plan.kpanels_per_block * mr * plan.panels * nr)
+    cdef size_t scratch_elems = <size_t>(((m + 2) * (m + 2) + (m + 2) * m + m * m) * nr)
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    zeros_array = np.zeros(mr, np.asarray(bias).dtype)
+    cdef const floating[::1] zeros = zeros_array
+    cdef const floating *x_ptr = &x[0, 0, 0, 0]
+    cdef const floating *u_ptr = &packed[0, 0, 0]
+    cdef const floating *b_ptr = &bias[0]
+    cdef const floating *z_ptr = &zeros[0]
+    cdef floating *out_ptr = &out[0, 0, 0, 0]
+    cdef floating *v
+    cdef floating *mbuf
+    cdef floating *scratch
+    cdef Py_ssize_t item
+    with nogil, parallel(num_threads=threads):
+        v = <floating *>fc_aligned_malloc(v_elems * sizeof(floating))
+        mbuf = <floating *>fc_aligned_malloc(m_elems * sizeof(floating))
+        scratch = <floating *>fc_aligned_malloc(scratch_elems * sizeof(floating))
+        if v == NULL or mbuf == NULL or scratch == NULL:
+            alloc_failed_ptr[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if v != NULL and mbuf != NULL and scratch != NULL:
+                _run_work_item(&plan, item, x_ptr, u_ptr, b_ptr, out_ptr, v, mbuf,
+                               scratch, z_ptr)
+        fc_aligned_free(v)
+        fc_aligned_free(mbuf)
+        fc_aligned_free(scratch)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
+
+
+def workspace_bytes(int m, Py_ssize_t channels_per_group, Py_ssize_t out_per_group,
+                    Py_ssize_t groups, dtype, int num_threads):
+    """Peak extra memory of one call, in bytes: packed weights plus per-thread
+    scratch (see the module docstring)."""
+    cdef int mr = 0, nr = 0
+    if np.dtype(dtype) == np.float32:
+        fc_tile_shape(<const float *>NULL, &mr, &nr)
+    else:
+        fc_tile_shape(<const double *>NULL, &mr, &nr)
+    elem = np.dtype(dtype).itemsize
+    alpha2 = (m + 2) * (m + 2)
+    out_padded = _ceil_div(out_per_group, mr) * mr
+    cb = max(_CB_MIN, _V_BYTES // (alpha2 * nr * elem))
+    cb = min(cb, channels_per_group)
+    kpanels = min(out_padded // mr, max(1, _M_BYTES // (alpha2 * mr * nr * elem)))
+    per_thread = alpha2 * cb * nr + alpha2 * kpanels * mr * nr + (alpha2 + (m + 2) * m + m * m) * nr
+    packed = groups * alpha2 * out_padded * channels_per_group
+    return elem * (packed + max(1, num_threads) * per_thread)

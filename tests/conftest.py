@@ -1,0 +1,38 @@
+"""Shared pytest setup for the fastconv suite.
+
+* Puts this folder on ``sys.path`` so ``reference`` and ``cases`` import the
+  same way under every pytest import mode.
+* Falls back to ``src/`` when fastconv is built in place but not installed.
+* Makes hypothesis deterministic and deadline-free by default (property
+  tests also say so explicitly and bound their example counts), so CI runs
+  are reproducible and not flaky on a loaded 2-core machine.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+try:
+    import fastconv  # noqa: F401
+except ImportError:
+    SRC = os.path.join(os.path.dirname(HERE), "src")
+    if os.path.isdir(SRC) and SRC not in sys.path:
+        sys.path.insert(0, SRC)
+
+settings.register_profile(
+    "fastconv", deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fastconv")
+
+
+@pytest.fixture
+def rng():
+    """A fixed-seed generator so every test run sees the same data."""
+    return np.random.default_rng(12345)

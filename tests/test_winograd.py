@@ -1,0 +1,230 @@
+"""Winograd F(2x2), F(4x4), F(6x6) for 3x3 kernels: transforms, accuracy,
+NaN behaviour, algorithm selection and the reusable layer.
+
+The transform matrices are re-derived here with exact fractions (Toom-Cook
+over the documented points) and compared with the ones compiled into the
+library, then checked to compute correlation exactly.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import _winograd
+from reference import conv2d_ref, tolerance_scale
+
+POINTS = {
+    2: [0, 1, -1],
+    4: [0, 1, -1, 2, -2],
+    6: [0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)],
+}
+TILES = sorted(POINTS)
+
+
+def _poly_times_linear(poly, root):
+    """Coefficients (lowest degree first) of poly(x) * (x - root)."""
+    out = [Fraction(0)] * (len(poly) + 1)
+    for i, c in enumerate(poly):
+        out[i] -= c * root
+        out[i + 1] += c
+    return out
+
+
+def toom_cook(m, r=3):
+    """Exact (B^T, G, A^T) of F(m, r) over POINTS[m] and infinity."""
+    points = [Fraction(p) for p in POINTS[m]]
+    alpha = m + r - 1
+    at = [[p ** i for p in points] + [Fraction(int(i == m - 1))] for i in range(m)]
+    g = []
+    for j, p in enumerate(points):
+        denominator = Fraction(1)
+        for l, q in enumerate(points):
+            if l != j:
+                denominator *= p - q
+        g.append([p ** k / denominator for k in range(r)])
+    g.append([Fraction(0)] * (r - 1) + [Fraction(1)])
+    bt = []
+    for j in range(alpha - 1):
+        poly = [Fraction(1)]
+        for l, q in enumerate(points):
+            if l != j:
+                poly = _poly_times_linear(poly, q)
+        bt.append(poly + [Fraction(0)] * (alpha - len(poly)))
+    poly = [Fraction(1)]
+    for q in points:
+        poly = _poly_times_linear(poly, q)
+    bt.append(poly)
+    return bt, g, at
+
+
+def _matmul(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))]
+            for i in range(len(a))]
+
+
+def _transpose(a):
+    return [list(row) for row in zip(*a)]
+
+
+@pytest.mark.parametrize("m", TILES)
+def test_compiled_matrices_match_exact_derivation(m):
+    bt, g, at = toom_cook(m)
+    got_bt, got_g, got_at = _winograd.transform_matrices(m)
+    np.testing.assert_array_equal(got_bt, np.array(bt, dtype=float))
+    np.testing.assert_array_equal(got_at, np.array(at, dtype=float))
+    # G has entries like 1/6: compiled as the nearest double.
+    np.testing.assert_allclose(got_g, np.array(g, dtype=float), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("m", TILES)
+def test_transforms_compute_correlation_exactly(m):
+    """Y = A^T [(G g G^T) * (B^T d B)] A is the valid 2-D correlation, in
+    exact rational arithmetic, for random integer tiles and filters."""
+    bt, g, at = toom_cook(m)
+    rng = np.random.default_rng(m)
+    alpha = m + 2
+    d = [[Fraction(int(v)) for v in row] for row in rng.integers(-9, 10, (alpha, alpha))]
+    f = [[Fraction(int(v)) for v in row] for row in rng.integers(-9, 10, (3, 3))]
+    u = _matmul(_matmul(g, f), _transpose(g))
+    v = _matmul(_matmul(bt, d), _transpose(bt))
+    product = [[u[i][j] * v[i][j] for j in range(alpha)] for i in range(alpha)]
+    y = _matmul(_matmul(at, product), _transpose(at))
+    for i in range(m):
+        for j in range(m):
+            expected = sum(d[i + a][j + b] * f[a][b] for a in range(3) for b in range(3))
+            assert y[i][j] == expected
+
+
+def tile_scale(scale, m):
+    """The largest ``conv(|x|, |w|)`` of each output's m x m Winograd tile.
+
+    Winograd computes a tile's m*m outputs together, so its rounding errors
+    are relative to the tile's magnitude: an output that is exactly zero
+    (say, a window of padding only) next to large ones is off by about
+    eps * (its neighbours' magnitude), not by zero.
+    """
+    *lead, h, w = scale.shape
+    th, tw = -(-h // m), -(-w // m)
+    padded = np.zeros((*lead, th * m, tw * m))
+    padded[..., :h, :w] = scale
+    tiles = padded.reshape(*lead, th, m, tw, m).max(axis=(-3, -1))
+    return np.repeat(np.repeat(tiles, m, axis=-2), m, axis=-1)[..., :h, :w]
+
+
+def _relative_error(got, x, w, b=None, padding=1, groups=1, m=1):
+    want = conv2d_ref(x, w, b, 1, padding, 1, groups)
+    scale = tile_scale(tolerance_scale(x, w, b, 1, padding, 1, groups), m)
+    return np.abs(got.astype(np.float64) - want) / np.maximum(scale, 1e-300)
+
+
+SHAPES = [
+    # (N, C, K, H, W, padding, groups): partial edge tiles, tiny images,
+    # several channel chunks and output-channel blocks, groups.
+    (1, 1, 1, 3, 3, 0, 1),
+    (2, 3, 5, 7, 9, 1, 1),
+    (1, 16, 24, 13, 11, 1, 1),
+    (3, 8, 12, 10, 10, 2, 4),
+    (1, 200, 40, 9, 7, 1, 1),
+    (1, 32, 150, 15, 15, 0, 1),
+    (2, 24, 24, 37, 5, (0, 2), 2),
+    (1, 4, 4, 70, 66, 1, 1),
+]
+
+
+@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4", "winograd6"])
+@pytest.mark.parametrize("dtype, limit", [(np.float32, 1e-4), (np.float64, 1e-11)])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_accuracy_against_float64(algorithm, dtype, limit, shape):
+    n, c, k, h, w, padding, groups = shape
+    rng = np.random.default_rng(abs(hash(shape)) % 2**32)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c // groups, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype)
+    got = fastconv.conv2d(x, weight, bias, padding=padding, groups=groups,
+                          algorithm=algorithm)
+    assert got.dtype == dtype
+    m = int(algorithm[-1])
+    assert _relative_error(got, x, weight, bias, padding, groups, m).max() <= limit
+
+
+@settings(max_examples=40)
+@given(
+    m=st.sampled_from(TILES),
+    n=st.integers(0, 2), c=st.integers(1, 9), k=st.integers(1, 9),
+    h=st.integers(1, 19), w=st.integers(1, 19),
+    pad=st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)),
+                  st.just("same"), st.just("valid")),
+    unbatched=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_winograd_property(m, n, c, k, h, w, pad, unbatched, dtype):
+    padded = (h + 2 * (pad if isinstance(pad, int) else 1 if pad == "same" else 0)
+              if not isinstance(pad, tuple) else h + 2 * pad[0])
+    padded_w = (w + 2 * (pad if isinstance(pad, int) else 1 if pad == "same" else 0)
+                if not isinstance(pad, tuple) else w + 2 * pad[1])
+    if padded < 3 or padded_w < 3:
+        return
+    rng = np.random.default_rng(n * 1000 + c * 100 + k * 10 + h + w)
+    x = rng.standard_normal((c, h, w) if unbatched else (n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+    got = fastconv.conv2d(x, weight, padding=pad, algorithm=f"winograd{m}")
+    want = conv2d_ref(x, weight, None, 1, pad)
+    assert got.shape == want.shape
+    if got.size:
+        limit = 1e-4 if dtype == np.float32 else 1e-11
+        assert _relative_error(got, x, weight, None, pad, 1, m).max() <= limit
+
+
+@pytest.mark.parametrize("m", TILES)
+def test_nan_and_inf_are_never_dropped(m):
+    """A NaN/Inf input spreads to the outputs of its Winograd tile(s): the
+    result is never all-finite, and the outputs that read it are NaN/Inf."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 4, 17, 17)).astype(np.float32)
+    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
+    for bad in (np.nan, np.inf):
+        xb = x.copy()
+        xb[0, 2, 8, 9] = bad
+        got = fastconv.conv2d(xb, w, padding=1, algorithm=f"winograd{m}")
+        assert not np.isfinite(got).all()
+        # Every output whose 3x3 window contains the bad pixel is non-finite.
+        assert not np.isfinite(got[:, :, 7:10, 8:11]).any()
+
+
+def test_auto_and_winograd_reject_what_they_cannot_do():
+    x = np.ones((1, 2, 8, 8), np.float32)
+    for kwargs, weight_shape in [({"stride": 2}, (2, 2, 3, 3)),
+                                 ({"dilation": 2}, (2, 2, 3, 3)),
+                                 ({}, (2, 2, 5, 5))]:
+        with pytest.raises(ValueError, match="algorithm"):
+            fastconv.conv2d(x, np.ones(weight_shape, np.float32), algorithm="winograd4",
+                            **kwargs)
+        # "auto" quietly uses the direct kernel for them.
+        fastconv.conv2d(x, np.ones(weight_shape, np.float32), algorithm="auto", **kwargs)
+    with pytest.raises(ValueError, match="algorithm"):
+        fastconv.conv2d(np.ones((1, 2, 8, 8), int), np.ones((2, 2, 3, 3), int),
+                        algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm"):
+        fastconv.conv2d(x, np.ones((2, 2, 3, 3)), algorithm="winograd5")
+
+
+def test_integer_auto_stays_exact():
+    x = np.arange(2 * 3 * 20 * 20).reshape(2, 3, 20, 20) % 7
+    w = np.arange(4 * 3 * 9).reshape(4, 3, 3, 3) % 5 - 2
+    got = fastconv.conv2d(x, w, padding=1)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, conv2d_ref(x, w, None, 1, 1, dtype=np.int64))
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "direct", "winograd2", "winograd4",
+                                       "winograd6"])
+def test_thread_count_does_not_change_results(algorithm):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 48, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((40, 48, 3, 3)).astype(np.float32)
+    one = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=1)
+    two = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=2)
+    np.testing.assert_array_equal(one, two)
