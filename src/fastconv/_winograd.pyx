@@ -20,7 +20,7 @@ whole input.
 """
 
 from cython.parallel cimport parallel, prange
-from libc.string cimport memcpy
+from libc.string cimport memset
 
 from ._openmp_helpers cimport effective_num_threads
 
@@ -41,21 +41,25 @@ cdef extern from "winograd.hpp" nogil:
     void fc_wino_pack_filter[T](int m, const T *filter, Py_ssize_t k, Py_ssize_t c,
                                 Py_ssize_t channels, Py_ssize_t out_padded, int mr,
                                 T *u_packed)
-    void fc_wino_input(int m, const float *channel, Py_ssize_t height, Py_ssize_t width,
-                       Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t tiles_w,
-                       Py_ssize_t tile0, Py_ssize_t n_tiles, Py_ssize_t nr,
-                       float *scratch, float *v, Py_ssize_t xi_stride)
-    void fc_wino_input(int m, const double *channel, Py_ssize_t height, Py_ssize_t width,
-                       Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t tiles_w,
-                       Py_ssize_t tile0, Py_ssize_t n_tiles, Py_ssize_t nr,
-                       double *scratch, double *v, Py_ssize_t xi_stride)
+    void fc_wino_gather_m(int m, const float *channel, Py_ssize_t height,
+                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                          Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
+                          Py_ssize_t lane0, Py_ssize_t nr, float *scratch)
+    void fc_wino_gather_m(int m, const double *channel, Py_ssize_t height,
+                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                          Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
+                          Py_ssize_t lane0, Py_ssize_t nr, double *scratch)
+    void fc_wino_scatter_m(int m, const float *y, float *out_channel, Py_ssize_t out_h,
+                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
+                           Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
+    void fc_wino_scatter_m(int m, const double *y, double *out_channel, Py_ssize_t out_h,
+                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
+                           Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
+    void fc_wino_input(int m, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
+    void fc_wino_input(int m, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)
     void fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
-                        float *out_channel, Py_ssize_t out_h, Py_ssize_t out_w,
-                        Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
                         Py_ssize_t nr, float *scratch, int relu)
     void fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
-                        double *out_channel, Py_ssize_t out_h, Py_ssize_t out_w,
-                        Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
                         Py_ssize_t nr, double *scratch, int relu)
 
 
@@ -63,8 +67,8 @@ TILE_SIZES = (2, 4, 6)
 
 # Working-set budgets (bytes) of one thread, sized for a 1-2 MiB L2: the
 # transformed input chunk V and the GEMM result M of the channel block.
-cdef Py_ssize_t _V_BYTES = 256 * 1024
-cdef Py_ssize_t _M_BYTES = 512 * 1024
+cdef Py_ssize_t _V_BYTES = 8 << 20
+cdef Py_ssize_t _M_BYTES = 8 << 20
 # The reduction chunk never shrinks below this many channels (the micro-kernel
 # reloads its accumulators once per chunk).
 cdef Py_ssize_t _CB_MIN = 32
@@ -162,8 +166,9 @@ cdef struct Plan:
     Py_ssize_t channels, height, width, pad_top, pad_left
     Py_ssize_t out_channels, out_h, out_w
     Py_ssize_t groups, group_in, group_out, out_padded
-    Py_ssize_t tiles_w, n_tiles
-    Py_ssize_t panels                # NR-tile panels per work item
+    Py_ssize_t tiles_w, tiles_per_image, n_tiles   # n_tiles: whole batch
+    Py_ssize_t panels                # NR-tile panels per work item (at most)
+    Py_ssize_t n_tile_panels         # over the whole batch
     Py_ssize_t n_tile_blocks
     Py_ssize_t kpanels_per_block, n_channel_blocks
     Py_ssize_t cb                    # input channels per transformed chunk
@@ -173,19 +178,21 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
                          const floating *u, const floating *bias, floating *out,
                          floating *v, floating *mbuf, floating *scratch,
                          const floating *zeros) noexcept nogil:
+    """One (group, block of tiles, block of output channels). Tiles are
+    numbered over the whole batch, so small images fill the panels too."""
     cdef Py_ssize_t nr = plan.nr, mr = plan.mr, alpha2 = plan.alpha2
     cdef Py_ssize_t channel_block = item % plan.n_channel_blocks
     cdef Py_ssize_t rest = item // plan.n_channel_blocks
     cdef Py_ssize_t tile_block = rest % plan.n_tile_blocks
-    rest = rest // plan.n_tile_blocks
-    cdef Py_ssize_t g = rest % plan.groups
-    cdef Py_ssize_t n = rest // plan.groups
+    cdef Py_ssize_t g = rest // plan.n_tile_blocks
 
+    # Block b holds tile panels [b*P/B, (b+1)*P/B): sizes differ by at most
+    # one panel, so equal item counts are equal work.
     cdef Py_ssize_t panels = plan.panels
-    cdef Py_ssize_t tile0 = tile_block * panels * nr
-    cdef Py_ssize_t n_tiles = plan.n_tiles - tile0
-    if n_tiles > panels * nr:
-        n_tiles = panels * nr
+    cdef Py_ssize_t panel0 = tile_block * plan.n_tile_panels // plan.n_tile_blocks
+    cdef Py_ssize_t panel1 = (tile_block + 1) * plan.n_tile_panels // plan.n_tile_blocks
+    cdef Py_ssize_t tile0 = panel0 * nr
+    cdef Py_ssize_t n_tiles = min(panel1 * nr, plan.n_tiles) - tile0
     cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
     cdef Py_ssize_t kp_lo = channel_block * plan.kpanels_per_block
     cdef Py_ssize_t kp_hi = kp_lo + plan.kpanels_per_block
@@ -194,14 +201,16 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
     if kp_lo >= kp_hi:
         return
     cdef Py_ssize_t plane = plan.height * plan.width
-    cdef const floating *image = x + (n * plan.channels + g * plan.group_in) * plane
+    cdef Py_ssize_t out_plane = plan.out_h * plan.out_w
+    cdef Py_ssize_t tiles_per_image = plan.tiles_per_image
     cdef const floating *u_group = u + g * alpha2 * plan.out_padded * plan.group_in
     cdef Py_ssize_t u_xi_stride = plan.out_padded * plan.group_in
     # M[xi][k panel][tile panel][MR][NR]; V[xi][tile panel][channel][NR].
     cdef Py_ssize_t m_xi_stride = (kp_hi - kp_lo) * panels * mr * nr
     cdef Py_ssize_t v_xi_stride
-    cdef Py_ssize_t c0, cb, c, xi, kp, p, k, k_global, panel_tiles
+    cdef Py_ssize_t c0, cb, c, xi, kp, p, k, k_global, t, t_end, lane, n, local, run
     cdef const floating *a
+    cdef floating *y = scratch + (plan.m + 2) * plan.m * nr
 
     c0 = 0
     while c0 < plan.group_in:
@@ -211,39 +220,54 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
         v_xi_stride = panels * cb * nr
         for c in range(cb):
             for p in range(n_panels):
-                panel_tiles = n_tiles - p * nr
-                if panel_tiles > nr:
-                    panel_tiles = nr
-                fc_wino_input(plan.m, image + (c0 + c) * plane, plan.height, plan.width,
-                              plan.pad_top, plan.pad_left, plan.tiles_w, tile0 + p * nr,
-                              panel_tiles, nr, scratch, v + (p * cb + c) * nr,
-                              v_xi_stride)
+                t = tile0 + p * nr
+                t_end = min(t + nr, tile0 + n_tiles)
+                if t_end - t < nr:
+                    memset(scratch, 0, <size_t>(alpha2 * nr) * sizeof(floating))
+                lane = 0
+                while t < t_end:
+                    n = t // tiles_per_image
+                    local = t - n * tiles_per_image
+                    run = min(t_end - t, tiles_per_image - local)
+                    fc_wino_gather_m(plan.m, x + (n * plan.channels + g * plan.group_in + c0 + c) * plane,
+                                     plan.height, plan.width, plan.pad_top, plan.pad_left,
+                                     plan.tiles_w, local, run, lane, nr, scratch)
+                    t = t + run
+                    lane = lane + run
+                fc_wino_input(plan.m, nr, scratch, v + (p * cb + c) * nr, v_xi_stride)
         for xi in range(alpha2):
-            for kp in range(kp_lo, kp_hi):
-                # One weight panel (L1) meets every tile panel of the block.
-                a = u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr
-                for p in range(n_panels):
+            for p in range(n_panels):
+                # The tile panel stays in L1 while the weight panels of this
+                # transform point stream from L2.
+                for kp in range(kp_lo, kp_hi):
+                    a = u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr
                     fc_tile(cb, a, v + xi * v_xi_stride + p * cb * nr,
                             mbuf + xi * m_xi_stride + ((kp - kp_lo) * panels + p) * mr * nr,
                             nr, c0 > 0, zeros)
         c0 = c0 + cb
 
-    cdef floating *out_image = out + (n * plan.out_channels + g * plan.group_out) * plan.out_h * plan.out_w
     for kp in range(kp_lo, kp_hi):
         for k in range(mr):
             k_global = kp * mr + k
             if k_global >= plan.group_out:
                 break
             for p in range(n_panels):
-                panel_tiles = n_tiles - p * nr
-                if panel_tiles > nr:
-                    panel_tiles = nr
                 fc_wino_output(plan.m,
                                mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
                                m_xi_stride, bias[g * plan.group_out + k_global],
-                               out_image + k_global * plan.out_h * plan.out_w,
-                               plan.out_h, plan.out_w, plan.tiles_w, tile0 + p * nr,
-                               panel_tiles, nr, scratch, plan.relu)
+                               nr, scratch, plan.relu)
+                t = tile0 + p * nr
+                t_end = min(t + nr, tile0 + n_tiles)
+                lane = 0
+                while t < t_end:
+                    n = t // tiles_per_image
+                    local = t - n * tiles_per_image
+                    run = min(t_end - t, tiles_per_image - local)
+                    fc_wino_scatter_m(plan.m, <const floating *>y,
+                                      out + (n * plan.out_channels + g * plan.group_out + k_global) * out_plane,
+                                      plan.out_h, plan.out_w, plan.tiles_w, local, run, lane, nr)
+                    t = t + run
+                    lane = lane + run
 
 
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
@@ -292,11 +316,19 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     if batch == 0 or plan.out_channels == 0:
         return
     plan.tiles_w = _ceil_div(plan.out_w, m)
-    plan.n_tiles = _ceil_div(plan.out_h, m) * plan.tiles_w
-    cdef Py_ssize_t n_tile_panels = _ceil_div(plan.n_tiles, nr)
-    plan.panels = min(_PANELS, n_tile_panels)
-    plan.n_tile_blocks = _ceil_div(n_tile_panels, plan.panels)
-    plan.panels = _ceil_div(n_tile_panels, plan.n_tile_blocks)
+    plan.tiles_per_image = _ceil_div(plan.out_h, m) * plan.tiles_w
+    plan.n_tiles = batch * plan.tiles_per_image
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    plan.n_tile_panels = _ceil_div(plan.n_tiles, nr)
+    plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, _PANELS)
+    # Items of equal size in a multiple of the thread count balance under
+    # static scheduling: add tile blocks while they stay at least one panel.
+    cdef Py_ssize_t blocks = plan.n_tile_blocks
+    while (groups * blocks) % threads and blocks < plan.n_tile_panels:
+        blocks += 1
+    if (groups * blocks) % threads == 0:
+        plan.n_tile_blocks = blocks
+    plan.panels = _ceil_div(plan.n_tile_panels, plan.n_tile_blocks)
 
     # Channel chunk and output-channel block from the working-set budgets.
     cdef Py_ssize_t elem = sizeof(floating)
@@ -308,13 +340,12 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     plan.n_channel_blocks = _ceil_div(n_kpanels, max_kpanels)
     # Enough items for every thread: split output channels further (this
     # repeats the input transform per block, a small cost next to the GEMMs).
-    cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    cdef Py_ssize_t base = batch * groups * plan.n_tile_blocks
+    cdef Py_ssize_t base = groups * plan.n_tile_blocks
     cdef Py_ssize_t want
-    if base * plan.n_channel_blocks < 2 * threads or (
+    if base * plan.n_channel_blocks < threads or (
             base * plan.n_channel_blocks < 8 * threads
             and (base * plan.n_channel_blocks) % threads):
-        want = _ceil_div(2 * threads, base)
+        want = _ceil_div(threads, base)
         while want * base % threads and want < n_kpanels:
             want += 1
         plan.n_channel_blocks = min(n_kpanels, max(plan.n_channel_blocks, want))

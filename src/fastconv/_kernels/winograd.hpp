@@ -102,24 +102,21 @@ template <> struct fc_winograd_matrices<6> {
 };
 
 /* ------------------------------------------------------------------------ */
-/* Input transform of one channel for a block of tiles.                     */
+/* Gather: the alpha x alpha input tiles of one channel into scratch.        */
 /*                                                                          */
 /* Tiles are numbered row-major over a tiles_h x tiles_w grid; tile t covers */
 /* input rows t_h*m - pad_top + [0, alpha) and columns t_w*m - pad_left +    */
-/* [0, alpha), zero outside the image. The block is tiles tile0 ..           */
-/* tile0 + n_tiles (n_tiles <= NR); lanes past n_tiles are zero.             */
-/* Result: v[xi * xi_stride + q] for xi = 0 .. alpha^2, q = 0 .. NR.         */
+/* [0, alpha), zero outside the image. Tiles tile0 .. tile0 + n_tiles go to  */
+/* lanes lane0 .. lane0 + n_tiles of scratch[a][b][NR], zeros included (a  */
+/* panel may hold tiles of several images; the caller zeroes unused lanes).  */
 
-template <typename T, int M, int LANES>
-static FC_ALWAYS_INLINE void fc_wino_input_impl(
-    const T *channel, fc_index height, fc_index width, fc_index pad_top,
-    fc_index pad_left, fc_index tiles_w, fc_index tile0, fc_index n_tiles,
-    fc_index nr, T *scratch, T *v, fc_index xi_stride)
+template <int M, typename T>
+static FC_ALWAYS_INLINE void fc_wino_gather(const T *channel, fc_index height, fc_index width,
+                                  fc_index pad_top, fc_index pad_left, fc_index tiles_w,
+                                  fc_index tile0, fc_index n_tiles, fc_index lane0,
+                                  fc_index nr, T *scratch)
 {
-    typedef fc_winograd_matrices<M> W;
-    const int alpha = W::alpha;
-    /* scratch[a][b][q]: the alpha x alpha input tiles, tiles in q. */
-    std::memset(scratch, 0, sizeof(T) * alpha * alpha * nr);
+    const int alpha = M + 2;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_index tile = tile0 + q;
         const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
@@ -134,24 +131,42 @@ static FC_ALWAYS_INLINE void fc_wino_input_impl(
         if (t_hi < t_lo) t_hi = t_lo;
         for (int a = 0; a < alpha; ++a) {
             const fc_index ih = th * M - pad_top + a;
-            if (ih < 0 || ih >= height) continue; /* already zero */
+            T *dst = scratch + (fc_index)a * alpha * nr + lane0 + q;
+            if (ih < 0 || ih >= height) {
+                for (int b = 0; b < alpha; ++b)
+                    std::memset(dst + (fc_index)b * nr, 0, sizeof(T) * run);
+                continue;
+            }
             const T *row = channel + ih * width;
-            T *dst = scratch + (fc_index)a * alpha * nr + q;
             for (int b = 0; b < alpha; ++b) {
                 const T *src = row + col0 + b;
                 T *d = dst + (fc_index)b * nr;
                 for (fc_index t = t_lo; t < t_hi; ++t)
                     d[t] = src[t * M];
+                /* Tiles that straddle the left [0, t_lo) or right [t_hi, run)
+                 * image border. */
                 for (fc_index t = 0; t < run; ++t) {
-                    if (t >= t_lo && t < t_hi) continue;
+                    if (t == t_lo) t = t_hi;
+                    if (t >= run) break;
                     const fc_index iw = col0 + t * M + b;
-                    if (iw >= 0 && iw < width) d[t] = row[iw];
+                    d[t] = (iw >= 0 && iw < width) ? row[iw] : (T)0;
                 }
             }
         }
         q += run;
     }
+}
 
+/* ------------------------------------------------------------------------ */
+/* Input transform of a gathered panel: v[xi * xi_stride + q] = (B^T d B)[xi] */
+/* for the NR lanes q. The scratch is overwritten.                           */
+
+template <typename T, int M, int LANES>
+static FC_ALWAYS_INLINE void fc_wino_input_impl(fc_index nr, T *scratch, T *v,
+                                                fc_index xi_stride)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
     typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
     typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
     /* Rows: scratch[a][j] = sum_b d[a][b] * B[b][j] = sum_b BT[j][b] d[a][b]. */
@@ -192,23 +207,22 @@ static FC_ALWAYS_INLINE void fc_wino_input_impl(
 }
 
 /* ------------------------------------------------------------------------ */
-/* Output transform of one output channel for a block of tiles.             */
-/* m_k[xi * xi_stride + q] holds the GEMM result of tile q for this channel; */
-/* writes Y = A^T M A + bias into the m x m outputs of each tile, clipped   */
-/* to out_h x out_w. relu != 0 applies max(y, 0) in the same pass.          */
+/* Output transform of one output channel for a panel of NR tiles.          */
+/* m_k[xi * xi_stride + q] holds the GEMM result of lane q for this channel; */
+/* y[i][j][q] = (A^T M A)[i][j] + bias (then max(., 0) if relu) goes to      */
+/* scratch + alpha * m * NR, laid out [m][m][NR].                            */
 
 template <typename T, int M, int LANES>
-static FC_ALWAYS_INLINE void fc_wino_output_impl(
-    const T *m_k, fc_index xi_stride, T bias, T *out_channel, fc_index out_h,
-    fc_index out_w, fc_index tiles_w, fc_index tile0, fc_index n_tiles,
-    fc_index nr, T *scratch, int relu)
+static FC_ALWAYS_INLINE void fc_wino_output_impl(const T *m_k, fc_index xi_stride,
+                                                 T bias, fc_index nr, T *scratch,
+                                                 int relu)
 {
     typedef fc_winograd_matrices<M> W;
     const int alpha = W::alpha;
     typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
     typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
     /* scratch[a][j][q] = sum_b M[a][b] AT[j][b]   (alpha x m), then
-     * y[i][j][q] = bias + sum_a AT[i][a] scratch[a][j] stored over it (m x m). */
+     * y[i][j][q] = bias + sum_a AT[i][a] scratch[a][j]   (m x m). */
     for (int a = 0; a < alpha; ++a) {
         for (fc_index q0 = 0; q0 < nr; q0 += LANES) {
             vec x[alpha];
@@ -246,7 +260,16 @@ static FC_ALWAYS_INLINE void fc_wino_output_impl(
             }
         }
     }
-    /* Scatter the tiles to the output rows, clipping the last row/column. */
+}
+
+/* Scatter lanes lane0 .. lane0 + n_tiles of y[m][m][NR] (the output
+ * transform's result) to tiles tile0 .. of one output channel, clipping the
+ * last row/column of tiles to out_h x out_w. */
+template <int M, typename T>
+static FC_ALWAYS_INLINE void fc_wino_scatter(const T *y, T *out_channel, fc_index out_h,
+                                   fc_index out_w, fc_index tiles_w, fc_index tile0,
+                                   fc_index n_tiles, fc_index lane0, fc_index nr)
+{
     for (fc_index q = 0; q < n_tiles;) {
         const fc_index tile = tile0 + q;
         const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
@@ -258,7 +281,7 @@ static FC_ALWAYS_INLINE void fc_wino_output_impl(
             const fc_index oh = th * M + i;
             if (oh >= out_h) break;
             T *row = out_channel + oh * out_w + tw * M;
-            const T *src = y_out + (fc_index)i * M * nr + q;
+            const T *src = y + (fc_index)i * M * nr + lane0 + q;
             for (fc_index t = 0; t < full; ++t)
 #pragma GCC unroll 8
                 for (int j = 0; j < M; ++j) row[t * M + j] = src[(fc_index)j * nr + t];
@@ -311,35 +334,44 @@ static inline void fc_wino_pack_filter(int m, const T *filter, fc_index k,
 /* ------------------------------------------------------------------------ */
 /* Instantiation per (instruction set, dtype, m) and run-time dispatch.     */
 
-#define FC_WINO_INPUT_ARGS(T)                                                  \
+typedef void (*fc_wino_input_f32_fn)(fc_index, float *, float *, fc_index);
+typedef void (*fc_wino_input_f64_fn)(fc_index, double *, double *, fc_index);
+typedef void (*fc_wino_output_f32_fn)(const float *, fc_index, float, fc_index, float *, int);
+typedef void (*fc_wino_output_f64_fn)(const double *, fc_index, double, fc_index, double *, int);
+#define FC_WINO_GATHER_ARGS(T)                                                 \
     const T *channel, fc_index height, fc_index width, fc_index pad_top,      \
         fc_index pad_left, fc_index tiles_w, fc_index tile0, fc_index n_tiles, \
-        fc_index nr, T *scratch, T *v, fc_index xi_stride
-#define FC_WINO_INPUT_PASS                                                     \
-    channel, height, width, pad_top, pad_left, tiles_w, tile0, n_tiles, nr,   \
-        scratch, v, xi_stride
-#define FC_WINO_OUTPUT_ARGS(T)                                                 \
-    const T *m_k, fc_index xi_stride, T bias, T *out_channel, fc_index out_h, \
-        fc_index out_w, fc_index tiles_w, fc_index tile0, fc_index n_tiles,   \
-        fc_index nr, T *scratch, int relu
-#define FC_WINO_OUTPUT_PASS                                                    \
-    m_k, xi_stride, bias, out_channel, out_h, out_w, tiles_w, tile0, n_tiles, \
-        nr, scratch, relu
+        fc_index lane0, fc_index nr, T *scratch
+#define FC_WINO_GATHER_PASS                                                    \
+    channel, height, width, pad_top, pad_left, tiles_w, tile0, n_tiles, lane0, \
+        nr, scratch
+#define FC_WINO_SCATTER_ARGS(T)                                                \
+    const T *y, T *out_channel, fc_index out_h, fc_index out_w,               \
+        fc_index tiles_w, fc_index tile0, fc_index n_tiles, fc_index lane0,   \
+        fc_index nr
+#define FC_WINO_SCATTER_PASS                                                   \
+    y, out_channel, out_h, out_w, tiles_w, tile0, n_tiles, lane0, nr
+typedef void (*fc_wino_gather_f32_fn)(FC_WINO_GATHER_ARGS(float));
+typedef void (*fc_wino_gather_f64_fn)(FC_WINO_GATHER_ARGS(double));
+typedef void (*fc_wino_scatter_f32_fn)(FC_WINO_SCATTER_ARGS(float));
+typedef void (*fc_wino_scatter_f64_fn)(FC_WINO_SCATTER_ARGS(double));
 
-typedef void (*fc_wino_input_f32_fn)(FC_WINO_INPUT_ARGS(float));
-typedef void (*fc_wino_input_f64_fn)(FC_WINO_INPUT_ARGS(double));
-typedef void (*fc_wino_output_f32_fn)(FC_WINO_OUTPUT_ARGS(float));
-typedef void (*fc_wino_output_f64_fn)(FC_WINO_OUTPUT_ARGS(double));
-
-/* One set of six functions (m = 2, 4, 6 for input and output) per ISA and
- * dtype; VBYTES is the vector width in bytes. */
+/* The transforms for m = 2, 4, 6 per ISA and dtype; VBYTES is the vector
+ * width in bytes. */
 #define FC_WINO_DEFINE(SUFFIX, ATTR, T, VBYTES)                                \
     template <int M> ATTR static void fc_wino_input_##SUFFIX(                  \
-        FC_WINO_INPUT_ARGS(T))                                                 \
-    { fc_wino_input_impl<T, M, VBYTES / sizeof(T)>(FC_WINO_INPUT_PASS); }      \
+        fc_index nr, T *scratch, T *v, fc_index xi_stride)                     \
+    { fc_wino_input_impl<T, M, VBYTES / sizeof(T)>(nr, scratch, v, xi_stride); } \
     template <int M> ATTR static void fc_wino_output_##SUFFIX(                 \
-        FC_WINO_OUTPUT_ARGS(T))                                                \
-    { fc_wino_output_impl<T, M, VBYTES / sizeof(T)>(FC_WINO_OUTPUT_PASS); }
+        const T *m_k, fc_index xi_stride, T bias, fc_index nr, T *scratch, int relu) \
+    { fc_wino_output_impl<T, M, VBYTES / sizeof(T)>(m_k, xi_stride, bias, nr, scratch, relu); } \
+    /* The strided copies vectorise (with permutes) at each ISA too. */      \
+    template <int M> ATTR static void fc_wino_gather_##SUFFIX(                 \
+        FC_WINO_GATHER_ARGS(T))                                                \
+    { fc_wino_gather<M, T>(FC_WINO_GATHER_PASS); }                             \
+    template <int M> ATTR static void fc_wino_scatter_##SUFFIX(                \
+        FC_WINO_SCATTER_ARGS(T))                                               \
+    { fc_wino_scatter<M, T>(FC_WINO_SCATTER_PASS); }
 
 #if FC_HAVE_VECTOR_EXTENSIONS
 FC_WINO_DEFINE(f32_baseline, , float, 16)
@@ -357,13 +389,21 @@ struct fc_wino_table {
     fc_wino_output_f32_fn output_f32[3];
     fc_wino_input_f64_fn input_f64[3];
     fc_wino_output_f64_fn output_f64[3];
+    fc_wino_gather_f32_fn gather_f32[3];
+    fc_wino_scatter_f32_fn scatter_f32[3];
+    fc_wino_gather_f64_fn gather_f64[3];
+    fc_wino_scatter_f64_fn scatter_f64[3];
 };
 
 #define FC_WINO_TABLE(S32, S64)                                                \
     {{fc_wino_input_##S32<2>, fc_wino_input_##S32<4>, fc_wino_input_##S32<6>}, \
      {fc_wino_output_##S32<2>, fc_wino_output_##S32<4>, fc_wino_output_##S32<6>}, \
      {fc_wino_input_##S64<2>, fc_wino_input_##S64<4>, fc_wino_input_##S64<6>}, \
-     {fc_wino_output_##S64<2>, fc_wino_output_##S64<4>, fc_wino_output_##S64<6>}}
+     {fc_wino_output_##S64<2>, fc_wino_output_##S64<4>, fc_wino_output_##S64<6>}, \
+     {fc_wino_gather_##S32<2>, fc_wino_gather_##S32<4>, fc_wino_gather_##S32<6>}, \
+     {fc_wino_scatter_##S32<2>, fc_wino_scatter_##S32<4>, fc_wino_scatter_##S32<6>}, \
+     {fc_wino_gather_##S64<2>, fc_wino_gather_##S64<4>, fc_wino_gather_##S64<6>}, \
+     {fc_wino_scatter_##S64<2>, fc_wino_scatter_##S64<4>, fc_wino_scatter_##S64<6>}}
 
 static fc_wino_table fc_wino_active = FC_WINO_TABLE(f32_baseline, f64_baseline);
 
@@ -387,14 +427,25 @@ static int fc_wino_select_isa(int requested)
 
 static inline int fc_wino_index(int m) { return m == 2 ? 0 : (m == 4 ? 1 : 2); }
 
-static inline void fc_wino_input(int m, FC_WINO_INPUT_ARGS(float))
-{ fc_wino_active.input_f32[fc_wino_index(m)](FC_WINO_INPUT_PASS); }
-static inline void fc_wino_input(int m, FC_WINO_INPUT_ARGS(double))
-{ fc_wino_active.input_f64[fc_wino_index(m)](FC_WINO_INPUT_PASS); }
-static inline void fc_wino_output(int m, FC_WINO_OUTPUT_ARGS(float))
-{ fc_wino_active.output_f32[fc_wino_index(m)](FC_WINO_OUTPUT_PASS); }
-static inline void fc_wino_output(int m, FC_WINO_OUTPUT_ARGS(double))
-{ fc_wino_active.output_f64[fc_wino_index(m)](FC_WINO_OUTPUT_PASS); }
+static inline void fc_wino_input(int m, fc_index nr, float *scratch, float *v, fc_index xi_stride)
+{ fc_wino_active.input_f32[fc_wino_index(m)](nr, scratch, v, xi_stride); }
+static inline void fc_wino_input(int m, fc_index nr, double *scratch, double *v, fc_index xi_stride)
+{ fc_wino_active.input_f64[fc_wino_index(m)](nr, scratch, v, xi_stride); }
+static inline void fc_wino_output(int m, const float *m_k, fc_index xi_stride, float bias,
+                                  fc_index nr, float *scratch, int relu)
+{ fc_wino_active.output_f32[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
+static inline void fc_wino_output(int m, const double *m_k, fc_index xi_stride, double bias,
+                                  fc_index nr, double *scratch, int relu)
+{ fc_wino_active.output_f64[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
+
+static inline void fc_wino_gather_m(int m, FC_WINO_GATHER_ARGS(float))
+{ fc_wino_active.gather_f32[fc_wino_index(m)](FC_WINO_GATHER_PASS); }
+static inline void fc_wino_gather_m(int m, FC_WINO_GATHER_ARGS(double))
+{ fc_wino_active.gather_f64[fc_wino_index(m)](FC_WINO_GATHER_PASS); }
+static inline void fc_wino_scatter_m(int m, FC_WINO_SCATTER_ARGS(float))
+{ fc_wino_active.scatter_f32[fc_wino_index(m)](FC_WINO_SCATTER_PASS); }
+static inline void fc_wino_scatter_m(int m, FC_WINO_SCATTER_ARGS(double))
+{ fc_wino_active.scatter_f64[fc_wino_index(m)](FC_WINO_SCATTER_PASS); }
 
 /* The matrices, for tests: which = 0 B^T, 1 G, 2 A^T; row-major. */
 static inline int fc_wino_matrix(int m, int which, double *dst)
