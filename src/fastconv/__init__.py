@@ -7,7 +7,8 @@
 """
 
 from ._config import show_config
-from ._conv import conv2d
+from ._conv import ALGORITHMS, conv2d
+from ._layer import Conv2d
 from ._version import __version__
 
-__all__ = ["conv2d", "show_config", "__version__"]
+__all__ = ["conv2d", "Conv2d", "ALGORITHMS", "show_config", "__version__"]
