@@ -38,9 +38,12 @@ cdef extern from "winograd.hpp" nogil:
                  Py_ssize_t ldc, int accumulate, const double *bias)
     void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
     void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
-    void fc_wino_pack_filter[T](int m, const T *filter, Py_ssize_t k, Py_ssize_t c,
-                                Py_ssize_t channels, Py_ssize_t out_padded, int mr,
-                                T *u_packed)
+    void fc_wino_pack_panel_m(int m, const float *weight, Py_ssize_t out_channels,
+                              Py_ssize_t channels, int mr, Py_ssize_t panel,
+                              float *u_packed, Py_ssize_t xi_stride)
+    void fc_wino_pack_panel_m(int m, const double *weight, Py_ssize_t out_channels,
+                              Py_ssize_t channels, int mr, Py_ssize_t panel,
+                              double *u_packed, Py_ssize_t xi_stride)
     void fc_wino_gather_m(int m, const float *channel, Py_ssize_t height,
                           Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
                           Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
@@ -144,20 +147,20 @@ def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
     cdef Py_ssize_t group_out = out_channels // groups
     cdef Py_ssize_t out_padded = _ceil_div(group_out, mr) * mr
     cdef Py_ssize_t alpha2 = (m + 2) * (m + 2)
-    packed = np.zeros((groups, alpha2, out_padded * group_in),
-                      np.asarray(weight).dtype)
+    packed = np.empty((groups, alpha2, out_padded * group_in), np.asarray(weight).dtype)
     if packed.size == 0:
         return packed
     cdef floating[:, :, ::1] u = packed
-    cdef Py_ssize_t row, g, k, c
-    cdef int threads = effective_num_threads(num_threads, out_channels)
+    cdef Py_ssize_t panels_per_group = out_padded // mr
+    cdef Py_ssize_t item, g, panel
+    cdef int threads = effective_num_threads(num_threads, groups * panels_per_group)
     with nogil:
-        for row in prange(out_channels, schedule='static', num_threads=threads):
-            g = row // group_out
-            k = row - g * group_out
-            for c in range(group_in):
-                fc_wino_pack_filter(m, &weight[row, c, 0, 0], k, c, group_in,
-                                    out_padded, mr, &u[g, 0, 0])
+        for item in prange(groups * panels_per_group, schedule='static',
+                           num_threads=threads):
+            g = item // panels_per_group
+            panel = item - g * panels_per_group
+            fc_wino_pack_panel_m(m, &weight[g * group_out, 0, 0, 0], group_out, group_in,
+                                 mr, panel, &u[g, 0, 0], out_padded * group_in)
     return packed
 
 

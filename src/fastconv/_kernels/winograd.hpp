@@ -312,23 +312,43 @@ static inline void fc_wino_filter(const double g[9], double u[(M + 2) * (M + 2)]
 
 static inline int fc_wino_alpha(int m) { return m + 2; }
 
-/* Transform filter (k, c) of a (K, C, 3, 3) weight slab into its place in the
- * packed U[xi][K_padded / mr][C][mr] (the micro-kernel's A panels). */
-template <typename T>
-static inline void fc_wino_pack_filter(int m, const T *filter, fc_index k,
-                                       fc_index c, fc_index channels,
-                                       fc_index out_padded, int mr, T *u_packed)
+/* Transform the filters of one MR-row panel of a group into the packed
+ * U[xi][K_padded / mr][C][mr] (the micro-kernel's A panels, xi planes
+ * xi_stride apart). `weight` points at the group's (K/groups, C, 3, 3) slab;
+ * rows past `out_channels` are zero. Computed in double with the mr filters
+ * of a panel in the vector lanes; each (c, xi) then writes mr contiguous
+ * values, so the 16-64 planes fill as sequential streams. */
+#define FC_MR_MAX 16
+template <int M, typename T>
+static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_channels,
+                                                fc_index channels, int mr, fc_index panel,
+                                                T *u_packed, fc_index xi_stride)
 {
-    double g[9], u[64];
-    for (int i = 0; i < 9; ++i) g[i] = (double)filter[i];
-    if (m == 2) fc_wino_filter<2>(g, u);
-    else if (m == 4) fc_wino_filter<4>(g, u);
-    else fc_wino_filter<6>(g, u);
-    const int alpha2 = (m + 2) * (m + 2);
-    const fc_index panel = k / mr, lane = k - panel * mr;
-    const fc_index xi_stride = out_padded * channels;
-    T *dst = u_packed + (panel * channels + c) * mr + lane;
-    for (int xi = 0; xi < alpha2; ++xi) dst[xi * xi_stride] = (T)u[xi];
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    double g[9][FC_MR_MAX], tmp[alpha][3][FC_MR_MAX], u[alpha * alpha][FC_MR_MAX];
+    const fc_index k0 = panel * mr;
+    const int lanes = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
+    for (fc_index c = 0; c < channels; ++c) {
+        for (int i = 0; i < 9; ++i)
+            for (int lane = 0; lane < FC_MR_MAX; ++lane)
+                g[i][lane] = lane < lanes ? (double)weight[((k0 + lane) * channels + c) * 9 + i] : 0.0;
+        for (int i = 0; i < alpha; ++i)
+            for (int k = 0; k < 3; ++k)
+                for (int lane = 0; lane < FC_MR_MAX; ++lane)
+                    tmp[i][k][lane] = W::G[i][0] * g[k][lane] + W::G[i][1] * g[3 + k][lane] +
+                                      W::G[i][2] * g[6 + k][lane];
+        for (int i = 0; i < alpha; ++i)
+            for (int j = 0; j < alpha; ++j)
+                for (int lane = 0; lane < FC_MR_MAX; ++lane)
+                    u[i * alpha + j][lane] = tmp[i][0][lane] * W::G[j][0] +
+                                             tmp[i][1][lane] * W::G[j][1] +
+                                             tmp[i][2][lane] * W::G[j][2];
+        T *dst = u_packed + (panel * channels + c) * mr;
+        for (int xi = 0; xi < alpha * alpha; ++xi)
+            for (int lane = 0; lane < mr; ++lane)
+                dst[xi * xi_stride + lane] = (T)u[xi][lane];
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -351,6 +371,12 @@ typedef void (*fc_wino_output_f64_fn)(const double *, fc_index, double, fc_index
         fc_index nr
 #define FC_WINO_SCATTER_PASS                                                   \
     y, out_channel, out_h, out_w, tiles_w, tile0, n_tiles, lane0, nr
+#define FC_WINO_PACK_ARGS(T)                                                   \
+    const T *weight, fc_index out_channels, fc_index channels, int mr,        \
+        fc_index panel, T *u_packed, fc_index xi_stride
+#define FC_WINO_PACK_PASS weight, out_channels, channels, mr, panel, u_packed, xi_stride
+typedef void (*fc_wino_pack_f32_fn)(FC_WINO_PACK_ARGS(float));
+typedef void (*fc_wino_pack_f64_fn)(FC_WINO_PACK_ARGS(double));
 typedef void (*fc_wino_gather_f32_fn)(FC_WINO_GATHER_ARGS(float));
 typedef void (*fc_wino_gather_f64_fn)(FC_WINO_GATHER_ARGS(double));
 typedef void (*fc_wino_scatter_f32_fn)(FC_WINO_SCATTER_ARGS(float));
@@ -371,7 +397,10 @@ typedef void (*fc_wino_scatter_f64_fn)(FC_WINO_SCATTER_ARGS(double));
     { fc_wino_gather<M, T>(FC_WINO_GATHER_PASS); }                             \
     template <int M> ATTR static void fc_wino_scatter_##SUFFIX(                \
         FC_WINO_SCATTER_ARGS(T))                                               \
-    { fc_wino_scatter<M, T>(FC_WINO_SCATTER_PASS); }
+    { fc_wino_scatter<M, T>(FC_WINO_SCATTER_PASS); }                           \
+    template <int M> ATTR static void fc_wino_pack_##SUFFIX(                   \
+        FC_WINO_PACK_ARGS(T))                                                  \
+    { fc_wino_pack_panel<M, T>(FC_WINO_PACK_PASS); }
 
 #if FC_HAVE_VECTOR_EXTENSIONS
 FC_WINO_DEFINE(f32_baseline, , float, 16)
@@ -393,6 +422,8 @@ struct fc_wino_table {
     fc_wino_scatter_f32_fn scatter_f32[3];
     fc_wino_gather_f64_fn gather_f64[3];
     fc_wino_scatter_f64_fn scatter_f64[3];
+    fc_wino_pack_f32_fn pack_f32[3];
+    fc_wino_pack_f64_fn pack_f64[3];
 };
 
 #define FC_WINO_TABLE(S32, S64)                                                \
@@ -403,7 +434,9 @@ struct fc_wino_table {
      {fc_wino_gather_##S32<2>, fc_wino_gather_##S32<4>, fc_wino_gather_##S32<6>}, \
      {fc_wino_scatter_##S32<2>, fc_wino_scatter_##S32<4>, fc_wino_scatter_##S32<6>}, \
      {fc_wino_gather_##S64<2>, fc_wino_gather_##S64<4>, fc_wino_gather_##S64<6>}, \
-     {fc_wino_scatter_##S64<2>, fc_wino_scatter_##S64<4>, fc_wino_scatter_##S64<6>}}
+     {fc_wino_scatter_##S64<2>, fc_wino_scatter_##S64<4>, fc_wino_scatter_##S64<6>}, \
+     {fc_wino_pack_##S32<2>, fc_wino_pack_##S32<4>, fc_wino_pack_##S32<6>},    \
+     {fc_wino_pack_##S64<2>, fc_wino_pack_##S64<4>, fc_wino_pack_##S64<6>}}
 
 static fc_wino_table fc_wino_active = FC_WINO_TABLE(f32_baseline, f64_baseline);
 
@@ -446,6 +479,10 @@ static inline void fc_wino_scatter_m(int m, FC_WINO_SCATTER_ARGS(float))
 { fc_wino_active.scatter_f32[fc_wino_index(m)](FC_WINO_SCATTER_PASS); }
 static inline void fc_wino_scatter_m(int m, FC_WINO_SCATTER_ARGS(double))
 { fc_wino_active.scatter_f64[fc_wino_index(m)](FC_WINO_SCATTER_PASS); }
+static inline void fc_wino_pack_panel_m(int m, FC_WINO_PACK_ARGS(float))
+{ fc_wino_active.pack_f32[fc_wino_index(m)](FC_WINO_PACK_PASS); }
+static inline void fc_wino_pack_panel_m(int m, FC_WINO_PACK_ARGS(double))
+{ fc_wino_active.pack_f64[fc_wino_index(m)](FC_WINO_PACK_PASS); }
 
 /* The matrices, for tests: which = 0 B^T, 1 G, 2 A^T; row-major. */
 static inline int fc_wino_matrix(int m, int which, double *dst)
