@@ -273,6 +273,68 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
                     lane = lane + run
 
 
+cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
+                             int num_threads) noexcept:
+    """Fill in the tiling and blocking of ``plan``; returns the work items.
+
+    Tiles are numbered over the whole batch and cut into blocks of at most
+    ``_PANELS`` panels of NR tiles, in a multiple of the thread count when
+    possible so static scheduling balances; the input-channel chunk and the
+    output-channel block follow from the V and M budgets.
+    """
+    cdef Py_ssize_t m = plan.m, nr = plan.nr, mr = plan.mr, groups = plan.groups
+    plan.tiles_w = _ceil_div(plan.out_w, m)
+    plan.tiles_per_image = _ceil_div(plan.out_h, m) * plan.tiles_w
+    plan.n_tiles = batch * plan.tiles_per_image
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    plan.n_tile_panels = _ceil_div(plan.n_tiles, nr)
+    plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, _PANELS)
+    # Items of equal size in a multiple of the thread count balance under
+    # static scheduling: add tile blocks while they stay at least one panel.
+    cdef Py_ssize_t blocks = plan.n_tile_blocks
+    while (groups * blocks) % threads and blocks < plan.n_tile_panels:
+        blocks += 1
+    if (groups * blocks) % threads == 0:
+        plan.n_tile_blocks = blocks
+    plan.panels = _ceil_div(plan.n_tile_panels, plan.n_tile_blocks)
+
+    cdef Py_ssize_t block_bytes = plan.alpha2 * plan.panels * nr * elem
+    plan.cb = max(_CB_MIN, _V_BYTES // block_bytes)
+    plan.cb = _ceil_div(plan.group_in, _ceil_div(plan.group_in, plan.cb))
+    cdef Py_ssize_t n_kpanels = plan.out_padded // mr
+    cdef Py_ssize_t max_kpanels = max(1, _M_BYTES // (block_bytes * mr))
+    plan.n_channel_blocks = _ceil_div(n_kpanels, max_kpanels)
+    # Still too few items for the threads, or unbalanced ones: split the
+    # output channels further (each block repeats the input transform, a
+    # small cost next to the GEMMs).
+    cdef Py_ssize_t base = groups * plan.n_tile_blocks
+    cdef Py_ssize_t want
+    if base * plan.n_channel_blocks < threads or (
+            base * plan.n_channel_blocks < 8 * threads
+            and (base * plan.n_channel_blocks) % threads):
+        want = _ceil_div(threads, base)
+        while want * base % threads and want < n_kpanels:
+            want += 1
+        plan.n_channel_blocks = min(n_kpanels, max(plan.n_channel_blocks, want))
+    plan.kpanels_per_block = _ceil_div(n_kpanels, plan.n_channel_blocks)
+    plan.n_channel_blocks = _ceil_div(n_kpanels, plan.kpanels_per_block)
+    return base * plan.n_channel_blocks
+
+
+cdef inline Py_ssize_t _v_elems(const Plan *plan) noexcept nogil:
+    return plan.alpha2 * plan.cb * plan.panels * plan.nr
+
+
+cdef inline Py_ssize_t _m_elems(const Plan *plan) noexcept nogil:
+    return plan.alpha2 * plan.kpanels_per_block * plan.mr * plan.panels * plan.nr
+
+
+cdef inline Py_ssize_t _scratch_elems(const Plan *plan) noexcept nogil:
+    # gathered tiles (alpha^2), then the output transform's alpha x m and m x m
+    cdef Py_ssize_t alpha = plan.m + 2
+    return (alpha * alpha + alpha * plan.m + plan.m * plan.m) * plan.nr
+
+
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
                     const floating[::1] bias, floating[:, :, :, ::1] out,
                     int m, Py_ssize_t pad_top, Py_ssize_t pad_left,
@@ -318,48 +380,12 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
         raise ValueError("packed weights do not match this geometry, tile size or ISA level")
     if batch == 0 or plan.out_channels == 0:
         return
-    plan.tiles_w = _ceil_div(plan.out_w, m)
-    plan.tiles_per_image = _ceil_div(plan.out_h, m) * plan.tiles_w
-    plan.n_tiles = batch * plan.tiles_per_image
-    cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    plan.n_tile_panels = _ceil_div(plan.n_tiles, nr)
-    plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, _PANELS)
-    # Items of equal size in a multiple of the thread count balance under
-    # static scheduling: add tile blocks while they stay at least one panel.
-    cdef Py_ssize_t blocks = plan.n_tile_blocks
-    while (groups * blocks) % threads and blocks < plan.n_tile_panels:
-        blocks += 1
-    if (groups * blocks) % threads == 0:
-        plan.n_tile_blocks = blocks
-    plan.panels = _ceil_div(plan.n_tile_panels, plan.n_tile_blocks)
+    cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, sizeof(floating), num_threads)
+    cdef int threads = effective_num_threads(num_threads, n_items)
 
-    # Channel chunk and output-channel block from the working-set budgets.
-    cdef Py_ssize_t elem = sizeof(floating)
-    cdef Py_ssize_t block_bytes = plan.alpha2 * plan.panels * nr * elem
-    plan.cb = max(_CB_MIN, _V_BYTES // block_bytes)
-    plan.cb = _ceil_div(plan.group_in, _ceil_div(plan.group_in, plan.cb))
-    cdef Py_ssize_t n_kpanels = plan.out_padded // mr
-    cdef Py_ssize_t max_kpanels = max(1, _M_BYTES // (block_bytes * mr))
-    plan.n_channel_blocks = _ceil_div(n_kpanels, max_kpanels)
-    # Enough items for every thread: split output channels further (this
-    # repeats the input transform per block, a small cost next to the GEMMs).
-    cdef Py_ssize_t base = groups * plan.n_tile_blocks
-    cdef Py_ssize_t want
-    if base * plan.n_channel_blocks < threads or (
-            base * plan.n_channel_blocks < 8 * threads
-            and (base * plan.n_channel_blocks) % threads):
-        want = _ceil_div(threads, base)
-        while want * base % threads and want < n_kpanels:
-            want += 1
-        plan.n_channel_blocks = min(n_kpanels, max(plan.n_channel_blocks, want))
-    plan.kpanels_per_block = _ceil_div(n_kpanels, plan.n_channel_blocks)
-    plan.n_channel_blocks = _ceil_div(n_kpanels, plan.kpanels_per_block)
-    cdef Py_ssize_t n_items = base * plan.n_channel_blocks
-    threads = effective_num_threads(num_threads, n_items)
-
-    cdef size_t v_elems = <size_t>(plan.alpha2 * plan.cb * plan.panels * nr)
-    cdef size_t m_elems = <size_t>(plan.alpha2 * plan.kpanels_per_block * mr * plan.panels * nr)
-    cdef size_t scratch_elems = <size_t>(((m + 2) * (m + 2) + (m + 2) * m + m * m) * nr)
+    cdef size_t v_elems = <size_t>_v_elems(&plan)
+    cdef size_t m_elems = <size_t>_m_elems(&plan)
+    cdef size_t scratch_elems = <size_t>_scratch_elems(&plan)
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     zeros_array = np.zeros(mr, np.asarray(bias).dtype)
@@ -390,21 +416,36 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
         raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
 
 
-def workspace_bytes(int m, Py_ssize_t channels_per_group, Py_ssize_t out_per_group,
-                    Py_ssize_t groups, dtype, int num_threads):
-    """Peak extra memory of one call, in bytes: packed weights plus per-thread
-    scratch (see the module docstring)."""
+def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out_channels,
+                    Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t groups, dtype,
+                    int num_threads):
+    """Extra memory of one call, in bytes: ``(packed_weights, scratch)``.
+
+    ``packed_weights`` = ``groups * alpha^2 * K_pad * C/groups`` elements
+    (``alpha = m + 2``; ``K_pad`` = K/groups rounded up to MR), the transformed
+    weights that :func:`pack_weights` returns and a ``Conv2d`` keeps.
+    ``scratch`` = ``threads * alpha^2 * panels * NR * (C_chunk + K_block)``
+    elements plus a few tiles: the transformed inputs V and GEMM results M of
+    one work item per thread. ``panels * NR`` tiles is at most 4 * 32 (float32,
+    AVX-512) and C_chunk, K_block are capped by 8 MiB budgets each, so the
+    scratch does not grow with the image.
+    """
+    cdef Plan plan
     cdef int mr = 0, nr = 0
-    if np.dtype(dtype) == np.float32:
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
         fc_tile_shape(<const float *>NULL, &mr, &nr)
     else:
         fc_tile_shape(<const double *>NULL, &mr, &nr)
-    elem = np.dtype(dtype).itemsize
-    alpha2 = (m + 2) * (m + 2)
-    out_padded = _ceil_div(out_per_group, mr) * mr
-    cb = max(_CB_MIN, _V_BYTES // (alpha2 * nr * elem))
-    cb = min(cb, channels_per_group)
-    kpanels = min(out_padded // mr, max(1, _M_BYTES // (alpha2 * mr * nr * elem)))
-    per_thread = alpha2 * cb * nr + alpha2 * kpanels * mr * nr + (alpha2 + (m + 2) * m + m * m) * nr
-    packed = groups * alpha2 * out_padded * channels_per_group
-    return elem * (packed + max(1, num_threads) * per_thread)
+    plan.m, plan.mr, plan.nr = m, mr, nr
+    plan.alpha2 = (m + 2) * (m + 2)
+    plan.groups = groups
+    plan.group_in = channels // groups
+    plan.group_out = out_channels // groups
+    plan.out_padded = _ceil_div(plan.group_out, mr) * mr
+    plan.out_h, plan.out_w = out_h, out_w
+    cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, dtype.itemsize, num_threads)
+    cdef int threads = effective_num_threads(num_threads, n_items)
+    packed = groups * plan.alpha2 * plan.out_padded * plan.group_in
+    scratch = threads * (_v_elems(&plan) + _m_elems(&plan) + _scratch_elems(&plan))
+    return packed * dtype.itemsize, scratch * dtype.itemsize
