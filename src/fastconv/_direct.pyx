@@ -106,6 +106,7 @@ cdef struct Geometry:
     Py_ssize_t n_pixel_blocks
     Py_ssize_t mpanels_per_block      # MR-channel panels per work item
     Py_ssize_t n_channel_blocks
+    bint relu                         # max(y, 0) after the last reduction chunk
 
 
 cdef inline void _put_run(numeric_t *row_of_panel0, Py_ssize_t q, Py_ssize_t count,
@@ -196,6 +197,18 @@ cdef void _pack_input_block(const Geometry *geo, const numeric_t *image,
                  <const numeric_t *>NULL, 0, nr, panel_stride)
 
 
+cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t ld) noexcept nogil:
+    """max(c, 0) over a rows x cols block; NaN stays NaN (as torch.relu)."""
+    cdef Py_ssize_t i, j
+    cdef numeric_t *row
+    for i in range(rows):
+        row = c + i * ld
+        for j in range(cols):
+            if row[j] < 0:
+                row[j] = 0
+
+
 cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                          const numeric_t *x, const numeric_t *packed_weight,
                          const numeric_t *padded_bias, numeric_t *out,
@@ -263,6 +276,9 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                     for m in range(rows):
                         memcpy(c + m * n_pixels_out, tile + m * nr,
                                <size_t>cols * sizeof(numeric_t))
+                if geo.relu and tap0 + kc == taps:
+                    # Fused epilogue while the tile is still in L1.
+                    _relu_rows(c, rows, cols, n_pixels_out)
         tap0 = tap0 + kc
 
 
@@ -349,7 +365,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
                   Py_ssize_t stride_h, Py_ssize_t stride_w,
                   Py_ssize_t pad_top, Py_ssize_t pad_left,
                   Py_ssize_t dil_h, Py_ssize_t dil_w,
-                  Py_ssize_t groups, int num_threads):
+                  Py_ssize_t groups, int num_threads, bint relu=False):
     """Direct convolution on validated, C-contiguous arrays.
 
     Parameters
@@ -365,6 +381,8 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     groups : int
     num_threads : int
         Requested threads; <= 0 means the OpenMP default at call time.
+    relu : bool, default=False
+        Apply ``max(y, 0)`` to the result in the same pass.
     """
     cdef Geometry geo
     cdef int mr = 0, nr = 0
@@ -385,6 +403,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     geo.pad_top, geo.pad_left = pad_top, pad_left
     geo.dil_h, geo.dil_w = dil_h, dil_w
     geo.mr, geo.nr = mr, nr
+    geo.relu = relu
     geo.taps = geo.group_in * geo.kernel_h * geo.kernel_w
     geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
     if batch == 0 or geo.out_channels == 0:
