@@ -181,7 +181,8 @@ extensions = [
         "fastconv._direct",
         ["src/fastconv/_direct.pyx"],
         include_dirs=[KERNEL_DIR, numpy.get_include()],
-        depends=[os.path.join(KERNEL_DIR, "microkernel.hpp")],
+        depends=[os.path.join(KERNEL_DIR, name)
+                 for name in ("microkernel.hpp", "grouped.hpp")],
         language="c++",
     ),
     Extension(

@@ -50,6 +50,26 @@ cdef extern from "microkernel.hpp" nogil:
     void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)
 
 
+cdef extern from "grouped.hpp" nogil:
+    ctypedef struct fc_plane_geometry:
+        Py_ssize_t in_channels, height, width
+        Py_ssize_t kernel_h, kernel_w
+        Py_ssize_t out_h, out_w
+        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
+        int relu
+    int fc_plane_select_isa(int requested)
+    Py_ssize_t fc_plane_scratch(const fc_plane_geometry *geo, Py_ssize_t rows)
+    void fc_plane_rows(const fc_plane_geometry *geo, const float *x, const float *w,
+                       float bias, float *out, Py_ssize_t row0, Py_ssize_t row1,
+                       float *padded)
+    void fc_plane_rows(const fc_plane_geometry *geo, const double *x, const double *w,
+                       double bias, double *out, Py_ssize_t row0, Py_ssize_t row1,
+                       double *padded)
+    void fc_plane_rows(const fc_plane_geometry *geo, const int64_t *x, const int64_t *w,
+                       int64_t bias, int64_t *out, Py_ssize_t row0, Py_ssize_t row1,
+                       int64_t *padded)
+
+
 ctypedef fused numeric_t:
     float
     double
@@ -61,6 +81,13 @@ ctypedef fused numeric_t:
 cdef Py_ssize_t _KC_MAX = 256
 # Output pixels per work item: the packed block (taps x pixels) fits in L2.
 cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
+# Groups with at most this many input channels (depthwise and the like) skip
+# the GEMM: there is too little reduction to be worth packing.
+cdef Py_ssize_t _PLANE_KERNEL_MAX_GROUP_IN = 4
+
+
+cdef inline bint _uses_plane_kernel(Py_ssize_t groups, Py_ssize_t group_in) noexcept nogil:
+    return groups > 1 and group_in <= _PLANE_KERNEL_MAX_GROUP_IN
 
 ISA_LEVELS = ("baseline", "avx2", "avx512")
 
@@ -75,7 +102,7 @@ def select_isa(str name):
 
     Returns the level now in use.
     """
-    return ISA_LEVELS[fc_select_isa(ISA_LEVELS.index(name))]
+    return ISA_LEVELS[fc_plane_select_isa(ISA_LEVELS.index(name))]
 
 
 def tile_shape(dtype):
@@ -223,17 +250,21 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
     cdef Py_ssize_t g = rest % geo.groups
     cdef Py_ssize_t n = rest // geo.groups
 
-    cdef Py_ssize_t pixel0 = pixel_block * geo.panels_per_block * nr
-    cdef Py_ssize_t n_pixels = geo.panels_per_block * nr
-    if n_pixels > n_pixels_out - pixel0:
-        n_pixels = n_pixels_out - pixel0
+    # Block b of B covers panels [b*P/B, (b+1)*P/B): sizes differ by one at most.
+    cdef Py_ssize_t total_panels = (n_pixels_out + nr - 1) // nr
+    cdef Py_ssize_t panel_lo = pixel_block * total_panels // geo.n_pixel_blocks
+    cdef Py_ssize_t panel_hi = (pixel_block + 1) * total_panels // geo.n_pixel_blocks
+    cdef Py_ssize_t pixel0 = panel_lo * nr
+    cdef Py_ssize_t n_pixels = panel_hi * nr
+    if n_pixels > n_pixels_out:
+        n_pixels = n_pixels_out
+    n_pixels = n_pixels - pixel0
     if n_pixels <= 0:
         return
     cdef Py_ssize_t n_panels = (n_pixels + nr - 1) // nr
-    cdef Py_ssize_t mpanel_lo = channel_block * geo.mpanels_per_block
-    cdef Py_ssize_t mpanel_hi = mpanel_lo + geo.mpanels_per_block
-    if mpanel_hi > geo.group_out_padded // mr:
-        mpanel_hi = geo.group_out_padded // mr
+    cdef Py_ssize_t total_mpanels = geo.group_out_padded // mr
+    cdef Py_ssize_t mpanel_lo = channel_block * total_mpanels // geo.n_channel_blocks
+    cdef Py_ssize_t mpanel_hi = (channel_block + 1) * total_mpanels // geo.n_channel_blocks
 
     cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
     cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
@@ -312,6 +343,16 @@ cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+cdef Py_ssize_t _balance(Py_ssize_t other, Py_ssize_t blocks, Py_ssize_t limit,
+                         int threads) noexcept nogil:
+    """Smallest ``b >= blocks`` (and <= ``limit``) such that ``other * b`` work
+    items are at least ``threads`` and a multiple of it; ``limit`` if none."""
+    cdef Py_ssize_t b = blocks
+    while b < limit and (other * b < threads or (other * b) % threads):
+        b += 1
+    return b
+
+
 def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias,
                  Py_ssize_t groups, int num_threads):
     """Weights and bias in the layout the micro-kernel reads.
@@ -328,9 +369,15 @@ def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias
     -------
     packed_weight : ndarray of shape (groups * K_pad * C // groups * kH * kW,)
         Panels ``[group][K_pad / MR][tap][MR]``, ``K_pad`` = K/groups rounded
-        up to the micro-tile height MR (zero rows past K/groups).
+        up to the micro-tile height MR (zero rows past K/groups). For groups
+        of at most four input channels (the plane kernel), the weights
+        unchanged, flattened.
     padded_bias : ndarray of shape (groups * K_pad,)
+        Or ``(K,)`` for the plane kernel.
     """
+    if _uses_plane_kernel(groups, weight.shape[1]):
+        # The plane kernel reads the weights as they are.
+        return (np.array(weight, copy=True).reshape(-1), np.array(bias, copy=True))
     cdef int mr = 0, nr = 0
     fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
     cdef Geometry geo
@@ -355,6 +402,61 @@ def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias
             _pack_weight_panel(&geo, panel_index, &weight[0, 0, 0, 0], &bias[0],
                                &packed_view[0], &bias_view[0])
     return packed, padded_bias
+
+
+cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
+                         const numeric_t[::1] weight, const numeric_t[::1] bias,
+                         numeric_t[:, :, :, ::1] out, const Geometry *geo,
+                         int num_threads) except *:
+    """Plane kernel: work items are (image, output channel, block of rows)."""
+    if weight.shape[0] != geo.out_channels * geo.taps or bias.shape[0] != geo.out_channels:
+        raise ValueError("packed weights do not match this geometry")
+    cdef fc_plane_geometry plane
+    plane.in_channels, plane.height, plane.width = geo.group_in, geo.height, geo.width
+    plane.kernel_h, plane.kernel_w = geo.kernel_h, geo.kernel_w
+    plane.out_h, plane.out_w = geo.out_height, geo.out_width
+    plane.stride_h, plane.stride_w = geo.stride_h, geo.stride_w
+    plane.pad_top, plane.pad_left = geo.pad_top, geo.pad_left
+    plane.dil_h, plane.dil_w = geo.dil_h, geo.dil_w
+    plane.relu = geo.relu
+    cdef Py_ssize_t batch = x.shape[0]
+    cdef Py_ssize_t planes = batch * geo.out_channels
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    # Rows are cut only when there are too few planes for the threads.
+    cdef Py_ssize_t row_blocks = _balance(planes, 1, geo.out_height, threads) \
+        if planes < 4 * threads else 1
+    cdef Py_ssize_t n_items = planes * row_blocks
+    threads = effective_num_threads(num_threads, n_items)
+    cdef Py_ssize_t item, plane_index, block, n, k, g
+    cdef Py_ssize_t in_plane = geo.height * geo.width
+    cdef Py_ssize_t out_plane = geo.out_height * geo.out_width
+    cdef size_t scratch_elems = <size_t>fc_plane_scratch(
+        &plane, _ceil_div(geo.out_height, row_blocks))
+    cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
+    cdef const numeric_t *w_ptr = &weight[0]
+    cdef const numeric_t *b_ptr = &bias[0]
+    cdef numeric_t *out_ptr = &out[0, 0, 0, 0]
+    cdef numeric_t *padded
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    with nogil, parallel(num_threads=threads):
+        padded = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
+        if padded == NULL:
+            alloc_failed_ptr[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if padded != NULL:
+                plane_index = item // row_blocks
+                block = item - plane_index * row_blocks
+                n = plane_index // geo.out_channels
+                k = plane_index - n * geo.out_channels
+                g = k // geo.group_out
+                fc_plane_rows(&plane, x_ptr + (n * geo.channels + g * geo.group_in) * in_plane,
+                              w_ptr + k * geo.taps, b_ptr[k], out_ptr + plane_index * out_plane,
+                              block * geo.out_height // row_blocks,
+                              (block + 1) * geo.out_height // row_blocks, padded)
+        fc_aligned_free(padded)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
@@ -408,6 +510,9 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
     if batch == 0 or geo.out_channels == 0:
         return
+    if _uses_plane_kernel(groups, geo.group_in):
+        _conv2d_planes(x, packed_weight, padded_bias, out, &geo, num_threads)
+        return
     if (packed_weight.shape[0] != groups * geo.group_out_padded * geo.taps
             or padded_bias.shape[0] != groups * geo.group_out_padded):
         raise ValueError("packed weights do not match this geometry or ISA level")
@@ -415,24 +520,31 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
 
-    # Work items: enough for every thread even with one small image, by
-    # splitting pixels first (no repacking) and output channels second.
+    # Work items: (image, group, pixel block, channel block), as many as the
+    # threads and in a multiple of them when there are few, so that static
+    # scheduling balances. Which axis to cut follows the data each cut
+    # repeats: another pixel block re-reads the weights, another channel
+    # block re-packs the input, so the cheaper of the two is split first.
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     cdef Py_ssize_t n_panels = _ceil_div(geo.out_height * geo.out_width, nr)
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     cdef Py_ssize_t images_groups = batch * groups
-    geo.panels_per_block = max(1, _PIXELS_PER_BLOCK // nr)
-    if images_groups * _ceil_div(n_panels, geo.panels_per_block) < 4 * threads:
-        geo.panels_per_block = max(1, n_panels * images_groups // (4 * threads))
-    geo.panels_per_block = min(geo.panels_per_block, n_panels)
-    geo.n_pixel_blocks = _ceil_div(n_panels, geo.panels_per_block)
-    geo.n_channel_blocks = 1
-    if images_groups * geo.n_pixel_blocks < 2 * threads:
-        geo.n_channel_blocks = min(
-            n_mpanels, _ceil_div(2 * threads, images_groups * geo.n_pixel_blocks))
-    geo.mpanels_per_block = _ceil_div(n_mpanels, geo.n_channel_blocks)
-    geo.n_channel_blocks = _ceil_div(n_mpanels, geo.mpanels_per_block)
-    cdef Py_ssize_t n_items = images_groups * geo.n_pixel_blocks * geo.n_channel_blocks
+    cdef Py_ssize_t pixel_blocks = _ceil_div(n_panels, max(1, _PIXELS_PER_BLOCK // nr))
+    cdef Py_ssize_t channel_blocks = 1
+    cdef Py_ssize_t items = images_groups * pixel_blocks
+    cdef bint weights_dominate = geo.group_out * geo.taps >= geo.taps * n_panels * nr
+    if items < threads or (items < 8 * threads and items % threads):
+        if weights_dominate:
+            channel_blocks = _balance(images_groups * pixel_blocks, 1, n_mpanels, threads)
+            pixel_blocks = _balance(images_groups * channel_blocks, pixel_blocks,
+                                    n_panels, threads)
+        else:
+            pixel_blocks = _balance(images_groups, pixel_blocks, n_panels, threads)
+            channel_blocks = _balance(images_groups * pixel_blocks, 1, n_mpanels, threads)
+    geo.n_pixel_blocks, geo.n_channel_blocks = pixel_blocks, channel_blocks
+    geo.panels_per_block = _ceil_div(n_panels, pixel_blocks)
+    geo.mpanels_per_block = _ceil_div(n_mpanels, channel_blocks)
+    cdef Py_ssize_t n_items = images_groups * pixel_blocks * channel_blocks
     threads = effective_num_threads(num_threads, n_items)
 
     cdef size_t scratch_elems = <size_t>(geo.kc_max * geo.panels_per_block * nr)
