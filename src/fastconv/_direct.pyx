@@ -50,6 +50,21 @@ cdef extern from "microkernel.hpp" nogil:
     void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)
 
 
+cdef extern from "pack.hpp" nogil:
+    ctypedef struct fc_pack_geometry:
+        Py_ssize_t height, width, out_w
+        Py_ssize_t kernel_h, kernel_w
+        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
+        Py_ssize_t nr
+    void fc_pack_select(int level)
+    void fc_pack_input(const fc_pack_geometry *g, const float *image, Py_ssize_t tap0,
+                       Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, float *dst)
+    void fc_pack_input(const fc_pack_geometry *g, const double *image, Py_ssize_t tap0,
+                       Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, double *dst)
+    void fc_pack_input(const fc_pack_geometry *g, const int64_t *image, Py_ssize_t tap0,
+                       Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, int64_t *dst)
+
+
 cdef extern from "grouped.hpp" nogil:
     ctypedef struct fc_plane_geometry:
         Py_ssize_t in_channels, height, width
@@ -102,7 +117,9 @@ def select_isa(str name):
 
     Returns the level now in use.
     """
-    return ISA_LEVELS[fc_plane_select_isa(ISA_LEVELS.index(name))]
+    cdef int level = fc_plane_select_isa(ISA_LEVELS.index(name))
+    fc_pack_select(level)
+    return ISA_LEVELS[level]
 
 
 def tile_shape(dtype):
@@ -134,94 +151,7 @@ cdef struct Geometry:
     Py_ssize_t mpanels_per_block      # MR-channel panels per work item
     Py_ssize_t n_channel_blocks
     bint relu                         # max(y, 0) after the last reduction chunk
-
-
-cdef inline void _put_run(numeric_t *row_of_panel0, Py_ssize_t q, Py_ssize_t count,
-                          const numeric_t *src, Py_ssize_t step,
-                          Py_ssize_t nr, Py_ssize_t panel_stride) noexcept nogil:
-    """Write ``count`` pixels starting at block pixel ``q`` into the panels.
-
-    ``src`` (every ``step``-th element) supplies the values, NULL means zeros
-    (padding).  Pixels ``q .. q+count`` may straddle panels of ``nr``.
-    """
-    cdef Py_ssize_t panel, offset, n, t
-    cdef numeric_t *dst
-    while count > 0:
-        panel = q // nr
-        offset = q - panel * nr
-        n = nr - offset
-        if n > count:
-            n = count
-        dst = row_of_panel0 + panel * panel_stride + offset
-        if src == NULL:
-            memset(dst, 0, <size_t>n * sizeof(numeric_t))
-        elif step == 1:
-            memcpy(dst, src, <size_t>n * sizeof(numeric_t))
-            src = src + n
-        else:
-            for t in range(n):
-                dst[t] = src[t * step]
-            src = src + n * step
-        q = q + n
-        count = count - n
-
-
-cdef void _pack_input_block(const Geometry *geo, const numeric_t *image,
-                            Py_ssize_t tap0, Py_ssize_t kc,
-                            Py_ssize_t pixel0, Py_ssize_t n_pixels,
-                            numeric_t *dst) noexcept nogil:
-    """Gather ``col[tap0:tap0+kc, pixel0:pixel0+n_pixels]`` of one image and
-    group into ``dst``, laid out ``[panel][tap][NR]``; pixels past
-    ``n_pixels`` up to the last panel's end are zero."""
-    cdef Py_ssize_t nr = geo.nr
-    cdef Py_ssize_t n_panels = (n_pixels + nr - 1) // nr
-    cdef Py_ssize_t panel_stride = kc * nr
-    cdef Py_ssize_t kernel_area = geo.kernel_h * geo.kernel_w
-    cdef Py_ssize_t H = geo.height, W = geo.width, Wo = geo.out_width
-    cdef Py_ssize_t sw = geo.stride_w
-    cdef Py_ssize_t r, tap, c, i, j, q, p, oh, ow, seg, ih, iw0, t_lo, t_hi
-    cdef const numeric_t *row
-    cdef numeric_t *dst_row
-    for r in range(kc):
-        tap = tap0 + r
-        c = tap // kernel_area
-        i = (tap - c * kernel_area) // geo.kernel_w
-        j = tap - c * kernel_area - i * geo.kernel_w
-        dst_row = dst + r * nr
-        q = 0
-        p = pixel0
-        while q < n_pixels:
-            # One output row segment: pixels (oh, ow .. ow+seg).
-            oh = p // Wo
-            ow = p - oh * Wo
-            seg = Wo - ow
-            if seg > n_pixels - q:
-                seg = n_pixels - q
-            ih = oh * geo.stride_h - geo.pad_top + i * geo.dil_h
-            if ih < 0 or ih >= H:
-                _put_run(dst_row, q, seg, <const numeric_t *>NULL, 0, nr, panel_stride)
-            else:
-                row = image + (c * H + ih) * W
-                # Input column of the first pixel, then the pixels t whose
-                # column iw0 + t*sw falls inside [0, W).
-                iw0 = ow * sw - geo.pad_left + j * geo.dil_w
-                t_lo = 0 if iw0 >= 0 else (-iw0 + sw - 1) // sw
-                t_hi = 0 if iw0 > W - 1 else (W - 1 - iw0) // sw + 1
-                if t_lo > seg:
-                    t_lo = seg
-                if t_hi > seg:
-                    t_hi = seg
-                if t_hi < t_lo:
-                    t_hi = t_lo
-                _put_run(dst_row, q, t_lo, <const numeric_t *>NULL, 0, nr, panel_stride)
-                _put_run(dst_row, q + t_lo, t_hi - t_lo, row + iw0 + t_lo * sw, sw,
-                         nr, panel_stride)
-                _put_run(dst_row, q + t_hi, seg - t_hi, <const numeric_t *>NULL, 0,
-                         nr, panel_stride)
-            q = q + seg
-            p = p + seg
-        _put_run(dst_row, n_pixels, n_panels * nr - n_pixels,
-                 <const numeric_t *>NULL, 0, nr, panel_stride)
+    fc_pack_geometry pack             # the same shapes, for the C++ packer
 
 
 cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
@@ -281,7 +211,7 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
         kc = geo.kc_max
         if kc > taps - tap0:
             kc = taps - tap0
-        _pack_input_block(geo, image, tap0, kc, pixel0, n_pixels, col)
+        fc_pack_input(&geo.pack, image, tap0, kc, pixel0, n_pixels, col)
         accumulate = tap0 > 0
         for jp in range(n_panels):
             b = col + jp * kc * nr
@@ -516,6 +446,13 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     if (packed_weight.shape[0] != groups * geo.group_out_padded * geo.taps
             or padded_bias.shape[0] != groups * geo.group_out_padded):
         raise ValueError("packed weights do not match this geometry or ISA level")
+
+    geo.pack.height, geo.pack.width, geo.pack.out_w = geo.height, geo.width, geo.out_width
+    geo.pack.kernel_h, geo.pack.kernel_w = geo.kernel_h, geo.kernel_w
+    geo.pack.stride_h, geo.pack.stride_w = stride_h, stride_w
+    geo.pack.pad_top, geo.pack.pad_left = pad_top, pad_left
+    geo.pack.dil_h, geo.pack.dil_w = dil_h, dil_w
+    geo.pack.nr = nr
 
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))

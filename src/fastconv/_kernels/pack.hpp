@@ -1,0 +1,154 @@
+/*
+ * Packing of input blocks for the direct kernel's micro-kernel.
+ *
+ * The direct convolution of one image and group is the matrix product
+ * out[k, p] = sum_r weight[k, r] * col[r, p] over kernel taps r = (c, i, j)
+ * and output pixels p = (oh, ow). fc_pack_input gathers the block
+ * col[tap0 : tap0 + kc, pixel0 : pixel0 + n_pixels] into panels laid out
+ * [panel][tap][NR] (the layout the micro-kernel streams), reading the
+ * padding as zeros, so no padded copy of the input is ever made.
+ *
+ * Compiled per instruction set like the micro-kernels: the copies along an
+ * output row are contiguous (stride 1) or fixed-step (stride 2) loops that
+ * vectorise; other strides take a generic loop.
+ */
+#ifndef FASTCONV_PACK_HPP
+#define FASTCONV_PACK_HPP
+
+#include "microkernel.hpp"
+
+struct fc_pack_geometry {
+    fc_index height, width, out_w;
+    fc_index kernel_h, kernel_w;
+    fc_index stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
+    fc_index nr;
+};
+
+/* Write `count` pixels from block pixel q on into the panels: src[t * step]
+ * or, with src == NULL, zeros. The run may straddle panels of nr pixels. */
+template <typename T, int STEP>
+static FC_ALWAYS_INLINE void fc_put_run(T *row_of_panel0, fc_index q, fc_index count,
+                                        const T *src, fc_index step, fc_index nr,
+                                        fc_index panel_stride)
+{
+    if (STEP > 0) step = STEP;
+    while (count > 0) {
+        const fc_index panel = q / nr, offset = q - panel * nr;
+        fc_index n = nr - offset;
+        if (n > count) n = count;
+        T *dst = row_of_panel0 + panel * panel_stride + offset;
+        if (src == NULL) {
+            for (fc_index t = 0; t < n; ++t) dst[t] = 0;
+        } else {
+            for (fc_index t = 0; t < n; ++t) dst[t] = src[t * step];
+            src += n * step;
+        }
+        q += n;
+        count -= n;
+    }
+}
+
+template <typename T, int STEP>
+static FC_ALWAYS_INLINE void fc_pack_impl(const fc_pack_geometry *g, const T *image,
+                                          fc_index tap0, fc_index kc, fc_index pixel0,
+                                          fc_index n_pixels, T *dst)
+{
+    const fc_index nr = g->nr;
+    const fc_index n_panels = (n_pixels + nr - 1) / nr;
+    const fc_index panel_stride = kc * nr;
+    const fc_index kernel_area = g->kernel_h * g->kernel_w;
+    const fc_index H = g->height, W = g->width, Wo = g->out_w;
+    const fc_index sw = STEP > 0 ? STEP : g->stride_w;
+    for (fc_index r = 0; r < kc; ++r) {
+        const fc_index tap = tap0 + r;
+        const fc_index c = tap / kernel_area;
+        const fc_index i = (tap - c * kernel_area) / g->kernel_w;
+        const fc_index j = tap - c * kernel_area - i * g->kernel_w;
+        T *dst_row = dst + r * nr;
+        fc_index q = 0, p = pixel0;
+        while (q < n_pixels) {
+            /* One output row segment: pixels (oh, ow .. ow + seg). */
+            const fc_index oh = p / Wo, ow = p - oh * Wo;
+            fc_index seg = Wo - ow;
+            if (seg > n_pixels - q) seg = n_pixels - q;
+            const fc_index ih = oh * g->stride_h - g->pad_top + i * g->dil_h;
+            if (ih < 0 || ih >= H) {
+                fc_put_run<T, STEP>(dst_row, q, seg, (const T *)NULL, sw, nr, panel_stride);
+            } else {
+                const T *row = image + (c * H + ih) * W;
+                /* Input column of the first pixel, then the pixels t whose
+                 * column iw0 + t*sw falls inside [0, W). */
+                const fc_index iw0 = ow * sw - g->pad_left + j * g->dil_w;
+                fc_index t_lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+                fc_index t_hi = iw0 > W - 1 ? 0 : (W - 1 - iw0) / sw + 1;
+                if (t_lo > seg) t_lo = seg;
+                if (t_hi > seg) t_hi = seg;
+                if (t_hi < t_lo) t_hi = t_lo;
+                fc_put_run<T, STEP>(dst_row, q, t_lo, (const T *)NULL, sw, nr, panel_stride);
+                fc_put_run<T, STEP>(dst_row, q + t_lo, t_hi - t_lo, row + iw0 + t_lo * sw, sw,
+                                    nr, panel_stride);
+                fc_put_run<T, STEP>(dst_row, q + t_hi, seg - t_hi, (const T *)NULL, sw, nr,
+                                    panel_stride);
+            }
+            q += seg;
+            p += seg;
+        }
+        fc_put_run<T, STEP>(dst_row, n_pixels, n_panels * nr - n_pixels, (const T *)NULL, sw,
+                            nr, panel_stride);
+    }
+}
+
+template <typename T>
+static FC_ALWAYS_INLINE void fc_pack_any(const fc_pack_geometry *g, const T *image,
+                                         fc_index tap0, fc_index kc, fc_index pixel0,
+                                         fc_index n_pixels, T *dst)
+{
+    if (g->stride_w == 1) fc_pack_impl<T, 1>(g, image, tap0, kc, pixel0, n_pixels, dst);
+    else if (g->stride_w == 2) fc_pack_impl<T, 2>(g, image, tap0, kc, pixel0, n_pixels, dst);
+    else fc_pack_impl<T, 0>(g, image, tap0, kc, pixel0, n_pixels, dst);
+}
+
+#define FC_PACK_ARGS(T)                                                        \
+    const fc_pack_geometry *g, const T *image, fc_index tap0, fc_index kc,    \
+        fc_index pixel0, fc_index n_pixels, T *dst
+#define FC_PACK_PASS g, image, tap0, kc, pixel0, n_pixels, dst
+
+typedef void (*fc_pack_f32_fn)(FC_PACK_ARGS(float));
+typedef void (*fc_pack_f64_fn)(FC_PACK_ARGS(double));
+
+static void fc_pack_f32_baseline(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
+static void fc_pack_f64_baseline(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
+#if FC_HAVE_X86_DISPATCH
+__attribute__((target("avx2,fma")))
+static void fc_pack_f32_avx2(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
+__attribute__((target("avx2,fma")))
+static void fc_pack_f64_avx2(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
+__attribute__((target("avx512f,avx2,fma")))
+static void fc_pack_f32_avx512(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
+__attribute__((target("avx512f,avx2,fma")))
+static void fc_pack_f64_avx512(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
+#endif
+
+static fc_pack_f32_fn fc_pack_f32 = fc_pack_f32_baseline;
+static fc_pack_f64_fn fc_pack_f64 = fc_pack_f64_baseline;
+
+static void fc_pack_select(int level)
+{
+    fc_pack_f32 = fc_pack_f32_baseline;
+    fc_pack_f64 = fc_pack_f64_baseline;
+#if FC_HAVE_X86_DISPATCH
+    if (level == FC_ISA_AVX512) {
+        fc_pack_f32 = fc_pack_f32_avx512;
+        fc_pack_f64 = fc_pack_f64_avx512;
+    } else if (level == FC_ISA_AVX2) {
+        fc_pack_f32 = fc_pack_f32_avx2;
+        fc_pack_f64 = fc_pack_f64_avx2;
+    }
+#endif
+}
+
+static inline void fc_pack_input(FC_PACK_ARGS(float)) { fc_pack_f32(FC_PACK_PASS); }
+static inline void fc_pack_input(FC_PACK_ARGS(double)) { fc_pack_f64(FC_PACK_PASS); }
+static inline void fc_pack_input(FC_PACK_ARGS(int64_t)) { fc_pack_any<int64_t>(FC_PACK_PASS); }
+
+#endif /* FASTCONV_PACK_HPP */
