@@ -182,7 +182,7 @@ extensions = [
         ["src/fastconv/_direct.pyx"],
         include_dirs=[KERNEL_DIR, numpy.get_include()],
         depends=[os.path.join(KERNEL_DIR, name)
-                 for name in ("microkernel.hpp", "pack.hpp", "grouped.hpp")],
+                 for name in ("microkernel.hpp", "pack.hpp", "rows.hpp", "grouped.hpp")],
         language="c++",
     ),
     Extension(

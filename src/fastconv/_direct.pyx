@@ -65,6 +65,31 @@ cdef extern from "pack.hpp" nogil:
                        Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, int64_t *dst)
 
 
+cdef extern from "rows.hpp" nogil:
+    ctypedef struct fc_rows_layout:
+        Py_ssize_t rows, phase_len, row_stride, channel_stride
+    fc_rows_layout fc_rows_plan(Py_ssize_t out_rows, Py_ssize_t out_w_padded,
+                                Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                                Py_ssize_t stride_h, Py_ssize_t stride_w,
+                                Py_ssize_t dil_h, Py_ssize_t dil_w)
+    void fc_rows_fill[T](const fc_rows_layout *l, const T *x, Py_ssize_t channels,
+                         Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh0,
+                         Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                         Py_ssize_t pad_left, T *dst)
+    void fc_rows_offsets(const fc_rows_layout *l, Py_ssize_t tap0, Py_ssize_t kc,
+                         Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_w,
+                         Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t *offsets)
+    void fc_tile_indirect(Py_ssize_t kc, const float *a, const float *base,
+                          const Py_ssize_t *offsets, float *c, Py_ssize_t ldc,
+                          int accumulate, const float *bias)
+    void fc_tile_indirect(Py_ssize_t kc, const double *a, const double *base,
+                          const Py_ssize_t *offsets, double *c, Py_ssize_t ldc,
+                          int accumulate, const double *bias)
+    void fc_tile_indirect(Py_ssize_t kc, const int64_t *a, const int64_t *base,
+                          const Py_ssize_t *offsets, int64_t *c, Py_ssize_t ldc,
+                          int accumulate, const int64_t *bias)
+
+
 cdef extern from "grouped.hpp" nogil:
     ctypedef struct fc_plane_geometry:
         Py_ssize_t in_channels, height, width
@@ -96,6 +121,8 @@ ctypedef fused numeric_t:
 cdef Py_ssize_t _KC_MAX = 256
 # Output pixels per work item: the packed block (taps x pixels) fits in L2.
 cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
+# Input rows (all channels of a group, padded) one row-panel work item holds.
+cdef Py_ssize_t _ROWS_BYTES = 512 * 1024
 # Groups with at most this many input channels (depthwise and the like) skip
 # the GEMM: there is too little reduction to be worth packing.
 cdef Py_ssize_t _PLANE_KERNEL_MAX_GROUP_IN = 4
@@ -241,6 +268,137 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                     # Fused epilogue while the tile is still in L1.
                     _relu_rows(c, rows, cols, n_pixels_out)
         tap0 = tap0 + kc
+
+
+cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
+                         Py_ssize_t item, Py_ssize_t n_row_blocks,
+                         const numeric_t *x, const numeric_t *packed_weight,
+                         const numeric_t *padded_bias, numeric_t *out,
+                         numeric_t *rows, Py_ssize_t *offsets,
+                         numeric_t *tile) noexcept nogil:
+    """One (image, group, block of output rows, block of channels) of the
+    row-panel path (rows.hpp): B rows are read in place from ``rows``."""
+    cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
+    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t channel_block = item % geo.n_channel_blocks
+    cdef Py_ssize_t rest = item // geo.n_channel_blocks
+    cdef Py_ssize_t row_block = rest % n_row_blocks
+    rest = rest // n_row_blocks
+    cdef Py_ssize_t g = rest % geo.groups
+    cdef Py_ssize_t n = rest // geo.groups
+    cdef Py_ssize_t oh0 = row_block * geo.out_height // n_row_blocks
+    cdef Py_ssize_t oh1 = (row_block + 1) * geo.out_height // n_row_blocks
+    if oh0 >= oh1:
+        return
+    cdef Py_ssize_t total_mpanels = geo.group_out_padded // mr
+    cdef Py_ssize_t mpanel_lo = channel_block * total_mpanels // geo.n_channel_blocks
+    cdef Py_ssize_t mpanel_hi = (channel_block + 1) * total_mpanels // geo.n_channel_blocks
+    cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
+    cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
+    cdef const numeric_t *weight_group = packed_weight + g * geo.group_out_padded * taps
+    cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
+    fc_rows_fill(layout, image, geo.group_in, geo.height, geo.width, oh0,
+                 geo.stride_h, geo.stride_w, geo.pad_top, geo.pad_left, rows)
+
+    cdef Py_ssize_t tap0, kc, oh, ow0, mp, m0, rows_valid, cols, m
+    cdef int accumulate
+    cdef const numeric_t *a
+    cdef const numeric_t *base
+    cdef numeric_t *c
+    tap0 = 0
+    while tap0 < taps:
+        kc = min(geo.kc_max, taps - tap0)
+        fc_rows_offsets(layout, tap0, kc, geo.kernel_h, geo.kernel_w, geo.stride_w,
+                        geo.dil_h, geo.dil_w, offsets)
+        accumulate = tap0 > 0
+        for oh in range(oh0, oh1):
+            ow0 = 0
+            while ow0 < geo.out_width:
+                base = rows + (oh - oh0) * geo.stride_h * layout.row_stride + ow0
+                cols = min(nr, geo.out_width - ow0)
+                for mp in range(mpanel_lo, mpanel_hi):
+                    m0 = mp * mr
+                    a = weight_group + m0 * taps + tap0 * mr
+                    c = out_group + m0 * n_pixels_out + oh * geo.out_width + ow0
+                    rows_valid = min(mr, geo.group_out - m0)
+                    if rows_valid == mr and cols == nr:
+                        fc_tile_indirect(kc, a, base, offsets, c, n_pixels_out,
+                                         accumulate, bias_group + m0)
+                    else:
+                        if accumulate:
+                            for m in range(rows_valid):
+                                memcpy(tile + m * nr, c + m * n_pixels_out,
+                                       <size_t>cols * sizeof(numeric_t))
+                        fc_tile_indirect(kc, a, base, offsets, tile, nr, accumulate,
+                                         bias_group + m0)
+                        for m in range(rows_valid):
+                            memcpy(c + m * n_pixels_out, tile + m * nr,
+                                   <size_t>cols * sizeof(numeric_t))
+                    if geo.relu and tap0 + kc == taps:
+                        _relu_rows(c, rows_valid, cols, n_pixels_out)
+                ow0 = ow0 + nr
+        tap0 = tap0 + kc
+
+
+cdef bint _uses_row_kernel(const Geometry *geo) noexcept nogil:
+    """Row panels waste the columns past the output width in the last panel
+    of each row, but skip the per-tap copies of im2col: worth it for kernels
+    larger than 1x1 when at least 3/4 of the panel columns are real."""
+    cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, geo.nr) * geo.nr
+    return geo.kernel_h * geo.kernel_w > 1 and 4 * geo.out_width >= 3 * padded_w
+
+
+cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
+                       const numeric_t *padded_bias, numeric_t *out,
+                       Geometry *geo, Py_ssize_t batch, int num_threads) except *:
+    """Row-panel path: work items (image, group, row block, channel block)."""
+    cdef Py_ssize_t nr = geo.nr, mr = geo.mr
+    cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, nr) * nr
+    cdef fc_rows_layout one_row = fc_rows_plan(1, padded_w, geo.kernel_h, geo.kernel_w,
+                                               geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
+    # Output rows per block from the scratch budget (each extra output row
+    # adds stride_h input rows).
+    cdef Py_ssize_t per_row = geo.group_in * geo.stride_h * one_row.row_stride * sizeof(numeric_t)
+    cdef Py_ssize_t rows_per_block = max(1, min(geo.out_height,
+        (_ROWS_BYTES - geo.group_in * one_row.channel_stride * sizeof(numeric_t)) // per_row + 1))
+    cdef Py_ssize_t row_blocks = _ceil_div(geo.out_height, rows_per_block)
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    cdef Py_ssize_t images_groups = batch * geo.groups
+    cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
+    cdef Py_ssize_t channel_blocks = 1
+    cdef Py_ssize_t items = images_groups * row_blocks
+    if items < threads or (items < 8 * threads and items % threads):
+        row_blocks = _balance(images_groups, row_blocks, geo.out_height, threads)
+        channel_blocks = _balance(images_groups * row_blocks, 1, n_mpanels, threads)
+    geo.n_channel_blocks = channel_blocks
+    rows_per_block = _ceil_div(geo.out_height, row_blocks)
+    cdef fc_rows_layout layout = fc_rows_plan(rows_per_block, padded_w, geo.kernel_h,
+                                              geo.kernel_w, geo.stride_h, geo.stride_w,
+                                              geo.dil_h, geo.dil_w)
+    cdef Py_ssize_t n_items = images_groups * row_blocks * channel_blocks
+    threads = effective_num_threads(num_threads, n_items)
+    cdef size_t rows_elems = <size_t>(geo.group_in * layout.channel_stride)
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    cdef Py_ssize_t item
+    cdef numeric_t *rows
+    cdef Py_ssize_t *offsets
+    cdef numeric_t *tile
+    with nogil, parallel(num_threads=threads):
+        rows = <numeric_t *>fc_aligned_malloc(rows_elems * sizeof(numeric_t))
+        offsets = <Py_ssize_t *>fc_aligned_malloc(<size_t>geo.kc_max * sizeof(Py_ssize_t))
+        tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+        if rows == NULL or offsets == NULL or tile == NULL:
+            alloc_failed_ptr[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if rows != NULL and offsets != NULL and tile != NULL:
+                _run_rows_item(geo, &layout, item, row_blocks, x, packed_weight,
+                               padded_bias, out, rows, offsets, tile)
+        fc_aligned_free(rows)
+        fc_aligned_free(offsets)
+        fc_aligned_free(tile)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
 cdef void _pack_weight_panel(const Geometry *geo, Py_ssize_t panel_index,
@@ -456,6 +614,10 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
 
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
+    if _uses_row_kernel(&geo):
+        _conv2d_rows(&x[0, 0, 0, 0], &packed_weight[0], &padded_bias[0],
+                     &out[0, 0, 0, 0], &geo, batch, num_threads)
+        return
 
     # Work items: (image, group, pixel block, channel block), as many as the
     # threads and in a multiple of them when there are few, so that static

@@ -105,7 +105,66 @@ static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, const T *b,
 }
 #endif
 
+#if FC_HAVE_VECTOR_EXTENSIONS
+/* The same tile with B read in place: row k of the B panel is the NR
+ * elements at base + offsets[k] (one input row segment per kernel tap, see
+ * rows.hpp), so the input is never copied once per tap. */
+template <typename T, int MR, int NV, int LANES>
+static FC_ALWAYS_INLINE void fc_tile_vec_indirect(fc_index kc, const T *a, const T *base,
+                                                  const fc_index *offsets, T *c,
+                                                  fc_index ldc, int accumulate,
+                                                  const T *bias)
+{
+    typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
+    typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
+    vec acc[MR][NV];
+    if (accumulate) {
+        for (int m = 0; m < MR; ++m)
+            for (int v = 0; v < NV; ++v)
+                acc[m][v] = *(const uvec *)(c + m * ldc + v * LANES);
+    } else {
+        for (int m = 0; m < MR; ++m)
+            for (int v = 0; v < NV; ++v)
+                acc[m][v] = (vec){} + bias[m];
+    }
+    for (fc_index k = 0; k < kc; ++k) {
+        const T *b = base + offsets[k];
+        vec bv[NV];
+        for (int v = 0; v < NV; ++v) bv[v] = *(const uvec *)(b + v * LANES);
+        for (int m = 0; m < MR; ++m) {
+            const T w = a[k * MR + m];
+            for (int v = 0; v < NV; ++v) acc[m][v] += w * bv[v];
+        }
+    }
+    for (int m = 0; m < MR; ++m)
+        for (int v = 0; v < NV; ++v)
+            *(uvec *)(c + m * ldc + v * LANES) = acc[m][v];
+}
+#endif
+
 /* Scalar fallback, also the exact int64 kernel. */
+template <typename T, int MR, int NR>
+static FC_ALWAYS_INLINE void fc_tile_scalar_indirect(fc_index kc, const T *a, const T *base,
+                                                     const fc_index *offsets, T *c,
+                                                     fc_index ldc, int accumulate,
+                                                     const T *bias)
+{
+    T acc[MR][NR];
+    for (int m = 0; m < MR; ++m)
+        for (int n = 0; n < NR; ++n)
+            acc[m][n] = accumulate ? c[m * ldc + n] : bias[m];
+    for (fc_index k = 0; k < kc; ++k) {
+        const T *b = base + offsets[k];
+        for (int m = 0; m < MR; ++m) {
+            const T w = a[k * MR + m];
+            for (int n = 0; n < NR; ++n) acc[m][n] += w * b[n];
+        }
+    }
+    for (int m = 0; m < MR; ++m)
+        for (int n = 0; n < NR; ++n)
+            c[m * ldc + n] = acc[m][n];
+}
+
 template <typename T, int MR, int NR>
 static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, const T *b,
                                             T *c, fc_index ldc, int accumulate,
@@ -127,60 +186,58 @@ static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, const T *b,
 }
 
 /* ------------------------------------------------------------------------ */
-/* One function per (instruction set, dtype). Tile shapes fill the register */
-/* file: 24 of 32 zmm accumulators for AVX-512, 12 of 16 ymm for AVX2.      */
+/* One pair of functions (packed B, B in place) per (instruction set, dtype). */
+/* Tile shapes fill the register file: 24 of 32 zmm accumulators for         */
+/* AVX-512, 12 of 16 ymm for AVX2.                                           */
 
-typedef void (*fc_tile_f32_fn)(fc_index, const float *, const float *, float *,
-                               fc_index, int, const float *);
-typedef void (*fc_tile_f64_fn)(fc_index, const double *, const double *, double *,
-                               fc_index, int, const double *);
+#define FC_TILE_ARGS(T)                                                        \
+    fc_index kc, const T *a, const T *b, T *c, fc_index ldc, int accumulate,  \
+        const T *bias
+#define FC_TILE_PASS kc, a, b, c, ldc, accumulate, bias
+#define FC_TILE_INDIRECT_ARGS(T)                                               \
+    fc_index kc, const T *a, const T *base, const fc_index *offsets, T *c,    \
+        fc_index ldc, int accumulate, const T *bias
+#define FC_TILE_INDIRECT_PASS kc, a, base, offsets, c, ldc, accumulate, bias
+
+typedef void (*fc_tile_f32_fn)(FC_TILE_ARGS(float));
+typedef void (*fc_tile_f64_fn)(FC_TILE_ARGS(double));
+typedef void (*fc_tile_indirect_f32_fn)(FC_TILE_INDIRECT_ARGS(float));
+typedef void (*fc_tile_indirect_f64_fn)(FC_TILE_INDIRECT_ARGS(double));
+
+#define FC_DEFINE_TILES(SUFFIX, ATTR, T, MR, NV, LANES)                        \
+    ATTR static void fc_tile_##SUFFIX(FC_TILE_ARGS(T))                         \
+    { fc_tile_vec<T, MR, NV, LANES>(FC_TILE_PASS); }                           \
+    ATTR static void fc_tile_indirect_##SUFFIX(FC_TILE_INDIRECT_ARGS(T))       \
+    { fc_tile_vec_indirect<T, MR, NV, LANES>(FC_TILE_INDIRECT_PASS); }
 
 #if FC_HAVE_VECTOR_EXTENSIONS
 #define FC_BASELINE_F32_MR 4
 #define FC_BASELINE_F32_NR 16
 #define FC_BASELINE_F64_MR 4
 #define FC_BASELINE_F64_NR 8
-static void fc_tile_f32_baseline(fc_index kc, const float *a, const float *b, float *c,
-                                 fc_index ldc, int accumulate, const float *bias)
-{ fc_tile_vec<float, 4, 4, 4>(kc, a, b, c, ldc, accumulate, bias); }
-static void fc_tile_f64_baseline(fc_index kc, const double *a, const double *b, double *c,
-                                 fc_index ldc, int accumulate, const double *bias)
-{ fc_tile_vec<double, 4, 4, 2>(kc, a, b, c, ldc, accumulate, bias); }
+FC_DEFINE_TILES(f32_baseline, , float, 4, 4, 4)
+FC_DEFINE_TILES(f64_baseline, , double, 4, 4, 2)
 #else
 #define FC_BASELINE_F32_MR 4
 #define FC_BASELINE_F32_NR 8
 #define FC_BASELINE_F64_MR 4
 #define FC_BASELINE_F64_NR 8
-static void fc_tile_f32_baseline(fc_index kc, const float *a, const float *b, float *c,
-                                 fc_index ldc, int accumulate, const float *bias)
-{ fc_tile_scalar<float, 4, 8>(kc, a, b, c, ldc, accumulate, bias); }
-static void fc_tile_f64_baseline(fc_index kc, const double *a, const double *b, double *c,
-                                 fc_index ldc, int accumulate, const double *bias)
-{ fc_tile_scalar<double, 4, 8>(kc, a, b, c, ldc, accumulate, bias); }
+static void fc_tile_f32_baseline(FC_TILE_ARGS(float))
+{ fc_tile_scalar<float, 4, 8>(FC_TILE_PASS); }
+static void fc_tile_f64_baseline(FC_TILE_ARGS(double))
+{ fc_tile_scalar<double, 4, 8>(FC_TILE_PASS); }
+static void fc_tile_indirect_f32_baseline(FC_TILE_INDIRECT_ARGS(float))
+{ fc_tile_scalar_indirect<float, 4, 8>(FC_TILE_INDIRECT_PASS); }
+static void fc_tile_indirect_f64_baseline(FC_TILE_INDIRECT_ARGS(double))
+{ fc_tile_scalar_indirect<double, 4, 8>(FC_TILE_INDIRECT_PASS); }
 #endif
 
 #if FC_HAVE_X86_DISPATCH
-__attribute__((target("avx2,fma")))
-static void fc_tile_f32_avx2(fc_index kc, const float *a, const float *b, float *c,
-                             fc_index ldc, int accumulate, const float *bias)
-{ fc_tile_vec<float, 6, 2, 8>(kc, a, b, c, ldc, accumulate, bias); }
-__attribute__((target("avx2,fma")))
-static void fc_tile_f64_avx2(fc_index kc, const double *a, const double *b, double *c,
-                             fc_index ldc, int accumulate, const double *bias)
-{ fc_tile_vec<double, 6, 2, 4>(kc, a, b, c, ldc, accumulate, bias); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_tile_f32_avx512(fc_index kc, const float *a, const float *b, float *c,
-                               fc_index ldc, int accumulate, const float *bias)
-{ fc_tile_vec<float, 12, 2, 16>(kc, a, b, c, ldc, accumulate, bias); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_tile_f64_avx512(fc_index kc, const double *a, const double *b, double *c,
-                               fc_index ldc, int accumulate, const double *bias)
-{ fc_tile_vec<double, 12, 2, 8>(kc, a, b, c, ldc, accumulate, bias); }
+FC_DEFINE_TILES(f32_avx2, __attribute__((target("avx2,fma"))), float, 6, 2, 8)
+FC_DEFINE_TILES(f64_avx2, __attribute__((target("avx2,fma"))), double, 6, 2, 4)
+FC_DEFINE_TILES(f32_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 12, 2, 16)
+FC_DEFINE_TILES(f64_avx512, __attribute__((target("avx512f,avx2,fma"))), double, 12, 2, 8)
 #endif
-
-static void fc_tile_i64(fc_index kc, const int64_t *a, const int64_t *b, int64_t *c,
-                        fc_index ldc, int accumulate, const int64_t *bias)
-{ fc_tile_scalar<int64_t, 4, 8>(kc, a, b, c, ldc, accumulate, bias); }
 
 /* ------------------------------------------------------------------------ */
 /* Run-time selection.                                                      */
@@ -190,12 +247,17 @@ struct fc_dispatch_table {
     int mr_f32, nr_f32, mr_f64, nr_f64;
     fc_tile_f32_fn tile_f32;
     fc_tile_f64_fn tile_f64;
+    fc_tile_indirect_f32_fn tile_indirect_f32;
+    fc_tile_indirect_f64_fn tile_indirect_f64;
 };
 
-static fc_dispatch_table fc_active = {
-    FC_ISA_BASELINE,
-    FC_BASELINE_F32_MR, FC_BASELINE_F32_NR, FC_BASELINE_F64_MR, FC_BASELINE_F64_NR,
-    fc_tile_f32_baseline, fc_tile_f64_baseline};
+#define FC_TABLE(ISA, MR32, NR32, MR64, NR64, S32, S64)                        \
+    {ISA, MR32, NR32, MR64, NR64, fc_tile_##S32, fc_tile_##S64,                \
+     fc_tile_indirect_##S32, fc_tile_indirect_##S64}
+
+static fc_dispatch_table fc_active =
+    FC_TABLE(FC_ISA_BASELINE, FC_BASELINE_F32_MR, FC_BASELINE_F32_NR, FC_BASELINE_F64_MR,
+             FC_BASELINE_F64_NR, f32_baseline, f64_baseline);
 
 /* Highest level the running CPU and OS support (the OS check matters: a
  * kernel may disable AVX-512 state; __builtin_cpu_supports reads XCR0). */
@@ -214,18 +276,15 @@ static int fc_select_isa(int requested)
 {
     int level = fc_cpu_isa();
     if (requested < level) level = requested;
-    fc_dispatch_table t = {FC_ISA_BASELINE,
-                           FC_BASELINE_F32_MR, FC_BASELINE_F32_NR,
-                           FC_BASELINE_F64_MR, FC_BASELINE_F64_NR,
-                           fc_tile_f32_baseline, fc_tile_f64_baseline};
+    fc_dispatch_table t =
+        FC_TABLE(FC_ISA_BASELINE, FC_BASELINE_F32_MR, FC_BASELINE_F32_NR,
+                 FC_BASELINE_F64_MR, FC_BASELINE_F64_NR, f32_baseline, f64_baseline);
 #if FC_HAVE_X86_DISPATCH
     if (level == FC_ISA_AVX512) {
-        fc_dispatch_table t512 = {FC_ISA_AVX512, 12, 32, 12, 16,
-                                  fc_tile_f32_avx512, fc_tile_f64_avx512};
+        fc_dispatch_table t512 = FC_TABLE(FC_ISA_AVX512, 12, 32, 12, 16, f32_avx512, f64_avx512);
         t = t512;
     } else if (level == FC_ISA_AVX2) {
-        fc_dispatch_table t2 = {FC_ISA_AVX2, 6, 16, 6, 8,
-                                fc_tile_f32_avx2, fc_tile_f64_avx2};
+        fc_dispatch_table t2 = FC_TABLE(FC_ISA_AVX2, 6, 16, 6, 8, f32_avx2, f64_avx2);
         t = t2;
     }
 #endif
@@ -233,16 +292,18 @@ static int fc_select_isa(int requested)
     return t.isa;
 }
 
-/* Overloads so that Cython fused-type code calls one name for every dtype. */
-static inline void fc_tile(fc_index kc, const float *a, const float *b, float *c,
-                           fc_index ldc, int accumulate, const float *bias)
-{ fc_active.tile_f32(kc, a, b, c, ldc, accumulate, bias); }
-static inline void fc_tile(fc_index kc, const double *a, const double *b, double *c,
-                           fc_index ldc, int accumulate, const double *bias)
-{ fc_active.tile_f64(kc, a, b, c, ldc, accumulate, bias); }
-static inline void fc_tile(fc_index kc, const int64_t *a, const int64_t *b, int64_t *c,
-                           fc_index ldc, int accumulate, const int64_t *bias)
-{ fc_tile_i64(kc, a, b, c, ldc, accumulate, bias); }
+/* Overloads so that Cython fused-type code calls one name for every dtype;
+ * int64 (exact integer convolution) always runs the scalar tile. */
+static inline void fc_tile(FC_TILE_ARGS(float)) { fc_active.tile_f32(FC_TILE_PASS); }
+static inline void fc_tile(FC_TILE_ARGS(double)) { fc_active.tile_f64(FC_TILE_PASS); }
+static inline void fc_tile(FC_TILE_ARGS(int64_t))
+{ fc_tile_scalar<int64_t, 4, 8>(FC_TILE_PASS); }
+static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(float))
+{ fc_active.tile_indirect_f32(FC_TILE_INDIRECT_PASS); }
+static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(double))
+{ fc_active.tile_indirect_f64(FC_TILE_INDIRECT_PASS); }
+static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(int64_t))
+{ fc_tile_scalar_indirect<int64_t, 4, 8>(FC_TILE_INDIRECT_PASS); }
 
 static inline void fc_tile_shape(const float *, int *mr, int *nr)
 { *mr = fc_active.mr_f32; *nr = fc_active.nr_f32; }
