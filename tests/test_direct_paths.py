@@ -1,7 +1,8 @@
 """The direct kernel's three code paths, each against the float64 reference.
 
 * packed (im2col) panels: 1x1 kernels, and outputs narrower than 3/4 of a
-  micro-kernel panel,
+  micro-kernel panel (for one small image with many output channels the
+  threads pack the columns together),
 * row panels read in place: larger kernels on wide outputs (every stride,
   dilation and padding goes through the phase-split row scratch),
 * the plane kernel: groups of at most four input channels (depthwise).
@@ -30,6 +31,9 @@ ROW_PANEL_CASES = [
 ]
 
 PACKED_CASES = [
+    # one small image with many output channels: the threads share the packing
+    (1, 40, 200, 12, 12, (3, 3), 2, 1, 1, 1),
+    (1, 300, 130, 7, 7, (1, 1), 1, 0, 1, 1),
     (1, 64, 70, 9, 9, (1, 1), 1, 0, 1, 1),
     (2, 40, 30, 14, 11, (3, 3), 1, 1, 1, 1),
     (1, 24, 36, 7, 7, (3, 3), 2, 1, 1, 1),
@@ -74,7 +78,8 @@ def test_direct_paths_exact_in_int64(case):
     assert_conv_close(got, x, weight, None, stride, padding, dilation, groups)
 
 
-@pytest.mark.parametrize("case", ROW_PANEL_CASES[:4] + PLANE_CASES[:3], ids=str)
+@pytest.mark.parametrize("case", ROW_PANEL_CASES[:4] + PACKED_CASES[:2] + PLANE_CASES[:3],
+                         ids=str)
 def test_direct_paths_thread_count_invariant(case):
     n, c, k, h, w, kernel, stride, padding, dilation, groups = case
     rng = np.random.default_rng(2)

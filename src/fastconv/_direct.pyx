@@ -58,11 +58,14 @@ cdef extern from "pack.hpp" nogil:
         Py_ssize_t nr
     void fc_pack_select(int level)
     void fc_pack_input(const fc_pack_geometry *g, const float *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, float *dst)
+                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
+                       Py_ssize_t n_pixels, float *dst)
     void fc_pack_input(const fc_pack_geometry *g, const double *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, double *dst)
+                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
+                       Py_ssize_t n_pixels, double *dst)
     void fc_pack_input(const fc_pack_geometry *g, const int64_t *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t pixel0, Py_ssize_t n_pixels, int64_t *dst)
+                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
+                       Py_ssize_t n_pixels, int64_t *dst)
 
 
 cdef extern from "rows.hpp" nogil:
@@ -238,7 +241,7 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
         kc = geo.kc_max
         if kc > taps - tap0:
             kc = taps - tap0
-        fc_pack_input(&geo.pack, image, tap0, kc, pixel0, n_pixels, col)
+        fc_pack_input(&geo.pack, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
         accumulate = tap0 > 0
         for jp in range(n_panels):
             b = col + jp * kc * nr
@@ -547,6 +550,68 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
+cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_weight,
+                                 const numeric_t *padded_bias, numeric_t *out,
+                                 const Geometry *geo, int num_threads) except *:
+    """One image and group: per reduction chunk, all threads pack the
+    columns of every pixel (a share of the taps each), then compute a share
+    of the (output-channel panel, pixel panel) tiles. Two barriers per chunk
+    instead of each thread packing the whole image for its channels."""
+    cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
+    cdef Py_ssize_t n_pixels = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_panels = _ceil_div(n_pixels, nr)
+    cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
+    cdef Py_ssize_t n_chunks = _ceil_div(taps, geo.kc_max)
+    cdef int threads = effective_num_threads(num_threads, n_mpanels * n_panels)
+    cdef numeric_t *col = <numeric_t *>fc_aligned_malloc(
+        <size_t>(geo.kc_max * n_panels * nr) * sizeof(numeric_t))
+    if col == NULL:
+        raise MemoryError("fastconv: cannot allocate the packed columns")
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    cdef Py_ssize_t chunk, tap0, kc, r, work, mp, jp, m0, rows, cols, m
+    cdef numeric_t *tile
+    cdef numeric_t *c
+    cdef const numeric_t *a
+    with nogil, parallel(num_threads=threads):
+        tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+        if tile == NULL:
+            alloc_failed_ptr[0] = 1
+        for chunk in range(n_chunks):
+            tap0 = chunk * geo.kc_max
+            kc = min(geo.kc_max, taps - tap0)
+            for r in prange(kc, schedule='static'):
+                fc_pack_input(&geo.pack, x, tap0, kc, r, r + 1, 0, n_pixels, col)
+            for work in prange(n_mpanels * n_panels, schedule='static'):
+                if tile != NULL:
+                    mp = work // n_panels
+                    jp = work - mp * n_panels
+                    m0 = mp * mr
+                    a = packed_weight + m0 * taps + tap0 * mr
+                    c = out + m0 * n_pixels + jp * nr
+                    rows = min(mr, geo.group_out - m0)
+                    cols = min(nr, n_pixels - jp * nr)
+                    if rows == mr and cols == nr:
+                        fc_tile(kc, a, col + jp * kc * nr, c, n_pixels, tap0 > 0,
+                                padded_bias + m0)
+                    else:
+                        if tap0 > 0:
+                            for m in range(rows):
+                                memcpy(tile + m * nr, c + m * n_pixels,
+                                       <size_t>cols * sizeof(numeric_t))
+                        fc_tile(kc, a, col + jp * kc * nr, tile, nr, tap0 > 0,
+                                padded_bias + m0)
+                        for m in range(rows):
+                            memcpy(c + m * n_pixels, tile + m * nr,
+                                   <size_t>cols * sizeof(numeric_t))
+                    if geo.relu and tap0 + kc == taps:
+                        _relu_rows(c, rows, cols, n_pixels)
+        fc_aligned_free(tile)
+    fc_aligned_free(col)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
+
+
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
                   const numeric_t[::1] packed_weight,
                   const numeric_t[::1] padded_bias,
@@ -632,6 +697,12 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * pixel_blocks
     cdef bint weights_dominate = geo.group_out * geo.taps >= geo.taps * n_panels * nr
+    if images_groups == 1 and items < threads and weights_dominate:
+        # One small image: the threads pack its columns together, then
+        # share out the output channels (no thread packs what another did).
+        _conv2d_shared_columns(&x[0, 0, 0, 0], &packed_weight[0], &padded_bias[0],
+                               &out[0, 0, 0, 0], &geo, num_threads)
+        return
     if items < threads or (items < 8 * threads and items % threads):
         if weights_dominate:
             channel_blocks = _balance(images_groups * pixel_blocks, 1, n_mpanels, threads)

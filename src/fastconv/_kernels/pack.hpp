@@ -3,10 +3,11 @@
  *
  * The direct convolution of one image and group is the matrix product
  * out[k, p] = sum_r weight[k, r] * col[r, p] over kernel taps r = (c, i, j)
- * and output pixels p = (oh, ow). fc_pack_input gathers the block
- * col[tap0 : tap0 + kc, pixel0 : pixel0 + n_pixels] into panels laid out
- * [panel][tap][NR] (the layout the micro-kernel streams), reading the
- * padding as zeros, so no padded copy of the input is ever made.
+ * and output pixels p = (oh, ow). fc_pack_input gathers rows [r0, r1) of the
+ * block col[tap0 : tap0 + kc, pixel0 : pixel0 + n_pixels] into panels laid
+ * out [panel][tap][NR] (the layout the micro-kernel streams), reading the
+ * padding as zeros, so no padded copy of the input is ever made. (Several
+ * threads may fill one block, each its own rows.)
  *
  * Compiled per instruction set like the micro-kernels: the copies along an
  * output row are contiguous (stride 1) or fixed-step (stride 2) loops that
@@ -50,8 +51,9 @@ static FC_ALWAYS_INLINE void fc_put_run(T *row_of_panel0, fc_index q, fc_index c
 
 template <typename T, int STEP>
 static FC_ALWAYS_INLINE void fc_pack_impl(const fc_pack_geometry *g, const T *image,
-                                          fc_index tap0, fc_index kc, fc_index pixel0,
-                                          fc_index n_pixels, T *dst)
+                                          fc_index tap0, fc_index kc, fc_index r0,
+                                          fc_index r1, fc_index pixel0, fc_index n_pixels,
+                                          T *dst)
 {
     const fc_index nr = g->nr;
     const fc_index n_panels = (n_pixels + nr - 1) / nr;
@@ -59,7 +61,7 @@ static FC_ALWAYS_INLINE void fc_pack_impl(const fc_pack_geometry *g, const T *im
     const fc_index kernel_area = g->kernel_h * g->kernel_w;
     const fc_index H = g->height, W = g->width, Wo = g->out_w;
     const fc_index sw = STEP > 0 ? STEP : g->stride_w;
-    for (fc_index r = 0; r < kc; ++r) {
+    for (fc_index r = r0; r < r1; ++r) {
         const fc_index tap = tap0 + r;
         const fc_index c = tap / kernel_area;
         const fc_index i = (tap - c * kernel_area) / g->kernel_w;
@@ -98,20 +100,18 @@ static FC_ALWAYS_INLINE void fc_pack_impl(const fc_pack_geometry *g, const T *im
     }
 }
 
-template <typename T>
-static FC_ALWAYS_INLINE void fc_pack_any(const fc_pack_geometry *g, const T *image,
-                                         fc_index tap0, fc_index kc, fc_index pixel0,
-                                         fc_index n_pixels, T *dst)
-{
-    if (g->stride_w == 1) fc_pack_impl<T, 1>(g, image, tap0, kc, pixel0, n_pixels, dst);
-    else if (g->stride_w == 2) fc_pack_impl<T, 2>(g, image, tap0, kc, pixel0, n_pixels, dst);
-    else fc_pack_impl<T, 0>(g, image, tap0, kc, pixel0, n_pixels, dst);
-}
-
 #define FC_PACK_ARGS(T)                                                        \
     const fc_pack_geometry *g, const T *image, fc_index tap0, fc_index kc,    \
-        fc_index pixel0, fc_index n_pixels, T *dst
-#define FC_PACK_PASS g, image, tap0, kc, pixel0, n_pixels, dst
+        fc_index r0, fc_index r1, fc_index pixel0, fc_index n_pixels, T *dst
+#define FC_PACK_PASS g, image, tap0, kc, r0, r1, pixel0, n_pixels, dst
+
+template <typename T>
+static FC_ALWAYS_INLINE void fc_pack_any(FC_PACK_ARGS(T))
+{
+    if (g->stride_w == 1) fc_pack_impl<T, 1>(FC_PACK_PASS);
+    else if (g->stride_w == 2) fc_pack_impl<T, 2>(FC_PACK_PASS);
+    else fc_pack_impl<T, 0>(FC_PACK_PASS);
+}
 
 typedef void (*fc_pack_f32_fn)(FC_PACK_ARGS(float));
 typedef void (*fc_pack_f64_fn)(FC_PACK_ARGS(double));
