@@ -71,6 +71,7 @@ cdef extern from "pack.hpp" nogil:
 cdef extern from "rows.hpp" nogil:
     ctypedef struct fc_rows_layout:
         Py_ssize_t rows, phase_len, row_stride, channel_stride
+        bint dense
     fc_rows_layout fc_rows_plan(Py_ssize_t out_rows, Py_ssize_t out_w_padded,
                                 Py_ssize_t kernel_h, Py_ssize_t kernel_w,
                                 Py_ssize_t stride_h, Py_ssize_t stride_w,
@@ -273,6 +274,83 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
         tap0 = tap0 + kc
 
 
+cdef inline void _panel_copy(numeric_t *tile, numeric_t *c, Py_ssize_t rows_valid,
+                             Py_ssize_t nr, Py_ssize_t v0, Py_ssize_t v_end,
+                             Py_ssize_t row_len, Py_ssize_t out_w, Py_ssize_t ldc,
+                             bint to_tile) noexcept nogil:
+    """Move a dense-row panel between the tile (rows_valid x nr) and the
+    output: column q of the tile is virtual pixel v0 + q = r * row_len + ow,
+    an output pixel (row r of the block, column ow) when ow < out_w, junk
+    otherwise. ``c`` points at row 0, column 0 of the block."""
+    cdef Py_ssize_t v = v0, r, ow, run, m
+    cdef Py_ssize_t stop = min(v0 + nr, v_end)
+    while v < stop:
+        r = v // row_len
+        ow = v - r * row_len
+        if ow >= out_w:
+            v = (r + 1) * row_len
+            continue
+        run = min(out_w - ow, stop - v)
+        for m in range(rows_valid):
+            if to_tile:
+                memcpy(tile + m * nr + (v - v0), c + m * ldc + r * out_w + ow,
+                       <size_t>run * sizeof(numeric_t))
+            else:
+                memcpy(c + m * ldc + r * out_w + ow, tile + m * nr + (v - v0),
+                       <size_t>run * sizeof(numeric_t))
+        v = v + run
+
+
+cdef void _dense_rows_chunk(const Geometry *geo, const fc_rows_layout *layout,
+                            Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t tap0, Py_ssize_t kc,
+                            Py_ssize_t mpanel_lo, Py_ssize_t mpanel_hi,
+                            const numeric_t *weight_group, const numeric_t *bias_group,
+                            numeric_t *out_group, const numeric_t *rows,
+                            const Py_ssize_t *offsets, numeric_t *tile) noexcept nogil:
+    """Stride 1: the output rows of the block are one run of virtual pixels
+    v = (oh - oh0) * row_len + ow (row_len = phase_len >= out_w + the kernel's
+    reach), so panels run across row ends and waste only the reach columns,
+    whatever the output width."""
+    cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
+    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t row_len = layout.phase_len, out_w = geo.out_width
+    cdef Py_ssize_t v_end = (oh1 - oh0 - 1) * row_len + out_w
+    cdef Py_ssize_t v0, r, ow, mp, m0, rows_valid
+    cdef bint inside
+    cdef int accumulate = tap0 > 0
+    cdef const numeric_t *a
+    cdef numeric_t *c_block
+    cdef numeric_t *c
+    v0 = 0
+    while v0 < v_end:
+        r = v0 // row_len
+        ow = v0 - r * row_len
+        # A panel inside one row's outputs is stored in place.
+        inside = ow + nr <= out_w
+        for mp in range(mpanel_lo, mpanel_hi):
+            m0 = mp * mr
+            a = weight_group + m0 * taps + tap0 * mr
+            c_block = out_group + m0 * n_pixels_out + oh0 * out_w
+            rows_valid = min(mr, geo.group_out - m0)
+            if inside and rows_valid == mr:
+                c = c_block + r * out_w + ow
+                fc_tile_indirect(kc, a, rows + v0, offsets, c, n_pixels_out, accumulate,
+                                 bias_group + m0)
+                if geo.relu and tap0 + kc == taps:
+                    _relu_rows(c, mr, nr, n_pixels_out)
+            else:
+                if accumulate:
+                    _panel_copy(tile, c_block, rows_valid, nr, v0, v_end, row_len, out_w,
+                                n_pixels_out, True)
+                fc_tile_indirect(kc, a, rows + v0, offsets, tile, nr, accumulate,
+                                 bias_group + m0)
+                if geo.relu and tap0 + kc == taps:
+                    _relu_rows(tile, rows_valid, nr, nr)
+                _panel_copy(tile, c_block, rows_valid, nr, v0, v_end, row_len, out_w,
+                            n_pixels_out, False)
+        v0 = v0 + nr
+
+
 cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
                          Py_ssize_t item, Py_ssize_t n_row_blocks,
                          const numeric_t *x, const numeric_t *packed_weight,
@@ -314,6 +392,11 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
         fc_rows_offsets(layout, tap0, kc, geo.kernel_h, geo.kernel_w, geo.stride_w,
                         geo.dil_h, geo.dil_w, offsets)
         accumulate = tap0 > 0
+        if layout.dense:
+            _dense_rows_chunk(geo, layout, oh0, oh1, tap0, kc, mpanel_lo, mpanel_hi,
+                              weight_group, bias_group, out_group, rows, offsets, tile)
+            tap0 = tap0 + kc
+            continue
         for oh in range(oh0, oh1):
             ow0 = 0
             while ow0 < geo.out_width:
@@ -344,11 +427,20 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
 
 
 cdef bint _uses_row_kernel(const Geometry *geo) noexcept nogil:
-    """Row panels waste the columns past the output width in the last panel
-    of each row, but skip the per-tap copies of im2col: worth it for kernels
-    larger than 1x1 when at least 3/4 of the panel columns are real."""
+    """Row panels skip the per-tap copies of im2col for kernels larger than
+    1x1. Rows are whole panels when at least 3/4 of the panel columns are
+    real outputs; otherwise, with stride 1, the rows are dense (panels cross
+    row ends) and waste only the kernel's reach."""
+    if geo.kernel_h * geo.kernel_w == 1:
+        return False
+    return _rows_are_whole_panels(geo) or (geo.stride_h == 1 and geo.stride_w == 1)
+
+
+cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
+    """Whole-panel rows are cheaper than dense ones (whose panels cross row
+    ends and go through the edge tile) when they waste at most 1/4."""
     cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, geo.nr) * geo.nr
-    return geo.kernel_h * geo.kernel_w > 1 and 4 * geo.out_width >= 3 * padded_w
+    return 4 * geo.out_width >= 3 * padded_w
 
 
 cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
@@ -356,7 +448,12 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
                        Geometry *geo, Py_ssize_t batch, int num_threads) except *:
     """Row-panel path: work items (image, group, row block, channel block)."""
     cdef Py_ssize_t nr = geo.nr, mr = geo.mr
-    cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, nr) * nr
+    # The whole reduction in one chunk: the B rows are read in place (no
+    # packed block to keep small), and the accumulators then never leave the
+    # registers, which spares dense panels a round trip through the edge tile.
+    geo.kc_max = geo.taps
+    cdef bint dense = not _rows_are_whole_panels(geo)
+    cdef Py_ssize_t padded_w = geo.out_width if dense else _ceil_div(geo.out_width, nr) * nr
     cdef fc_rows_layout one_row = fc_rows_plan(1, padded_w, geo.kernel_h, geo.kernel_w,
                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
     # Output rows per block from the scratch budget (each extra output row
@@ -380,7 +477,10 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
                                               geo.dil_h, geo.dil_w)
     cdef Py_ssize_t n_items = images_groups * row_blocks * channel_blocks
     threads = effective_num_threads(num_threads, n_items)
-    cdef size_t rows_elems = <size_t>(geo.group_in * layout.channel_stride)
+    layout.dense = dense
+    # Slack after the last channel: a dense block's last panel reads up to
+    # one panel past the block's last virtual pixel.
+    cdef size_t rows_elems = <size_t>(geo.group_in * layout.channel_stride + nr)
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef Py_ssize_t item

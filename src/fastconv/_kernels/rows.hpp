@@ -26,6 +26,7 @@ struct fc_rows_layout {
     fc_index phase_len;      /* u positions per phase */
     fc_index row_stride;     /* stride_w * phase_len */
     fc_index channel_stride; /* rows * row_stride */
+    int dense;               /* stride 1: panels run across row ends */
 };
 
 /* Scratch layout for `out_rows` output rows; out_w_padded is the output
@@ -40,6 +41,7 @@ static inline fc_rows_layout fc_rows_plan(fc_index out_rows, fc_index out_w_padd
     l.phase_len = out_w_padded + ((kernel_w - 1) * dil_w) / stride_w + 1;
     l.row_stride = stride_w * l.phase_len;
     l.channel_stride = l.rows * l.row_stride;
+    l.dense = 0;
     return l;
 }
 
