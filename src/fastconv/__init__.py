@@ -1,5 +1,13 @@
 """fastconv: fast 2-D convolution for NumPy with PyTorch's conv2d semantics.
 
+* :func:`conv2d` and :func:`conv1d`: ``torch.nn.functional.conv2d`` /
+  ``conv1d`` on NumPy arrays (channels first or last, fused ReLU).
+* :class:`Conv2d`: a layer holding its weights, validated and transformed
+  once for repeated calls, with PyTorch's padding modes.
+* :func:`set_num_threads`, :func:`get_num_threads`, :class:`threads`: the
+  default number of OpenMP threads.
+* :func:`show_config`: build and runtime configuration.
+
 >>> import numpy as np, fastconv
 >>> x = np.arange(25).reshape(1, 1, 5, 5)
 >>> fastconv.conv2d(x, np.ones((1, 1, 3, 3), int)).shape
@@ -7,8 +15,12 @@
 """
 
 from ._config import show_config
-from ._conv import ALGORITHMS, conv2d
+from ._conv import ACTIVATIONS, ALGORITHMS, LAYOUTS, PADDING_MODES, conv2d
+from ._conv1d import conv1d
 from ._layer import Conv2d
+from ._threads import get_num_threads, set_num_threads, threads
 from ._version import __version__
 
-__all__ = ["conv2d", "Conv2d", "ALGORITHMS", "show_config", "__version__"]
+__all__ = ["conv2d", "conv1d", "Conv2d", "set_num_threads", "get_num_threads", "threads",
+           "ALGORITHMS", "LAYOUTS", "ACTIVATIONS", "PADDING_MODES", "show_config",
+           "__version__"]

@@ -2,49 +2,71 @@
 
 Everything about shapes and types is checked here, in Python, so the compiled
 kernels (:mod:`fastconv._direct`, :mod:`fastconv._winograd`) receive only
-C-contiguous arrays of one dtype and a consistent geometry.
+C-contiguous NCHW arrays of one dtype and a consistent geometry.
 
 A convolution is split into the weight side (:class:`ConvSpec`: weights,
-bias, stride, padding, dilation, groups, validated once, with a cache of the
-weights packed or transformed for each algorithm) and the call side
-(:meth:`ConvSpec.apply`: the input, the output and the algorithm for its
-shape). :func:`conv2d` builds a throw-away spec per call; :class:`Conv2d`
-keeps one.
+bias, stride, padding and padding mode, dilation, groups, data layout and
+activation, validated once, with a cache of the weights packed or
+transformed for each algorithm) and the call side (:meth:`ConvSpec.apply`:
+the input, the output and the algorithm for its shape). :func:`conv2d`
+builds a throw-away spec per call; :class:`fastconv.Conv2d` keeps one.
 """
 
+from __future__ import annotations
+
 import operator
+from typing import Any, Dict, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _direct, _winograd
 from ._isa import active_isa  # noqa: F401  (selects the kernels at import)
+from ._padding import PADDING_MODES, check_padding, check_padding_mode, pad_nchw
+from ._threads import kernel_threads
 
-__all__ = ["conv2d", "ConvSpec", "ALGORITHMS"]
+__all__ = ["conv2d", "ConvSpec", "ALGORITHMS", "ACTIVATIONS", "LAYOUTS", "PADDING_MODES"]
 
 WINOGRAD_TILES = {"winograd2": 2, "winograd4": 4, "winograd6": 6}
 ALGORITHMS = ("auto", "direct", "winograd") + tuple(WINOGRAD_TILES)
+#: Data layouts of the input and output; the weight is always (K, C/groups, kH, kW).
+LAYOUTS = ("NCHW", "NHWC")
+#: Activations fused into the kernels' output stage.
+ACTIVATIONS = (None, "relu")
+
+IntPair = Union[int, Tuple[int, int]]
+PaddingArg = Union[int, Tuple[int, int], Literal["valid", "same"]]
+Algorithm = Literal["auto", "direct", "winograd", "winograd2", "winograd4", "winograd6"]
+Layout = Literal["NCHW", "NHWC"]
+Activation = Optional[Literal["relu"]]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 _INTEGER_KINDS = "biu"
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           *, algorithm="auto", num_threads=None, out=None):
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
+           groups: int = 1, *, algorithm: Algorithm = "auto",
+           num_threads: Optional[int] = None, out: Optional[NDArray[Any]] = None,
+           layout: Layout = "NCHW", activation: Activation = None,
+           padding_mode: PaddingMode = "zeros") -> NDArray[Any]:
     """2-D convolution (cross-correlation) with the semantics of
     ``torch.nn.functional.conv2d``, on NumPy arrays.
 
     Parameters
     ----------
     input : array_like of shape (N, C, H, W) or (C, H, W)
-        Batched or unbatched input. An unbatched input gives an unbatched
-        result.
+        Batched or unbatched input; (N, H, W, C) or (H, W, C) with
+        ``layout="NHWC"``. An unbatched input gives an unbatched result.
     weight : array_like of shape (K, C // groups, kH, kW)
-        Filters. They are not flipped (cross-correlation, as in PyTorch).
+        Filters, in this shape for both layouts. They are not flipped
+        (cross-correlation, as in PyTorch).
     bias : array_like of shape (K,), optional
         Added to every output pixel of channel ``k``.
     stride : int or tuple of 2 ints, default=1
         Step of the kernel window, ``(sH, sW)``; each >= 1.
     padding : int, tuple of 2 ints, "valid" or "same", default=0
-        Implicit zeros added on both sides, ``(pH, pW)``. ``"valid"`` is no
+        Padding added on both sides, ``(pH, pW)``. ``"valid"`` is no
         padding. ``"same"`` (stride 1 only) pads so the output has the
         input's size; when ``dilation * (k - 1)`` is odd the extra row/column
         goes at the bottom/right, exactly as PyTorch pads.
@@ -59,16 +81,32 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         tiles F(2x2), F(4x4), F(6x6); ``"auto"`` picks the fastest for the
         shape (see the README for the rule and its measurements).
     num_threads : int, optional
-        OpenMP threads for this call. ``None`` uses OpenMP's default at call
-        time (``OMP_NUM_THREADS``, ``threadpoolctl`` limits). Never more
+        OpenMP threads for this call. ``None`` uses the active
+        :class:`fastconv.threads` block, else the
+        :func:`fastconv.set_num_threads` default, else OpenMP's default at
+        call time (``OMP_NUM_THREADS``, ``threadpoolctl`` limits). Never more
         threads are started than there are work items.
     out : ndarray, optional
-        C-contiguous, writeable array of exactly the result's shape and dtype,
-        not overlapping the operands; written in place and returned.
+        C-contiguous, writeable array of exactly the result's shape (in
+        ``layout``) and dtype, not overlapping the operands; written in place
+        and returned.
+    layout : {"NCHW", "NHWC"}, default="NCHW"
+        Layout of ``input`` and of the result: channels first (PyTorch's) or
+        channels last. NHWC costs one transposed copy of the input and one of
+        the output (the kernels compute in NCHW).
+    activation : {None, "relu"}, default=None
+        ``"relu"`` applies ``max(y, 0)`` to the result in the kernels' output
+        stage (no second pass over the result); NaN stays NaN, as in
+        ``torch.relu``.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default="zeros"
+        What the padding holds, as ``torch.nn.Conv2d``'s ``padding_mode``
+        (``torch.nn.functional.conv2d`` has zeros only). Modes other than
+        zeros build a padded copy of the input first, as PyTorch does.
 
     Returns
     -------
     output : ndarray of shape (N, K, H_out, W_out) or (K, H_out, W_out)
+        (N, H_out, W_out, K) or (H_out, W_out, K) with ``layout="NHWC"``.
         ``H_out = (H + 2*pH - dH*(kH - 1) - 1) // sH + 1``, likewise ``W_out``.
         dtype: float32 and float64 are computed natively and mixed float
         dtypes follow :func:`numpy.result_type`; float16 is computed in
@@ -82,8 +120,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     TypeError
         For complex, object or string data, or non-integer parameters.
     ValueError
-        For inconsistent shapes or parameters, or an algorithm that cannot
-        handle them; the message names the argument.
+        For inconsistent shapes or parameters, an algorithm that cannot
+        handle them, or padding the ``padding_mode`` cannot do (reflect:
+        padding must be smaller than the input; circular: at most the
+        input); the message names the argument.
+
+    See Also
+    --------
+    fastconv.Conv2d : a layer that validates and transforms its weights once.
+    fastconv.conv1d : the 1-D convolution.
 
     Examples
     --------
@@ -92,9 +137,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     >>> fastconv.conv2d(x, np.ones((1, 1, 2, 2)), stride=2)
     array([[[[10., 18.],
              [42., 50.]]]])
+    >>> fastconv.conv2d(x - 8, np.ones((1, 1, 2, 2)), stride=2, activation="relu")
+    array([[[[ 0.,  0.],
+             [10., 18.]]]])
     """
-    spec = ConvSpec(weight, bias, stride, padding, dilation, groups,
-                    algorithm=algorithm, cache=False)
+    spec = ConvSpec(weight, bias, stride, padding, dilation, groups, algorithm=algorithm,
+                    cache=False, padding_mode=padding_mode, layout=layout,
+                    activation=activation)
     return spec.apply(input, num_threads=num_threads, out=out, operands=(input, weight, bias))
 
 
@@ -106,13 +155,19 @@ class ConvSpec:
     calls pay for them once.
     """
 
-    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                 *, algorithm="auto", cache=True):
+    def __init__(self, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                 stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
+                 groups: int = 1, *, algorithm: str = "auto", cache: bool = True,
+                 padding_mode: str = "zeros", layout: str = "NCHW",
+                 activation: Optional[str] = None) -> None:
         if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise ValueError(
                 f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
                 f"got {algorithm!r}")
-        self.algorithm = algorithm
+        self.algorithm: str = algorithm
+        self.padding_mode: str = check_padding_mode(padding_mode)
+        self.layout: str = _choice(layout, LAYOUTS, "layout")
+        self.activation: Optional[str] = _choice(activation, ACTIVATIONS, "activation")
         w = _as_array(weight, "weight")
         b = None if bias is None else _as_array(bias, "bias")
         if w.ndim != 4:
@@ -123,7 +178,7 @@ class ConvSpec:
         self.groups = _integer(groups, "groups")
         if self.groups < 1:
             raise ValueError(f"groups must be >= 1; got {self.groups}")
-        out_channels, group_in, kernel_h, kernel_w = w.shape
+        out_channels, group_in, kernel_h, kernel_w = map(int, w.shape)
         if group_in == 0 or kernel_h == 0 or kernel_w == 0:
             raise ValueError(f"weight must not be zero-sized; got shape {w.shape}")
         if out_channels % self.groups:
@@ -138,8 +193,9 @@ class ConvSpec:
             padding, self.stride,
             (self.dilation[0] * (kernel_h - 1), self.dilation[1] * (kernel_w - 1)))
         self.weight, self.bias = w, b
-        self.out_channels, self.in_channels = out_channels, group_in * self.groups
-        self.kernel_size = (kernel_h, kernel_w)
+        self.out_channels: int = out_channels
+        self.in_channels: int = group_in * self.groups
+        self.kernel_size: Tuple[int, int] = (kernel_h, kernel_w)
         self.winograd_ok = (self.kernel_size == (3, 3) and self.stride == (1, 1)
                             and self.dilation == (1, 1))
         if algorithm != "auto" and algorithm != "direct" and not self.winograd_ok:
@@ -147,12 +203,13 @@ class ConvSpec:
                 f"algorithm={algorithm!r} needs a 3x3 kernel, stride 1 and dilation 1; "
                 f"got kernel {self.kernel_size}, stride {self.stride}, "
                 f"dilation {self.dilation}")
-        self._cache = {} if cache else None
+        self._cache: Optional[Dict[Tuple[str, Optional[int], str], Any]] = (
+            {} if cache else None)
         self.caches_weights = bool(cache)
 
     # -- per call -----------------------------------------------------------
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: Sequence[int]) -> Tuple[int, int]:
         """(H_out, W_out) for an input of spatial size ``input_shape``."""
         height, width = input_shape
         (pad_top, pad_bottom), (pad_left, pad_right) = self.padding
@@ -168,17 +225,30 @@ class ConvSpec:
         return ((padded_h - span_h) // self.stride[0] + 1,
                 (padded_w - span_w) // self.stride[1] + 1)
 
-    def apply(self, input, *, num_threads=None, out=None, operands=None):
+    def spatial_shape(self, input_shape: Sequence[int]) -> Tuple[int, int, int]:
+        """(N, H, W) of an input shape in this spec's layout (unbatched: N = 1)."""
+        shape = tuple(input_shape)
+        batch = shape[0] if len(shape) == 4 else 1
+        height, width = shape[-3:-1] if self.layout == "NHWC" else shape[-2:]
+        return batch, height, width
+
+    def apply(self, input: ArrayLike, *, num_threads: Optional[int] = None,
+              out: Optional[NDArray[Any]] = None,
+              operands: Optional[Sequence[Any]] = None) -> NDArray[Any]:
         """Convolve ``input``; see :func:`conv2d` for the arguments."""
-        threads = _check_num_threads(num_threads)
+        threads = kernel_threads(num_threads)
         x = _as_array(input, "input")
+        nhwc = self.layout == "NHWC"
         if x.ndim not in (3, 4):
+            dims = "(N, H, W, C) or 3 (H, W, C)" if nhwc else "(N, C, H, W) or 3 (C, H, W)"
             raise ValueError(
-                "input must have 4 dimensions (N, C, H, W) or 3 (C, H, W); "
-                f"got shape {x.shape}")
+                f"input must have 4 dimensions {dims}"
+                f"{' for layout=NHWC' if nhwc else ''}; got shape {x.shape}")
         batched = x.ndim == 4
         if not batched:
             x = x[np.newaxis]
+        if nhwc:
+            x = x.transpose(0, 3, 1, 2)  # an NCHW view, no copy yet
         n, channels, height, width = x.shape
         if channels != self.in_channels:
             raise ValueError(
@@ -187,11 +257,14 @@ class ConvSpec:
                 f"C = weight.shape[1] * groups = {self.in_channels}")
         if height == 0 or width == 0:
             raise ValueError(
-                f"input must have nonzero height and width; got shape {x.shape}")
+                f"input must have nonzero height and width; got shape "
+                f"{np.shape(input)}")
+        check_padding(self.padding, (height, width), self.padding_mode)
         out_h, out_w = self.output_shape((height, width))
 
         result_dtype, compute_dtype = _result_dtypes(x, self.weight, self.bias)
-        full_shape = (n, self.out_channels, out_h, out_w)
+        nchw_shape = (n, self.out_channels, out_h, out_w)
+        full_shape = (n, out_h, out_w, self.out_channels) if nhwc else nchw_shape
         shape = full_shape if batched else full_shape[1:]
         if operands is None:
             operands = (input, self.weight, self.bias)
@@ -202,25 +275,36 @@ class ConvSpec:
             return result
 
         algorithm, tile = self.choose_algorithm(n, (out_h, out_w), compute_dtype)
-        x = np.ascontiguousarray(x, dtype=compute_dtype)
-        result4d = result if batched else result[np.newaxis]
-        target = (result4d if result.dtype == compute_dtype
-                  else np.empty(full_shape, compute_dtype))
         (pad_top, _), (pad_left, _) = self.padding
+        if self.padding_mode != "zeros" and any(map(any, self.padding)):
+            # One pass: layout, dtype and padding at once; then no implicit padding.
+            x = pad_nchw(x, self.padding, self.padding_mode, compute_dtype)
+            pad_top = pad_left = 0
+        else:
+            x = np.ascontiguousarray(x, dtype=compute_dtype)
+        result4d = result if batched else result[np.newaxis]
+        result_nchw = result4d.transpose(0, 3, 1, 2) if nhwc else result4d
+        # The kernels write C-contiguous NCHW in the compute dtype; anything
+        # else goes through a buffer copied into the result at the end.
+        target = (result_nchw if result.dtype == compute_dtype
+                  and result_nchw.flags.c_contiguous
+                  else np.empty(nchw_shape, compute_dtype))
+        relu = self.activation == "relu"
         if algorithm == "direct":
             packed, padded_bias = self._packed("direct", None, compute_dtype, threads)
             _direct.conv2d_direct(
                 x, packed, padded_bias, target, *self.kernel_size, *self.stride,
-                pad_top, pad_left, *self.dilation, self.groups, threads)
+                pad_top, pad_left, *self.dilation, self.groups, threads, relu)
         else:
             packed, bias = self._packed("winograd", tile, compute_dtype, threads)
             _winograd.conv2d_winograd(x, packed, bias, target, tile, pad_top, pad_left,
-                                      self.groups, threads)
-        if target is not result4d:
-            result4d[...] = target
+                                      self.groups, threads, relu)
+        if target is not result_nchw:
+            result_nchw[...] = target
         return result
 
-    def choose_algorithm(self, batch, output_size, dtype):
+    def choose_algorithm(self, batch: int, output_size: Tuple[int, int],
+                         dtype: np.dtype[Any]) -> Tuple[str, Optional[int]]:
         """("direct", None) or ("winograd", m) for this call."""
         algorithm = self.algorithm
         if algorithm in WINOGRAD_TILES or algorithm == "winograd":
@@ -236,18 +320,17 @@ class ConvSpec:
         tile = _winograd_tile_rule(self, batch, output_size, dtype)
         return ("winograd", tile) if tile else ("direct", None)
 
-    def _packed(self, algorithm, tile, dtype, threads):
+    def _packed(self, algorithm: str, tile: Optional[int], dtype: np.dtype[Any],
+                threads: int) -> Tuple[NDArray[Any], NDArray[Any]]:
         key = (algorithm, tile, dtype.str)
         if self._cache is not None and key in self._cache:
             return self._cache[key]
         weight = np.ascontiguousarray(self.weight, dtype=dtype)
+        bias = (np.zeros(self.out_channels, dtype) if self.bias is None
+                else np.ascontiguousarray(self.bias, dtype=dtype))
         if algorithm == "direct":
-            bias = (np.zeros(self.out_channels, dtype) if self.bias is None
-                    else np.ascontiguousarray(self.bias, dtype=dtype))
             packed = _direct.pack_weights(weight, bias, self.groups, threads)
         else:
-            bias = (np.zeros(self.out_channels, dtype) if self.bias is None
-                    else np.ascontiguousarray(self.bias, dtype=dtype))
             packed = (_winograd.pack_weights(weight, self.groups, tile, threads), bias)
         if self._cache is not None:
             self._cache[key] = packed
@@ -282,7 +365,7 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     return 4
 
 
-def _as_array(value, name):
+def _as_array(value: Any, name: str) -> NDArray[Any]:
     array = np.asarray(value)
     kind = array.dtype.kind
     if kind not in _INTEGER_KINDS + "f":
@@ -294,7 +377,8 @@ def _as_array(value, name):
     return array
 
 
-def _result_dtypes(x, w, b):
+def _result_dtypes(x: NDArray[Any], w: NDArray[Any], b: Optional[NDArray[Any]]
+                   ) -> Tuple[np.dtype[Any], np.dtype[Any]]:
     """(dtype returned, dtype computed in) by the rules of the docstring."""
     operands = [a for a in (x, w, b) if a is not None]
     floats = [a.dtype for a in operands if a.dtype.kind == "f"]
@@ -305,7 +389,7 @@ def _result_dtypes(x, w, b):
     return result, compute
 
 
-def _integer(value, name):
+def _integer(value: Any, name: str) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, not bool ({value!r})")
     try:
@@ -315,7 +399,7 @@ def _integer(value, name):
             f"{name} must be an int or a tuple of ints; got {value!r}") from None
 
 
-def _pair(value, name, minimum):
+def _pair(value: Any, name: str, minimum: int) -> Tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(
@@ -330,7 +414,8 @@ def _pair(value, name, minimum):
     return pair
 
 
-def _padding(padding, strides, total_same):
+def _padding(padding: Any, strides: Tuple[int, int], total_same: Tuple[int, int]
+             ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
     """((top, bottom), (left, right)) for any accepted ``padding`` value."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -340,30 +425,25 @@ def _padding(padding, strides, total_same):
                 raise ValueError(
                     f"padding='same' needs stride 1, as in PyTorch; got stride {strides}")
             # PyTorch puts the odd extra row/column at the bottom/right.
-            return tuple((t // 2, t - t // 2) for t in total_same)
+            total_h, total_w = total_same
+            return ((total_h // 2, total_h - total_h // 2),
+                    (total_w // 2, total_w - total_w // 2))
         raise ValueError(
             f"padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
     pad_h, pad_w = _pair(padding, "padding", minimum=0)
     return (pad_h, pad_h), (pad_w, pad_w)
 
 
-def _check_num_threads(num_threads):
-    """0 means "OpenMP's default at call time" for the kernels."""
-    if num_threads is None:
-        return 0
-    if isinstance(num_threads, (bool, np.bool_)):
-        raise TypeError(f"num_threads must be an int or None; got {num_threads!r}")
-    try:
-        n = operator.index(num_threads)
-    except TypeError:
-        raise TypeError(
-            f"num_threads must be an int or None; got {num_threads!r}") from None
-    if n < 1:
-        raise ValueError(f"num_threads must be >= 1 or None; got {n}")
-    return min(n, 1 << 16)
+def _choice(value: Any, choices: Tuple[Any, ...], name: str) -> Any:
+    """``value`` if it is one of ``choices`` (a ValueError lists them)."""
+    if not (value is None or isinstance(value, str)) or value not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
 
 
-def _check_out(out, shape, dtype, operands):
+def _check_out(out: Any, shape: Sequence[int], dtype: np.dtype[Any],
+               operands: Sequence[Any]) -> Optional[NDArray[Any]]:
     if out is None:
         return None
     if not isinstance(out, np.ndarray):

@@ -1,0 +1,200 @@
+"""set_num_threads / get_num_threads / threads(): the default thread count,
+and its cooperation with OMP_NUM_THREADS and threadpoolctl."""
+
+import ctypes
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _conv, _openmp_helpers
+
+needs_openmp = pytest.mark.skipif(not _openmp_helpers.openmp_enabled(),
+                                  reason="serial build: always 1 thread")
+
+
+@pytest.fixture(autouse=True)
+def no_default():
+    """Every test starts and ends without a process default."""
+    fastconv.set_num_threads(None)
+    yield
+    fastconv.set_num_threads(None)
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """The num_threads argument of every direct-kernel call."""
+    seen = []
+    kernel = _conv._direct.conv2d_direct
+
+    def spy(*args):
+        seen.append(args[-2])  # (..., groups, num_threads, relu)
+        return kernel(*args)
+
+    monkeypatch.setattr(_conv._direct, "conv2d_direct", spy)
+    return seen
+
+
+def run_direct(**kwargs):
+    return fastconv.conv2d(np.ones((1, 2, 5, 5)), np.ones((1, 2, 3, 3)),
+                           algorithm="direct", **kwargs)
+
+
+@needs_openmp
+def test_set_and_get():
+    openmp_default = _openmp_helpers.default_num_threads()
+    assert fastconv.get_num_threads() == openmp_default
+    fastconv.set_num_threads(3)
+    assert fastconv.get_num_threads() == 3
+    fastconv.set_num_threads(None)
+    assert fastconv.get_num_threads() == openmp_default
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-2, ValueError),
+                                          (2.0, TypeError), ("2", TypeError),
+                                          (True, TypeError)])
+def test_invalid_values(value, error):
+    with pytest.raises(error, match="num_threads"):
+        fastconv.set_num_threads(value)
+    with pytest.raises(error, match="num_threads"):
+        fastconv.threads(value)  # validated at once, not on entry
+
+
+def test_priority(kernel_calls):
+    """explicit argument > threads() block > set_num_threads > OpenMP (0)."""
+    run_direct()
+    fastconv.set_num_threads(3)
+    run_direct()
+    with fastconv.threads(2):
+        run_direct()
+        run_direct(num_threads=5)
+        fastconv.Conv2d(np.ones((1, 2, 3, 3)), num_threads=4)(np.ones((1, 2, 5, 5)))
+        with fastconv.threads(None):  # OpenMP's default, ignoring set_num_threads
+            run_direct()
+    run_direct()
+    assert kernel_calls == [0, 3, 2, 5, 4, 0, 3]
+
+
+@needs_openmp
+def test_context_restores_on_exception():
+    fastconv.set_num_threads(3)
+    with pytest.raises(ZeroDivisionError):
+        with fastconv.threads(1) as inside:
+            assert inside == 1 == fastconv.get_num_threads()
+            1 / 0
+    assert fastconv.get_num_threads() == 3
+    block = fastconv.threads(2)
+    with block:
+        with block:  # re-entered
+            assert fastconv.get_num_threads() == 2
+        assert fastconv.get_num_threads() == 2
+    assert fastconv.get_num_threads() == 3
+
+
+@needs_openmp
+def test_decorator():
+    @fastconv.threads(1)
+    def inner():
+        return fastconv.get_num_threads()
+
+    fastconv.set_num_threads(3)
+    assert inner() == 1 and fastconv.get_num_threads() == 3
+
+
+@needs_openmp
+def test_python_threads_do_not_share_blocks():
+    barrier = threading.Barrier(2, timeout=10)
+    seen = {}
+
+    def worker(n):
+        with fastconv.threads(n):
+            barrier.wait()  # both blocks are active now
+            seen[n] = fastconv.get_num_threads()
+            run_direct()
+            barrier.wait()
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in (1, 3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert seen == {1: 1, 3: 3}
+    # A thread started inside a block sees the process default, not the block.
+    fastconv.set_num_threads(2)
+    with fastconv.threads(1):
+        t = threading.Thread(target=lambda: seen.update(child=fastconv.get_num_threads()))
+        t.start()
+        t.join()
+    assert seen["child"] == 2
+
+
+def test_results_do_not_depend_on_threads(rng):
+    x = rng.standard_normal((2, 16, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    layer = fastconv.Conv2d(w, padding=1)
+    with fastconv.threads(1):
+        one = layer(x)
+    fastconv.set_num_threads(2)
+    np.testing.assert_array_equal(layer(x), one)
+
+
+@needs_openmp
+@pytest.mark.parametrize("value", ["1", "3"])
+def test_omp_num_threads(value):
+    code = ("import fastconv; print(fastconv.get_num_threads()); "
+            "fastconv.set_num_threads(2); print(fastconv.get_num_threads())")
+    env = dict(os.environ, OMP_NUM_THREADS=value,
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    lines = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()
+    assert lines == [value, "2"]
+
+
+# --- threadpoolctl --------------------------------------------------------------
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def fastconv_openmp_library():
+    """The file of the OpenMP runtime fastconv's modules resolve
+    ``omp_get_max_threads`` to (dlsym on the module searches its
+    dependencies), or None where dlsym/dladdr are not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    module = ctypes.CDLL(_openmp_helpers.__file__)
+    try:
+        address = ctypes.cast(module.omp_get_max_threads, ctypes.c_void_p)
+        dladdr = ctypes.CDLL(None).dladdr
+    except AttributeError:
+        return None
+    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    info = _DlInfo()
+    if not dladdr(address, ctypes.byref(info)):
+        return None
+    return os.path.realpath(info.dli_fname.decode())
+
+
+@needs_openmp
+def test_threadpoolctl_sees_and_limits_fastconv(kernel_calls):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    openmp = [os.path.realpath(lib["filepath"]) for lib in threadpoolctl.threadpool_info()
+              if lib["user_api"] == "openmp"]
+    assert openmp, "threadpoolctl lists no OpenMP runtime"
+    library = fastconv_openmp_library()
+    if library is not None:
+        assert library in openmp
+    before = fastconv.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert fastconv.get_num_threads() == 1
+        assert _openmp_helpers.default_num_threads() == 1
+        run_direct()  # num_threads 0: the kernel asks OpenMP, which says 1
+        with fastconv.threads(2):  # an explicit fastconv setting still wins
+            assert fastconv.get_num_threads() == 2
+    assert fastconv.get_num_threads() == before
+    assert kernel_calls == [0]
