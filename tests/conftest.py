@@ -36,3 +36,17 @@ settings.load_profile("fastconv")
 def rng():
     """A fixed-seed generator so every test run sees the same data."""
     return np.random.default_rng(12345)
+
+
+# --- Longer fuzzing runs ------------------------------------------------------
+# FASTCONV_HYPOTHESIS_PROFILE=long python -m pytest -m fuzz
+# runs the property tests that do not fix their own example count (the ones in
+# test_fuzz.py scale up to this profile's max_examples) with random, not
+# derandomized, data: each run explores new cases, and failures are kept in
+# the .hypothesis/ database and replayed first next time.
+# FASTCONV_HYPOTHESIS_EXAMPLES sets the count (default 2000 per test).
+settings.register_profile(
+    "long", parent=settings.get_profile("fastconv"), derandomize=False,
+    max_examples=int(os.environ.get("FASTCONV_HYPOTHESIS_EXAMPLES", "2000")))
+if os.environ.get("FASTCONV_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["FASTCONV_HYPOTHESIS_PROFILE"])

@@ -144,7 +144,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     spec = ConvSpec(weight, bias, stride, padding, dilation, groups, algorithm=algorithm,
                     cache=False, padding_mode=padding_mode, layout=layout,
                     activation=activation)
-    return spec.apply(input, num_threads=num_threads, out=out, operands=(input, weight, bias))
+    return spec.apply(input, num_threads=num_threads, out=out)
 
 
 class ConvSpec:
@@ -233,8 +233,7 @@ class ConvSpec:
         return batch, height, width
 
     def apply(self, input: ArrayLike, *, num_threads: Optional[int] = None,
-              out: Optional[NDArray[Any]] = None,
-              operands: Optional[Sequence[Any]] = None) -> NDArray[Any]:
+              out: Optional[NDArray[Any]] = None) -> NDArray[Any]:
         """Convolve ``input``; see :func:`conv2d` for the arguments."""
         threads = kernel_threads(num_threads)
         x = _as_array(input, "input")
@@ -266,9 +265,10 @@ class ConvSpec:
         nchw_shape = (n, self.out_channels, out_h, out_w)
         full_shape = (n, out_h, out_w, self.out_channels) if nhwc else nchw_shape
         shape = full_shape if batched else full_shape[1:]
-        if operands is None:
-            operands = (input, self.weight, self.bias)
-        result = _check_out(out, shape, result_dtype, operands)
+        # Overlap is judged on the arrays themselves (memoryviews, __array__
+        # objects and views of the caller's buffers included), not on what
+        # the caller passed.
+        result = _check_out(out, shape, result_dtype, (x, self.weight, self.bias))
         if result is None:
             result = np.empty(shape, result_dtype)
         if result.size == 0:

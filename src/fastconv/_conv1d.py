@@ -154,8 +154,7 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     axis = -3 if channels_last else -2
     x2d = np.expand_dims(x, axis)
     out2d = None if out is None else np.expand_dims(out, axis)
-    result = spec.apply(x2d, num_threads=num_threads, out=out2d,
-                        operands=(input, weight, bias))
+    result = spec.apply(x2d, num_threads=num_threads, out=out2d)
     return out if out is not None else result.reshape(shape)
 
 

@@ -489,6 +489,10 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
     cdef numeric_t *tile
     with nogil, parallel(num_threads=threads):
         rows = <numeric_t *>fc_aligned_malloc(rows_elems * sizeof(numeric_t))
+        if rows != NULL:
+            # The slack is only read for columns that are dropped; zero it
+            # so that no uninitialised value is ever used (valgrind-clean).
+            memset(rows + rows_elems - nr, 0, <size_t>nr * sizeof(numeric_t))
         offsets = <Py_ssize_t *>fc_aligned_malloc(<size_t>geo.kc_max * sizeof(Py_ssize_t))
         tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
         if rows == NULL or offsets == NULL or tile == NULL:
@@ -545,7 +549,7 @@ cdef Py_ssize_t _balance(Py_ssize_t other, Py_ssize_t blocks, Py_ssize_t limit,
 
 
 def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias,
-                 Py_ssize_t groups, int num_threads):
+                 Py_ssize_t groups, int num_threads, bint gemm_layout=False):
     """Weights and bias in the layout the micro-kernel reads.
 
     Parameters
@@ -555,6 +559,9 @@ def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias
     groups : int
     num_threads : int
         <= 0 means the OpenMP default.
+    gemm_layout : bool, default=False
+        Always the micro-kernel's panels, also where the plane kernel would
+        read the weights as they are.
 
     Returns
     -------
@@ -566,7 +573,7 @@ def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias
     padded_bias : ndarray of shape (groups * K_pad,)
         Or ``(K,)`` for the plane kernel.
     """
-    if _uses_plane_kernel(groups, weight.shape[1]):
+    if _uses_plane_kernel(groups, weight.shape[1]) and not gemm_layout:
         # The plane kernel reads the weights as they are.
         return (np.array(weight, copy=True).reshape(-1), np.array(bias, copy=True))
     cdef int mr = 0, nr = 0
@@ -712,6 +719,31 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_wei
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
+# Largest per-thread scratch the plane and row-panel paths may allocate; a
+# layer that would need more (huge dilations that span mostly padding) takes
+# the packed path, whose scratch is bounded by its block sizes.
+cdef object _SCRATCH_LIMIT_BYTES = 256 * 1024 * 1024
+
+
+def _scratch_fits(nbytes):
+    return nbytes <= _SCRATCH_LIMIT_BYTES
+
+
+cdef object _plane_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
+    """fc_plane_scratch for one output row, in Python integers (no overflow)."""
+    span_w = (<object>geo.out_width - 1) * geo.stride_w + (<object>geo.kernel_w - 1) * geo.dil_w + 1
+    span_h = (<object>geo.kernel_h - 1) * geo.dil_h + 1
+    return <object>geo.group_in * span_h * (span_w + 16) * elem
+
+
+cdef object _rows_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
+    """The row-panel scratch for one output row, in Python integers."""
+    padded_w = (<object>geo.out_width + geo.nr) * geo.stride_w
+    reach = (<object>geo.kernel_w - 1) * geo.dil_w + 1
+    rows = (<object>geo.kernel_h - 1) * geo.dil_h + 1
+    return <object>geo.group_in * rows * (padded_w + reach) * elem
+
+
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
                   const numeric_t[::1] packed_weight,
                   const numeric_t[::1] padded_bias,
@@ -764,8 +796,17 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     if batch == 0 or geo.out_channels == 0:
         return
     if _uses_plane_kernel(groups, geo.group_in):
-        _conv2d_planes(x, packed_weight, padded_bias, out, &geo, num_threads)
-        return
+        if _scratch_fits(_plane_scratch_bytes(&geo, sizeof(numeric_t))):
+            _conv2d_planes(x, packed_weight, padded_bias, out, &geo, num_threads)
+            return
+        # A huge dilation spans mostly padding: the packed path gathers only
+        # what exists (and needs the weights in panels).
+        weight_array = np.asarray(packed_weight).reshape(
+            geo.out_channels, geo.group_in, kernel_h, kernel_w)
+        packed_array, bias_array = pack_weights(weight_array, np.asarray(padded_bias),
+                                                groups, num_threads, True)
+        packed_weight = packed_array
+        padded_bias = bias_array
     if (packed_weight.shape[0] != groups * geo.group_out_padded * geo.taps
             or padded_bias.shape[0] != groups * geo.group_out_padded):
         raise ValueError("packed weights do not match this geometry or ISA level")
@@ -779,7 +820,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
 
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
-    if _uses_row_kernel(&geo):
+    if _uses_row_kernel(&geo) and _scratch_fits(_rows_scratch_bytes(&geo, sizeof(numeric_t))):
         _conv2d_rows(&x[0, 0, 0, 0], &packed_weight[0], &padded_bias[0],
                      &out[0, 0, 0, 0], &geo, batch, num_threads)
         return

@@ -43,10 +43,15 @@ def default_num_threads():
 cdef int effective_num_threads(int requested, Py_ssize_t work_items) noexcept nogil:
     """Threads for a parallel region: ``requested`` (<= 0: the OpenMP default
     now) capped by the number of work items, since an idle thread only costs a
-    wake-up."""
+    wake-up, and by four per processor (or per OpenMP default thread)."""
     cdef Py_ssize_t n = requested if requested > 0 else omp_get_max_threads()
+    # More threads than a few per processor only cost memory (and a runtime
+    # may fail to create thousands): cap absurd requests.
+    cdef Py_ssize_t cap = 4 * max(omp_get_num_procs(), omp_get_max_threads())
     if not FASTCONV_OPENMP_ENABLED:
         return 1
+    if n > cap:
+        n = cap
     if n > work_items:
         n = work_items
     return <int>(n if n > 1 else 1)
