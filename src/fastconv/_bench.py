@@ -19,11 +19,12 @@ import os
 import platform
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
 from ._config import config_info
-from ._conv import ALGORITHMS, conv2d
+from ._conv import ALGORITHMS, ConvSpec, conv2d
 from ._layer import Conv2d
 
 __all__ = ["Layer", "DEFAULT_LAYERS", "parse_layers", "add_arguments", "run_bench"]
@@ -64,7 +65,7 @@ class Layer:
     size: int
     kernel: int = 3
     stride: int = 1
-    padding: int = None
+    padding: Optional[int] = None
     groups: int = 1
     name: str = ""
 
@@ -103,10 +104,12 @@ class Layer:
 
     @property
     def input_shape(self):
+        """(N, C, H, H)."""
         return (self.batch, self.in_channels, self.size, self.size)
 
     @property
     def weight_shape(self):
+        """(K, C // groups, k, k)."""
         return (self.out_channels, self.in_channels // self.groups, self.kernel, self.kernel)
 
     @property
@@ -135,9 +138,8 @@ class Layer:
     def data(self, dtype, seed=0):
         """Standard-normal ``(input, weight)`` of ``dtype`` (fixed seed)."""
         rng = np.random.default_rng(seed)
-        x = rng.standard_normal(self.input_shape).astype(dtype)
-        w = rng.standard_normal(self.weight_shape).astype(dtype)
-        return x, w
+        return (rng.standard_normal(self.input_shape, dtype=dtype),
+                rng.standard_normal(self.weight_shape, dtype=dtype))
 
 
 DEFAULT_LAYERS = (
@@ -196,6 +198,9 @@ class System:
 
     key = ""
     label = ""
+    #: Whether the system runs a thread pool: each of its timed calls then
+    #: follows an untimed one (see :func:`_timed_call`).
+    threaded = True
 
     def skip_reason(self, layer):
         """Why this system does not run ``layer``, or None."""
@@ -232,8 +237,14 @@ class FastconvSystem(System):
         return None
 
     def method(self, layer, dtype):
-        chosen = self._layer(layer, np.zeros(layer.weight_shape, dtype)).algorithm_for(
-            layer.input_shape, dtype)
+        """The algorithm the timed call runs: a one-off ``conv2d`` call may
+        choose differently from a ``Conv2d`` layer, which keeps its
+        transformed weights."""
+        spec = ConvSpec(np.zeros(layer.weight_shape, dtype), algorithm=self.algorithm,
+                        cache=self.prepared, **layer.conv_kwargs())
+        size = (layer.output_size, layer.output_size)
+        kind, tile = spec.choose_algorithm(layer.batch, size, np.dtype(dtype))
+        chosen = kind if tile is None else f"winograd{tile}"
         suffix = " (auto)" if self.algorithm == "auto" else ""
         return chosen + suffix + (", prepared" if self.prepared else "")
 
@@ -318,10 +329,11 @@ class ScipySystem(System):
     channels (small layers only)."""
 
     key = "scipy"
+    threaded = False
 
-    def __init__(self, signal, version):
+    def __init__(self, signal):
         self.signal = signal
-        self.label = f"scipy {version}"
+        self.label = f"scipy {importlib.import_module('scipy').__version__}"
 
     def skip_reason(self, layer):
         if layer.macs > SCIPY_MAX_MACS:
@@ -371,7 +383,7 @@ def make_systems(threads, algorithm="auto", prepared=False, peers=PEERS):
         elif peer == "torch":
             systems.append(TorchSystem(module, threads))
         else:
-            systems.append(ScipySystem(module, importlib.import_module("scipy").__version__))
+            systems.append(ScipySystem(module))
     return systems, notes
 
 
@@ -413,37 +425,46 @@ class Progress:
         self.enabled = enabled
         self.tty = enabled and self.stream.isatty()
         self.start = time.perf_counter()
+        self._shown = 0  # length of the bar on screen
 
     def step(self, what):
         """Count one unit of work, described by ``what``."""
         self.done += 1
         if self.tty:
             filled = self.width * self.done // self.total
-            bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total} "
-                              f"{self._elapsed()} {what[:48]:<48}")
-            self.stream.flush()
+            bar = (f"[{'#' * filled}{'-' * (self.width - filled)}] {self.done}/{self.total} "
+                   f"{self.elapsed():4.0f} s  {what}")
+            self._write("\r" + bar.ljust(self._shown))
+            self._shown = len(bar)
 
     def note(self, line):
-        """A line of its own (on a terminal, it replaces the bar until the next step)."""
+        """Print ``line`` with the elapsed time on its own line (on a
+        terminal, over the bar)."""
         if self.enabled:
-            prefix = "\r" if self.tty else ""
-            self.stream.write(f"{prefix}{line:<{self.width + 70}}\n" if self.tty
-                              else f"{prefix}{line}\n")
-            self.stream.flush()
+            self.clear()
+            self._write(f"[{self.elapsed():4.0f} s] {line}\n")
 
-    def close(self):
-        """End the bar's line."""
-        if self.tty:
-            self.stream.write("\r" + " " * (self.width + 80) + "\r")
-            self.stream.flush()
+    def elapsed(self):
+        """Seconds since the bar was made."""
+        return time.perf_counter() - self.start
 
-    def _elapsed(self):
-        return f"{time.perf_counter() - self.start:5.0f} s"
+    def clear(self):
+        """Erase the bar."""
+        if self.tty and self._shown:
+            self._write("\r" + " " * self._shown + "\r")
+            self._shown = 0
+
+    def _write(self, text):
+        self.stream.write(text)
+        self.stream.flush()
 
 
 def bench_layer(layer, systems, dtype, repeats, progress, torch=None):
     """Time ``layer`` on every system, interleaved, and measure the errors.
+
+    Each repeat times one call of every system in turn (a threaded system's
+    timed call follows an untimed one, see :func:`_timed_call`); the best of
+    the repeats is kept. The error is that of the warm-up call.
 
     Returns
     -------
@@ -453,25 +474,10 @@ def bench_layer(layer, systems, dtype, repeats, progress, torch=None):
         ``method`` and ``label``, or ``skipped`` with the reason.
     """
     x, w = layer.data(dtype)
-    reference = reference_conv2d(layer, x, w, torch)
-    scale = float(np.max(reference_conv2d(layer, np.abs(x), np.abs(w), torch)))
-    results, calls = {}, {}
-    for system in systems:
-        reason = system.skip_reason(layer)
-        if reason:
-            results[system.key] = {"label": system.label, "skipped": reason}
-            continue
-        calls[system.key] = call = system.prepare(layer, x, w)
-        warm = call()  # warm-up; its result gives the error
-        results[system.key] = {"label": system.label, "method": system.method(layer, dtype),
-                               "max_error": relative_error(warm, reference, scale),
-                               "times_s": []}
-        progress.step(f"{layer.label}: {system.key} warm-up")
+    results, calls = _warm_up(layer, systems, x, w, progress, torch)
     for _ in range(repeats):
-        for key, call in calls.items():
-            start = time.perf_counter()
-            call()
-            results[key]["times_s"].append(time.perf_counter() - start)
+        for key, (call, settle) in calls.items():
+            results[key]["times_s"].append(_timed_call(call, settle))
             progress.step(f"{layer.label}: {key}")
     for result in results.values():
         if "times_s" in result:
@@ -481,6 +487,50 @@ def bench_layer(layer, systems, dtype, repeats, progress, torch=None):
     progress.note(f"done: {layer.label}")
     return {"layer": dataclasses.asdict(layer), "label": layer.label,
             "flops": layer.flops, "results": results}
+
+
+def _warm_up(layer, systems, x, w, progress, torch):
+    """Prepare and call each system once; its result gives the error.
+
+    Returns
+    -------
+    results : dict
+        Per system key: ``label``, and ``method``, ``max_error``, ``times_s``
+        (empty) or ``skipped``.
+    calls : dict
+        Per system key that runs: ``(call, threaded)``.
+    """
+    reference = reference_conv2d(layer, x, w, torch)
+    scale = float(np.max(reference_conv2d(layer, np.abs(x), np.abs(w), torch)))
+    results, calls = {}, {}
+    for system in systems:
+        reason = system.skip_reason(layer)
+        if reason:
+            results[system.key] = {"label": system.label, "skipped": reason}
+            continue
+        call = system.prepare(layer, x, w)
+        calls[system.key] = (call, system.threaded)
+        results[system.key] = {"label": system.label,
+                               "method": system.method(layer, x.dtype),
+                               "max_error": relative_error(call(), reference, scale),
+                               "times_s": []}
+        progress.step(f"{layer.label}: {system.key} warm-up")
+    return results, calls
+
+
+def _timed_call(call, settle):
+    """Seconds of one ``call()``; with ``settle``, after an untimed call.
+
+    The untimed call lets the thread pool of the system timed before (OpenMP
+    or OpenBLAS workers still spinning after their last task) go idle, and
+    wakes this system's own pool: measured here, a fastconv or torch call
+    right after a NumPy matmul took 2-4x longer than in a loop of its own.
+    """
+    if settle:
+        call()
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def run_bench(layers, systems, dtype="float32", repeats=7, progress=True, torch=None):
@@ -498,7 +548,7 @@ def run_bench(layers, systems, dtype="float32", repeats=7, progress=True, torch=
         return [bench_layer(layer, systems, np.dtype(dtype), repeats, bar, torch)
                 for layer in layers]
     finally:
-        bar.close()
+        bar.clear()
 
 
 # -- machine facts ---------------------------------------------------------------
@@ -537,11 +587,12 @@ def blas_limits(threads):
         import threadpoolctl
     except ImportError:
         return (contextlib.nullcontext(),
-                f"NumPy BLAS threads not limited (threadpoolctl not installed; "
-                f"OMP/OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
+                f"BLAS of NumPy/SciPy not limited to {threads} (threadpoolctl not installed; "
+                f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
     libs = [f"{i['internal_api']} {i['version']}" for i in threadpoolctl.threadpool_info()
             if i["user_api"] == "blas"]
-    note = f"NumPy BLAS {', '.join(libs) or 'unknown'} limited to {threads} threads"
+    note = (f"BLAS of NumPy/SciPy ({', '.join(libs) or 'none found'}) limited to {threads} "
+            "by threadpoolctl")
     return threadpoolctl.threadpool_limits(limits=threads, user_api="blas"), note
 
 
@@ -556,22 +607,24 @@ def machine_header(settings, blas_note, systems):
     return [
         f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs), {platform.system()} "
         f"{platform.machine()}; fastconv SIMD {info['isa']}, {openmp}",
-        f"Threads: {settings['threads']} (fastconv num_threads, torch.set_num_threads); "
+        f"Threads: {settings['threads']} (fastconv num_threads"
+        f"{', torch.set_num_threads' if any(s.key == 'torch' for s in systems) else ''}); "
         f"{blas_note}",
         f"Versions: {versions}",
-        f"dtype {settings['dtype']}, best of {settings['repeats']} interleaved repeats "
-        f"after a warm-up; fastconv algorithm={settings['algorithm']!r}, timed as {timed}",
+        f"dtype {settings['dtype']}, best of {settings['repeats']} interleaved repeats after "
+        "a warm-up (each threaded system's timed call right after an untimed one); "
+        f"fastconv algorithm={settings['algorithm']!r}, timed as {timed}",
     ]
 
 
 # -- report ----------------------------------------------------------------------
 
-def _fmt_ms(ms):
-    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
-
-
-def _fmt_gflops(value):
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+def _fmt(value):
+    """Three significant digits without an exponent (1234, 123, 12.3, 1.23, 0.123)."""
+    rounded = float(f"{value:.3g}")
+    if rounded >= 100 or rounded == 0:
+        return f"{value:.0f}"
+    return f"{rounded:.{2 - int(np.floor(np.log10(rounded)))}f}"
 
 
 def table_rows(records):
@@ -587,9 +640,9 @@ def table_rows(records):
                 rows.append([label, result["label"], "", f"skipped{mark}", "", "", ""])
                 continue
             speedup = ("" if key == "fastconv" or base is None
-                       else f"{result['best_ms'] / base:.2f}x")
-            rows.append([label, result["label"], result["method"], _fmt_ms(result["best_ms"]),
-                         _fmt_gflops(result["gflops"]), speedup, f"{result['max_error']:.1e}"])
+                       else _fmt(result["best_ms"] / base) + "x")
+            rows.append([label, result["label"], result["method"], _fmt(result["best_ms"]),
+                         _fmt(result["gflops"]), speedup, f"{result['max_error']:.1e}"])
     return rows, [f"{mark} {key}: {reason}" for (key, reason), mark in notes.items()]
 
 
@@ -623,7 +676,7 @@ def report(records, header, reference_name):
 
 
 def plot(records, path, peak, title):
-    """Bar chart of GFLOP/s per layer and system, with the estimated peak.
+    """Bar chart of GFLOP/s per layer and system, with the peak as a line.
 
     Parameters
     ----------
@@ -631,8 +684,8 @@ def plot(records, path, peak, title):
         :func:`run_bench` results.
     path : str
         Output image (PNG).
-    peak : float
-        Estimated peak GFLOP/s for the thread count, drawn as a line.
+    peak : dict
+        ``gflops`` (for the thread count) and ``source``, from :func:`peak_line`.
     title : str
     """
     import matplotlib
@@ -643,11 +696,11 @@ def plot(records, path, peak, title):
     width = 0.8 / len(keys)
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(records) + 2), 4.5))
     for i, key in enumerate(keys):
-        values = [r["results"][key].get("gflops", 0.0) for r in records]
+        values = [r["results"][key].get("gflops", np.nan) for r in records]  # nan: skipped
         positions = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(records))]
         ax.bar(positions, values, width, label=records[0]["results"][key]["label"])
-    ax.axhline(peak, color="black", linestyle="--", linewidth=1,
-               label=f"estimated peak {peak:.0f} GFLOP/s (not measured)")
+    ax.axhline(peak["gflops"], color="black", linestyle="--", linewidth=1,
+               label=f"peak {peak['gflops']:.0f} GFLOP/s ({peak['source']})")
     ax.set_xticks(range(len(records)))
     ax.set_xticklabels([r["label"].replace(" (", "\n(") for r in records], fontsize=7)
     ax.set_ylabel("effective GFLOP/s")
@@ -656,6 +709,23 @@ def plot(records, path, peak, title):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def peak_line(per_core, dtype, threads):
+    """The peak drawn on the plot: ``per_core`` GFLOP/s (None: the estimate
+    of :func:`estimated_peak`) times ``threads``.
+
+    Returns
+    -------
+    dict
+        ``gflops`` and ``source``, which says it is not a measurement.
+    """
+    if per_core is None:
+        per_core = estimated_peak(dtype, config_info()["isa"])
+        source = f"estimate: {per_core:.0f} per core x {threads} threads, not measured"
+    else:
+        source = f"--peak {per_core:g} per core x {threads} threads, not measured"
+    return {"gflops": per_core * threads, "source": source}
 
 
 # -- command line ----------------------------------------------------------------
@@ -738,19 +808,18 @@ def main(args):
     limits, blas_note = blas_limits(threads)
     with limits:
         records = run_bench(layers, systems, args.dtype, args.repeats, args.progress, torch)
-    header = machine_header(settings, blas_note, systems)
-    reference_name = "torch float64" if torch is not None else "NumPy im2col in float64"
-    print(report(records, header, reference_name))
+    summary = {"machine": machine_header(settings, blas_note, systems), "settings": settings,
+               "reference": "torch float64" if torch is not None else "NumPy im2col in float64",
+               "peak": peak_line(args.peak, args.dtype, threads), "layers": records}
+    print(report(records, summary["machine"], summary["reference"]))
     for line in missing:
         print(line)
-    peak = (args.peak or estimated_peak(args.dtype, config_info()["isa"])) * threads
     if args.json:
-        _write_json(args.json, {"machine": header, "settings": settings, "peak_gflops": peak,
-                                "peak_is_estimate": args.peak is None,
-                                "reference": reference_name, "layers": records})
+        _write_json(args.json, summary)
         print(f"raw results written to {args.json}")
     if args.plot:
-        plot(records, args.plot, peak, f"{cpu_name()}, {threads} threads, {args.dtype}")
+        plot(records, args.plot, summary["peak"],
+             f"{cpu_name()}, {threads} threads, {args.dtype}")
         print(f"plot written to {args.plot}")
     return 0
 

@@ -1,0 +1,113 @@
+"""``python -m fastconv bench`` on tiny layers (the table, the JSON, the errors),
+and ``python -m fastconv`` without a command (the demo)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _bench
+from fastconv.__main__ import main
+
+TINY = "1,8,8,16"
+
+
+def _env():
+    """The environment of a subprocess that imports this fastconv (src/ builds too)."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.mark.subprocess
+def test_bench_command_prints_table_and_writes_json(tmp_path):
+    path = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "fastconv", "bench", "--layers", TINY, "--repeats", "1",
+         "--json", str(path)],
+        capture_output=True, text=True, env=_env(), timeout=120, check=True)
+    out = result.stdout
+    header = next(line for line in out.splitlines() if line.startswith("| layer"))
+    assert [cell.strip() for cell in header.strip("|").split("|")] == _bench.TABLE_HEADERS
+    assert "CPU:" in out and "Threads:" in out and "Versions:" in out
+    assert TINY in out
+    assert "done: " + TINY in result.stderr  # progress on stderr, not in the table
+
+    data = json.loads(path.read_text())
+    assert {"machine", "settings", "peak", "reference", "layers", "date"} <= set(data)
+    assert "not measured" in data["peak"]["source"] and data["peak"]["gflops"] > 0
+    assert data["settings"]["repeats"] == 1
+    (layer,) = data["layers"]
+    assert layer["label"] == TINY
+    assert layer["flops"] == 2 * 1 * 8 * 8 * 9 * 16 * 16
+    fast = layer["results"]["fastconv"]
+    assert len(fast["times_s"]) == 1
+    assert fast["best_ms"] > 0 and fast["gflops"] > 0
+    assert fast["method"].endswith("(auto)")
+    assert 0 <= fast["max_error"] < 1e-5
+    numpy_peer = layer["results"]["numpy"]
+    assert numpy_peer["method"] == "im2col + matmul" and numpy_peer["max_error"] < 1e-5
+
+
+def test_bench_main_in_process(capsys):
+    assert main(["bench", "--layers", "2,4,6,9,3,2,1,2", "--repeats", "2", "--peers",
+                 "numpy", "--algorithm", "direct", "--prepared", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2,4,6,9,3,2,1,2" in out and "direct, prepared" in out
+    assert "torch" not in out.split("\n\n")[1]  # no torch row in the table
+
+
+@pytest.mark.parametrize("text, layers", [
+    ("1,64,64,56", [_bench.Layer(1, 64, 64, 56)]),
+    ("1,3,8,32,7,2,3; 2,4,4,8,1", [_bench.Layer(1, 3, 8, 32, 7, 2, 3),
+                                   _bench.Layer(2, 4, 4, 8, 1, 1, 0)]),
+    ("1,8,8,16,3,1,1,4  1,8,8,16", [_bench.Layer(1, 8, 8, 16, groups=4),
+                                    _bench.Layer(1, 8, 8, 16)]),
+])
+def test_parse_layers(text, layers):
+    assert list(_bench.parse_layers(text)) == layers
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1,2,3", "expected N,C,K,H"),
+    ("1,a,3,4", "integers"),
+    ("1,6,8,16,3,1,1,4", "groups=4 must divide"),
+    ("1,8,8,2,5,1,0", "larger than the padded input"),
+    ("0,8,8,16", "batch must be >= 1"),
+    ("", "no layer"),
+])
+def test_parse_layers_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        _bench.parse_layers(text)
+
+
+def test_layer_spec_and_flops():
+    layer = _bench.Layer(1, 128, 128, 56, stride=2)
+    assert layer.spec == "1,128,128,56,3,2"
+    assert layer.output_size == 28
+    assert layer.flops == 2 * 128 * 128 * 9 * 28 * 28
+
+
+def test_im2col_matches_fastconv_with_groups():
+    layer = _bench.Layer(2, 6, 4, 9, kernel=3, stride=2, padding=1, groups=2)
+    x, w = layer.data(np.float64)
+    expected = fastconv.conv2d(x, w, **layer.conv_kwargs())
+    got = _bench.im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_plot_without_matplotlib_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(_bench, "_optional_import", lambda name: None)
+    with pytest.raises(SystemExit, match="--plot needs matplotlib"):
+        main(["bench", "--layers", TINY, "--plot", "x.png"])
+
+
+def test_no_command_runs_the_demo(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "The worked example" in out and "ResNet-50 layer" in out
