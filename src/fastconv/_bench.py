@@ -29,7 +29,7 @@ from ._layer import Conv2d
 
 __all__ = ["Layer", "DEFAULT_LAYERS", "parse_layers", "add_arguments", "run_bench"]
 
-LAYER_SYNTAX = "N,C,K,H[,k[,stride[,pad[,groups]]]]"
+LAYER_SYNTAX = "N,C,K,H[,k[,stride[,pad[,groups[,dilation]]]]]"
 PEERS = ("numpy", "torch", "scipy")
 #: scipy.signal.correlate is run only on layers with at most this many
 #: multiply-adds (it correlates one output channel per call).
@@ -55,6 +55,7 @@ class Layer:
         Zero padding on each side; default ``kernel // 2``.
     groups : int, default=1
         Must divide ``C`` and ``K``.
+    dilation : int, default=1
     name : str, optional
         A human-readable name (e.g. ``"ResNet-50 conv3_x"``).
     """
@@ -67,6 +68,7 @@ class Layer:
     stride: int = 1
     padding: Optional[int] = None
     groups: int = 1
+    dilation: int = 1
     name: str = ""
 
     def __post_init__(self):
@@ -89,7 +91,8 @@ class Layer:
     @property
     def output_size(self):
         """Output height = width."""
-        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+        span = self.dilation * (self.kernel - 1) + 1
+        return (self.size + 2 * self.padding - span) // self.stride + 1
 
     @property
     def macs(self):
@@ -116,8 +119,8 @@ class Layer:
     def spec(self):
         """The layer in ``--layers`` syntax, trailing defaults left out."""
         values = [self.batch, self.in_channels, self.out_channels, self.size,
-                  self.kernel, self.stride, self.padding, self.groups]
-        defaults = [None] * 4 + [3, 1, self.kernel // 2, 1]
+                  self.kernel, self.stride, self.padding, self.groups, self.dilation]
+        defaults = [None] * 4 + [3, 1, self.kernel // 2, 1, 1]
         while len(values) > 4 and values[-1] == defaults[len(values) - 1]:
             values.pop()
         return ",".join(map(str, values))
@@ -128,8 +131,9 @@ class Layer:
         return f"{self.name} ({self.spec})" if self.name else self.spec
 
     def conv_kwargs(self):
-        """stride, padding and groups as keyword arguments of a conv2d."""
-        return {"stride": self.stride, "padding": self.padding, "groups": self.groups}
+        """stride, padding, groups and dilation as keyword arguments of a conv2d."""
+        return {"stride": self.stride, "padding": self.padding, "groups": self.groups,
+                "dilation": self.dilation}
 
     def with_batch(self, batch):
         """This layer with ``N = batch``."""
@@ -159,7 +163,7 @@ def parse_layers(text):
     Parameters
     ----------
     text : str
-        Layers as ``N,C,K,H[,k[,stride[,pad[,groups]]]]`` separated by spaces
+        Layers as ``N,C,K,H[,k[,stride[,pad[,groups[,dilation]]]]]`` separated by spaces
         or semicolons, e.g. ``"1,64,64,56; 8,3,64,224,7,2,3"``.
 
     Returns
@@ -174,7 +178,7 @@ def parse_layers(text):
     layers = []
     for item in text.replace(";", " ").split():
         fields = item.split(",")
-        if not 4 <= len(fields) <= 8:
+        if not 4 <= len(fields) <= 9:
             raise ValueError(f"layer {item!r}: expected {LAYER_SYNTAX}")
         try:
             values = [int(v) for v in fields]
@@ -257,14 +261,14 @@ class FastconvSystem(System):
                               **kwargs)
 
 
-def im2col_conv2d(x, w, stride, padding, groups):
+def im2col_conv2d(x, w, stride, padding, groups, dilation=1):
     """conv2d as im2col + matmul in NumPy, in the dtype of ``x`` and ``w``.
 
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W)
     w : ndarray of shape (K, C // groups, kH, kW)
-    stride, padding, groups : int
+    stride, padding, groups, dilation : int
 
     Returns
     -------
@@ -274,8 +278,9 @@ def im2col_conv2d(x, w, stride, padding, groups):
     out_channels, group_in, kernel_h, kernel_w = w.shape
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kernel_h, kernel_w), axis=(2, 3))
-    windows = windows[:, :, ::stride, ::stride]
+    span_h, span_w = dilation * (kernel_h - 1) + 1, dilation * (kernel_w - 1) + 1
+    windows = np.lib.stride_tricks.sliding_window_view(x, (span_h, span_w), axis=(2, 3))
+    windows = windows[:, :, ::stride, ::stride, ::dilation, ::dilation]
     out_h, out_w = windows.shape[2:4]
     # (N, G, C/G, Ho, Wo, kH, kW) -> columns (N, G, C/G*kH*kW, Ho*Wo): the copy is im2col.
     windows = windows.reshape(n, groups, group_in, out_h, out_w, kernel_h, kernel_w)
@@ -297,7 +302,8 @@ class NumpySystem(System):
         return "im2col + matmul"
 
     def prepare(self, layer, x, w):
-        return lambda: im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups)
+        return lambda: im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups,
+                                     layer.dilation)
 
 
 class TorchSystem(System):
@@ -336,6 +342,8 @@ class ScipySystem(System):
         self.label = f"scipy {importlib.import_module('scipy').__version__}"
 
     def skip_reason(self, layer):
+        if layer.dilation != 1:
+            return "dilated kernels are not run (correlate has no dilation)"
         if layer.macs > SCIPY_MAX_MACS:
             return (f"run only on layers of up to {SCIPY_MAX_MACS:.2g} multiply-adds "
                     "(one correlate call per image and output channel)")
@@ -400,7 +408,8 @@ def reference_conv2d(layer, x, w, torch=None):
     """The layer in float64 by torch (when given) or NumPy im2col."""
     x, w = x.astype(np.float64), w.astype(np.float64)
     if torch is None:
-        return im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups)
+        return im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups,
+                             layer.dilation)
     with torch.no_grad():
         result = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                             **layer.conv_kwargs())
