@@ -341,14 +341,15 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     """Winograd tile size for ``algorithm="auto"``, or 0 for the direct kernel.
 
     Derived from ``benchmarks/tune_auto.py`` on the development machine (the
-    table is in the README): Winograd F(4x4) beats the direct kernel on
-    nearly every 3x3 layer with 8 or more input channels; F(2x2) wins when
-    there are few output pixels (its 2x2 tiles waste less of a partial tile
-    panel, and its transformed weights are 16/9, not 36/9, times the
-    weights). A one-off ``conv2d`` call also pays for transforming the
-    weights, which only the direct kernel avoids when a large weight meets a
-    tiny image. F(6x6) is never picked: it was at most a few percent faster
-    than F(4x4) here, at twice the rounding error.
+    table is in benchmarks/auto_rule.md, summarised in the README): Winograd
+    F(4x4) beats the direct kernel on nearly every 3x3 layer with 8 or more
+    input channels; F(2x2) wins when there are few output pixels (its 2x2
+    tiles waste less of a partial tile panel, and its transformed weights are
+    16/9, not 36/9, times the weights). A one-off ``conv2d`` call also pays
+    for transforming the weights, which only the direct kernel avoids: it
+    wins when a large weight meets a small image. F(6x6) is never picked: it
+    was at most a few percent faster than F(4x4) here, at twice the rounding
+    error.
     """
     out_h, out_w = output_size
     group_in = spec.in_channels // spec.groups
@@ -357,10 +358,11 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
         return 0
     pixels = batch * out_h * out_w
     weight_pairs = group_in * group_out
-    one_off = spec.caches_weights is False
-    if one_off and pixels < 64 and weight_pairs >= 128 * 128:
+    if spec.caches_weights:
+        return 2 if pixels <= 256 else 4
+    if pixels * 1024 < weight_pairs or (pixels < 64 and weight_pairs >= 128 * 128):
         return 0
-    if pixels <= 400 or (one_off and pixels <= 1024 and weight_pairs >= 256 * 512):
+    if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 512):
         return 2
     return 4
 
