@@ -125,6 +125,9 @@ ctypedef fused numeric_t:
 cdef Py_ssize_t _KC_MAX = 256
 # Output pixels per work item: the packed block (taps x pixels) fits in L2.
 cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
+# Packed columns of one small image that the threads share (all taps at once
+# when they fit).
+cdef Py_ssize_t _SHARED_COLUMNS_BYTES = 4 * 1024 * 1024
 # Input rows (all channels of a group, padded) one row-panel work item holds.
 cdef Py_ssize_t _ROWS_BYTES = 512 * 1024
 # Groups with at most this many input channels (depthwise and the like) skip
@@ -428,10 +431,15 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
 
 cdef bint _uses_row_kernel(const Geometry *geo) noexcept nogil:
     """Row panels skip the per-tap copies of im2col for kernels larger than
-    1x1. Rows are whole panels when at least 3/4 of the panel columns are
-    real outputs; otherwise, with stride 1, the rows are dense (panels cross
-    row ends) and waste only the kernel's reach."""
+    1x1 on images of more than 4 panels. Rows are whole panels when at least
+    3/4 of the panel columns are real outputs; otherwise, with stride 1, the
+    rows are dense (panels cross row ends) and waste only the kernel's
+    reach."""
     if geo.kernel_h * geo.kernel_w == 1:
+        return False
+    if _ceil_div(geo.out_height * geo.out_width, geo.nr) <= 4:
+        # A small image: packed panels waste less of the last panel than
+        # rows do, and its per-tap copies are few in absolute terms.
         return False
     return _rows_are_whole_panels(geo) or (geo.stride_h == 1 and geo.stride_w == 1)
 
@@ -519,19 +527,27 @@ cdef void _pack_weight_panel(const Geometry *geo, Py_ssize_t panel_index,
     cdef Py_ssize_t g = panel_index // panels_per_group
     cdef Py_ssize_t k0 = (panel_index - g * panels_per_group) * mr
     cdef numeric_t *panel = packed_weight + (g * geo.group_out_padded + k0) * taps
-    cdef Py_ssize_t m, tap, k
-    cdef const numeric_t *row
+    cdef Py_ssize_t m, tap, k, t0, t1
+    cdef Py_ssize_t rows = min(mr, geo.group_out - k0)
+    cdef const numeric_t *first_row = weight + (g * geo.group_out + k0) * taps
+    cdef numeric_t *dst
+    # A transpose of rows x taps: blocks of 64 taps keep the `rows` source
+    # streams and the destination block in L1 (writing one column at a time
+    # over the whole panel was several times slower on 512x512x3x3).
+    t0 = 0
+    while t0 < taps:
+        t1 = min(t0 + 64, taps)
+        for m in range(rows):
+            dst = panel + m
+            for tap in range(t0, t1):
+                dst[tap * mr] = first_row[m * taps + tap]
+        for m in range(rows, mr):
+            for tap in range(t0, t1):
+                panel[tap * mr + m] = 0
+        t0 = t1
     for m in range(mr):
         k = k0 + m
-        if k < geo.group_out:
-            row = weight + (g * geo.group_out + k) * taps
-            for tap in range(taps):
-                panel[tap * mr + m] = row[tap]
-            padded_bias[g * geo.group_out_padded + k] = bias[g * geo.group_out + k]
-        else:
-            for tap in range(taps):
-                panel[tap * mr + m] = 0
-            padded_bias[g * geo.group_out_padded + k] = 0
+        padded_bias[g * geo.group_out_padded + k] = bias[g * geo.group_out + k] if m < rows else 0
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -668,10 +684,16 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_wei
     cdef Py_ssize_t n_pixels = geo.out_height * geo.out_width
     cdef Py_ssize_t n_panels = _ceil_div(n_pixels, nr)
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
-    cdef Py_ssize_t n_chunks = _ceil_div(taps, geo.kc_max)
+    # The whole reduction in one chunk when the columns of the image fit in
+    # _SHARED_COLUMNS_BYTES: one packing phase and one barrier, and the
+    # accumulators stay in registers for all the taps.
+    cdef Py_ssize_t chunk_taps = geo.kc_max
+    if taps * n_panels * nr * <Py_ssize_t>sizeof(numeric_t) <= _SHARED_COLUMNS_BYTES:
+        chunk_taps = taps
+    cdef Py_ssize_t n_chunks = _ceil_div(taps, chunk_taps)
     cdef int threads = effective_num_threads(num_threads, n_mpanels * n_panels)
     cdef numeric_t *col = <numeric_t *>fc_aligned_malloc(
-        <size_t>(geo.kc_max * n_panels * nr) * sizeof(numeric_t))
+        <size_t>(chunk_taps * n_panels * nr) * sizeof(numeric_t))
     if col == NULL:
         raise MemoryError("fastconv: cannot allocate the packed columns")
     cdef int alloc_failed = 0
@@ -685,8 +707,8 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_wei
         if tile == NULL:
             alloc_failed_ptr[0] = 1
         for chunk in range(n_chunks):
-            tap0 = chunk * geo.kc_max
-            kc = min(geo.kc_max, taps - tap0)
+            tap0 = chunk * chunk_taps
+            kc = min(chunk_taps, taps - tap0)
             for r in prange(kc, schedule='static'):
                 fc_pack_input(&geo.pack, x, tap0, kc, r, r + 1, 0, n_pixels, col)
             for work in prange(n_mpanels * n_panels, schedule='static'):
