@@ -200,6 +200,35 @@ cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
                 row[j] = 0
 
 
+cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, const numeric_t *b,
+                              const Py_ssize_t *offsets, numeric_t *c, Py_ssize_t ldc,
+                              Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t mr,
+                              Py_ssize_t nr, int accumulate, const numeric_t *bias,
+                              bint relu, numeric_t *tile) noexcept nogil:
+    """One MR x NR output tile: C (+)= A . B, with B a packed panel, or read
+    in place through ``offsets`` when they are not NULL. A tile cut by the
+    edge of the output (``rows`` < MR or ``cols`` < NR) goes through the
+    scratch ``tile`` so that only its valid part is written; ``relu`` applies
+    the fused epilogue while the tile is still in L1."""
+    cdef numeric_t *dst = c
+    cdef Py_ssize_t ld = ldc, m
+    cdef bint edge = rows < mr or cols < nr
+    if edge:
+        dst, ld = tile, nr
+        if accumulate:
+            for m in range(rows):
+                memcpy(tile + m * nr, c + m * ldc, <size_t>cols * sizeof(numeric_t))
+    if offsets == NULL:
+        fc_tile(kc, a, b, dst, ld, accumulate, bias)
+    else:
+        fc_tile_indirect(kc, a, b, offsets, dst, ld, accumulate, bias)
+    if edge:
+        for m in range(rows):
+            memcpy(c + m * ldc, tile + m * nr, <size_t>cols * sizeof(numeric_t))
+    if relu:
+        _relu_rows(c, rows, cols, ldc)
+
+
 cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                          const numeric_t *x, const numeric_t *packed_weight,
                          const numeric_t *padded_bias, numeric_t *out,
@@ -256,24 +285,10 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                 m0 = mp * mr
                 a = weight_group + m0 * taps + tap0 * mr
                 c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
-                rows = geo.group_out - m0
-                if rows > mr:
-                    rows = mr
-                if rows == mr and cols == nr:
-                    fc_tile(kc, a, b, c, n_pixels_out, accumulate, bias_group + m0)
-                else:
-                    # Edge tile: compute in scratch, copy back the valid part.
-                    if accumulate:
-                        for m in range(rows):
-                            memcpy(tile + m * nr, c + m * n_pixels_out,
-                                   <size_t>cols * sizeof(numeric_t))
-                    fc_tile(kc, a, b, tile, nr, accumulate, bias_group + m0)
-                    for m in range(rows):
-                        memcpy(c + m * n_pixels_out, tile + m * nr,
-                               <size_t>cols * sizeof(numeric_t))
-                if geo.relu and tap0 + kc == taps:
-                    # Fused epilogue while the tile is still in L1.
-                    _relu_rows(c, rows, cols, n_pixels_out)
+                rows = min(mr, geo.group_out - m0)
+                _output_tile(kc, a, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
+                             accumulate, bias_group + m0, geo.relu and tap0 + kc == taps,
+                             tile)
         tap0 = tap0 + kc
 
 
@@ -410,21 +425,9 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
                     a = weight_group + m0 * taps + tap0 * mr
                     c = out_group + m0 * n_pixels_out + oh * geo.out_width + ow0
                     rows_valid = min(mr, geo.group_out - m0)
-                    if rows_valid == mr and cols == nr:
-                        fc_tile_indirect(kc, a, base, offsets, c, n_pixels_out,
-                                         accumulate, bias_group + m0)
-                    else:
-                        if accumulate:
-                            for m in range(rows_valid):
-                                memcpy(tile + m * nr, c + m * n_pixels_out,
-                                       <size_t>cols * sizeof(numeric_t))
-                        fc_tile_indirect(kc, a, base, offsets, tile, nr, accumulate,
-                                         bias_group + m0)
-                        for m in range(rows_valid):
-                            memcpy(c + m * n_pixels_out, tile + m * nr,
-                                   <size_t>cols * sizeof(numeric_t))
-                    if geo.relu and tap0 + kc == taps:
-                        _relu_rows(c, rows_valid, cols, n_pixels_out)
+                    _output_tile(kc, a, base, offsets, c, n_pixels_out, rows_valid, cols,
+                                 mr, nr, accumulate, bias_group + m0,
+                                 geo.relu and tap0 + kc == taps, tile)
                 ow0 = ow0 + nr
         tap0 = tap0 + kc
 
@@ -720,21 +723,9 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_wei
                     c = out + m0 * n_pixels + jp * nr
                     rows = min(mr, geo.group_out - m0)
                     cols = min(nr, n_pixels - jp * nr)
-                    if rows == mr and cols == nr:
-                        fc_tile(kc, a, col + jp * kc * nr, c, n_pixels, tap0 > 0,
-                                padded_bias + m0)
-                    else:
-                        if tap0 > 0:
-                            for m in range(rows):
-                                memcpy(tile + m * nr, c + m * n_pixels,
-                                       <size_t>cols * sizeof(numeric_t))
-                        fc_tile(kc, a, col + jp * kc * nr, tile, nr, tap0 > 0,
-                                padded_bias + m0)
-                        for m in range(rows):
-                            memcpy(c + m * n_pixels, tile + m * nr,
-                                   <size_t>cols * sizeof(numeric_t))
-                    if geo.relu and tap0 + kc == taps:
-                        _relu_rows(c, rows, cols, n_pixels)
+                    _output_tile(kc, a, col + jp * kc * nr, NULL, c, n_pixels, rows, cols,
+                                 mr, nr, tap0 > 0, padded_bias + m0,
+                                 geo.relu and tap0 + kc == taps, tile)
         fc_aligned_free(tile)
     fc_aligned_free(col)
     if alloc_failed:
