@@ -67,14 +67,29 @@ static inline void fc_aligned_free(void *p)
 /* ------------------------------------------------------------------------ */
 /* The generic tiles.                                                       */
 
+/* Where row k of a tile's B panel starts: rows of a packed panel are NR
+ * apart; in place (rows.hpp), row k is the input row segment of kernel tap
+ * k, at base + offsets[k], so the input is never copied once per tap. */
+template <typename T, int NR>
+struct fc_packed_rows {
+    const T *b;
+    FC_ALWAYS_INLINE const T *row(fc_index k) const { return b + k * NR; }
+};
+
+template <typename T>
+struct fc_offset_rows {
+    const T *base;
+    const fc_index *offsets;
+    FC_ALWAYS_INLINE const T *row(fc_index k) const { return base + offsets[k]; }
+};
+
 #if FC_HAVE_VECTOR_EXTENSIONS
 /* LANES elements of T in one vector register; NV vectors span NR = NV*LANES
  * output pixels. `accumulate` = 0 starts from bias[m] (first reduction chunk),
  * 1 adds to what C already holds (later chunks). */
-template <typename T, int MR, int NV, int LANES>
-static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, const T *b,
-                                         T *c, fc_index ldc, int accumulate,
-                                         const T *bias)
+template <typename T, int MR, int NV, int LANES, typename Rows>
+static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, Rows b, T *c,
+                                         fc_index ldc, int accumulate, const T *bias)
 {
     typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
     /* Output rows and packed panels need not be vector-aligned. */
@@ -90,9 +105,10 @@ static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, const T *b,
                 acc[m][v] = (vec){} + bias[m];
     }
     for (fc_index k = 0; k < kc; ++k) {
+        const T *row = b.row(k);
         vec bv[NV];
         for (int v = 0; v < NV; ++v)
-            bv[v] = *(const uvec *)(b + k * (NV * LANES) + v * LANES);
+            bv[v] = *(const uvec *)(row + v * LANES);
         for (int m = 0; m < MR; ++m) {
             const T w = a[k * MR + m];
             for (int v = 0; v < NV; ++v)
@@ -105,81 +121,23 @@ static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, const T *b,
 }
 #endif
 
-#if FC_HAVE_VECTOR_EXTENSIONS
-/* The same tile with B read in place: row k of the B panel is the NR
- * elements at base + offsets[k] (one input row segment per kernel tap, see
- * rows.hpp), so the input is never copied once per tap. */
-template <typename T, int MR, int NV, int LANES>
-static FC_ALWAYS_INLINE void fc_tile_vec_indirect(fc_index kc, const T *a, const T *base,
-                                                  const fc_index *offsets, T *c,
-                                                  fc_index ldc, int accumulate,
-                                                  const T *bias)
-{
-    typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
-    typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
-    vec acc[MR][NV];
-    if (accumulate) {
-        for (int m = 0; m < MR; ++m)
-            for (int v = 0; v < NV; ++v)
-                acc[m][v] = *(const uvec *)(c + m * ldc + v * LANES);
-    } else {
-        for (int m = 0; m < MR; ++m)
-            for (int v = 0; v < NV; ++v)
-                acc[m][v] = (vec){} + bias[m];
-    }
-    for (fc_index k = 0; k < kc; ++k) {
-        const T *b = base + offsets[k];
-        vec bv[NV];
-        for (int v = 0; v < NV; ++v) bv[v] = *(const uvec *)(b + v * LANES);
-        for (int m = 0; m < MR; ++m) {
-            const T w = a[k * MR + m];
-            for (int v = 0; v < NV; ++v) acc[m][v] += w * bv[v];
-        }
-    }
-    for (int m = 0; m < MR; ++m)
-        for (int v = 0; v < NV; ++v)
-            *(uvec *)(c + m * ldc + v * LANES) = acc[m][v];
-}
-#endif
-
 /* Scalar fallback, also the exact int64 kernel. */
-template <typename T, int MR, int NR>
-static FC_ALWAYS_INLINE void fc_tile_scalar_indirect(fc_index kc, const T *a, const T *base,
-                                                     const fc_index *offsets, T *c,
-                                                     fc_index ldc, int accumulate,
-                                                     const T *bias)
+template <typename T, int MR, int NR, typename Rows>
+static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, Rows b, T *c,
+                                            fc_index ldc, int accumulate, const T *bias)
 {
     T acc[MR][NR];
     for (int m = 0; m < MR; ++m)
         for (int n = 0; n < NR; ++n)
             acc[m][n] = accumulate ? c[m * ldc + n] : bias[m];
     for (fc_index k = 0; k < kc; ++k) {
-        const T *b = base + offsets[k];
-        for (int m = 0; m < MR; ++m) {
-            const T w = a[k * MR + m];
-            for (int n = 0; n < NR; ++n) acc[m][n] += w * b[n];
-        }
-    }
-    for (int m = 0; m < MR; ++m)
-        for (int n = 0; n < NR; ++n)
-            c[m * ldc + n] = acc[m][n];
-}
-
-template <typename T, int MR, int NR>
-static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, const T *b,
-                                            T *c, fc_index ldc, int accumulate,
-                                            const T *bias)
-{
-    T acc[MR][NR];
-    for (int m = 0; m < MR; ++m)
-        for (int n = 0; n < NR; ++n)
-            acc[m][n] = accumulate ? c[m * ldc + n] : bias[m];
-    for (fc_index k = 0; k < kc; ++k)
+        const T *row = b.row(k);
         for (int m = 0; m < MR; ++m) {
             const T w = a[k * MR + m];
             for (int n = 0; n < NR; ++n)
-                acc[m][n] += w * b[k * NR + n];
+                acc[m][n] += w * row[n];
         }
+    }
     for (int m = 0; m < MR; ++m)
         for (int n = 0; n < NR; ++n)
             c[m * ldc + n] = acc[m][n];
@@ -193,22 +151,26 @@ static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, const T *b,
 #define FC_TILE_ARGS(T)                                                        \
     fc_index kc, const T *a, const T *b, T *c, fc_index ldc, int accumulate,  \
         const T *bias
-#define FC_TILE_PASS kc, a, b, c, ldc, accumulate, bias
+#define FC_TILE_REST c, ldc, accumulate, bias
 #define FC_TILE_INDIRECT_ARGS(T)                                               \
     fc_index kc, const T *a, const T *base, const fc_index *offsets, T *c,    \
         fc_index ldc, int accumulate, const T *bias
-#define FC_TILE_INDIRECT_PASS kc, a, base, offsets, c, ldc, accumulate, bias
+
 
 typedef void (*fc_tile_f32_fn)(FC_TILE_ARGS(float));
 typedef void (*fc_tile_f64_fn)(FC_TILE_ARGS(double));
 typedef void (*fc_tile_indirect_f32_fn)(FC_TILE_INDIRECT_ARGS(float));
 typedef void (*fc_tile_indirect_f64_fn)(FC_TILE_INDIRECT_ARGS(double));
 
-#define FC_DEFINE_TILES(SUFFIX, ATTR, T, MR, NV, LANES)                        \
+/* The packed and in-place variants of one tile function, from `KERNEL`
+ * (fc_tile_vec with MR, NV, LANES, or fc_tile_scalar with MR, NR). */
+#define FC_DEFINE_TILE_PAIR(SUFFIX, ATTR, T, NR, KERNEL)                       \
     ATTR static void fc_tile_##SUFFIX(FC_TILE_ARGS(T))                         \
-    { fc_tile_vec<T, MR, NV, LANES>(FC_TILE_PASS); }                           \
+    { KERNEL(kc, a, (fc_packed_rows<T, NR>{b}), FC_TILE_REST); }               \
     ATTR static void fc_tile_indirect_##SUFFIX(FC_TILE_INDIRECT_ARGS(T))       \
-    { fc_tile_vec_indirect<T, MR, NV, LANES>(FC_TILE_INDIRECT_PASS); }
+    { KERNEL(kc, a, (fc_offset_rows<T>{base, offsets}), FC_TILE_REST); }
+#define FC_DEFINE_TILES(SUFFIX, ATTR, T, MR, NV, LANES)                        \
+    FC_DEFINE_TILE_PAIR(SUFFIX, ATTR, T, NV * LANES, (fc_tile_vec<T, MR, NV, LANES>))
 
 #if FC_HAVE_VECTOR_EXTENSIONS
 #define FC_BASELINE_F32_MR 4
@@ -222,14 +184,8 @@ FC_DEFINE_TILES(f64_baseline, , double, 4, 4, 2)
 #define FC_BASELINE_F32_NR 8
 #define FC_BASELINE_F64_MR 4
 #define FC_BASELINE_F64_NR 8
-static void fc_tile_f32_baseline(FC_TILE_ARGS(float))
-{ fc_tile_scalar<float, 4, 8>(FC_TILE_PASS); }
-static void fc_tile_f64_baseline(FC_TILE_ARGS(double))
-{ fc_tile_scalar<double, 4, 8>(FC_TILE_PASS); }
-static void fc_tile_indirect_f32_baseline(FC_TILE_INDIRECT_ARGS(float))
-{ fc_tile_scalar_indirect<float, 4, 8>(FC_TILE_INDIRECT_PASS); }
-static void fc_tile_indirect_f64_baseline(FC_TILE_INDIRECT_ARGS(double))
-{ fc_tile_scalar_indirect<double, 4, 8>(FC_TILE_INDIRECT_PASS); }
+FC_DEFINE_TILE_PAIR(f32_baseline, , float, 8, (fc_tile_scalar<float, 4, 8>))
+FC_DEFINE_TILE_PAIR(f64_baseline, , double, 8, (fc_tile_scalar<double, 4, 8>))
 #endif
 
 #if FC_HAVE_X86_DISPATCH
@@ -294,16 +250,17 @@ static int fc_select_isa(int requested)
 
 /* Overloads so that Cython fused-type code calls one name for every dtype;
  * int64 (exact integer convolution) always runs the scalar tile. */
-static inline void fc_tile(FC_TILE_ARGS(float)) { fc_active.tile_f32(FC_TILE_PASS); }
-static inline void fc_tile(FC_TILE_ARGS(double)) { fc_active.tile_f64(FC_TILE_PASS); }
-static inline void fc_tile(FC_TILE_ARGS(int64_t))
-{ fc_tile_scalar<int64_t, 4, 8>(FC_TILE_PASS); }
+FC_DEFINE_TILE_PAIR(i64, , int64_t, 8, (fc_tile_scalar<int64_t, 4, 8>))
+
+static inline void fc_tile(FC_TILE_ARGS(float)) { fc_active.tile_f32(kc, a, b, FC_TILE_REST); }
+static inline void fc_tile(FC_TILE_ARGS(double)) { fc_active.tile_f64(kc, a, b, FC_TILE_REST); }
+static inline void fc_tile(FC_TILE_ARGS(int64_t)) { fc_tile_i64(kc, a, b, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(float))
-{ fc_active.tile_indirect_f32(FC_TILE_INDIRECT_PASS); }
+{ fc_active.tile_indirect_f32(kc, a, base, offsets, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(double))
-{ fc_active.tile_indirect_f64(FC_TILE_INDIRECT_PASS); }
+{ fc_active.tile_indirect_f64(kc, a, base, offsets, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(int64_t))
-{ fc_tile_scalar_indirect<int64_t, 4, 8>(FC_TILE_INDIRECT_PASS); }
+{ fc_tile_indirect_i64(kc, a, base, offsets, FC_TILE_REST); }
 
 static inline void fc_tile_shape(const float *, int *mr, int *nr)
 { *mr = fc_active.mr_f32; *nr = fc_active.nr_f32; }
