@@ -32,12 +32,12 @@ cdef extern from "winograd.hpp" nogil:
     void fc_aligned_free(void *ptr)
     int fc_wino_select_isa(int requested)
     int fc_wino_matrix(int m, int which, double *dst)
-    void fc_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
-                 Py_ssize_t ldc, int accumulate, const float *bias)
-    void fc_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
-                 Py_ssize_t ldc, int accumulate, const double *bias)
-    void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
-    void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
+    void fc_gemm_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
+                      Py_ssize_t ldc, int accumulate, const float *bias)
+    void fc_gemm_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
+                      Py_ssize_t ldc, int accumulate, const double *bias)
+    void fc_gemm_tile_shape(const float *dtype_tag, int *mr, int *nr)
+    void fc_gemm_tile_shape(const double *dtype_tag, int *mr, int *nr)
     void fc_wino_pack_panel_m(int m, const float *weight, Py_ssize_t out_channels,
                               Py_ssize_t channels, int mr, Py_ssize_t panel,
                               float *u_packed, Py_ssize_t xi_stride)
@@ -142,7 +142,7 @@ def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
     if m not in TILE_SIZES:
         raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
     cdef int mr = 0, nr = 0
-    fc_tile_shape(<const floating *>NULL, &mr, &nr)
+    fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
     cdef Py_ssize_t out_channels = weight.shape[0], group_in = weight.shape[1]
     cdef Py_ssize_t group_out = out_channels // groups
     cdef Py_ssize_t out_padded = _ceil_div(group_out, mr) * mr
@@ -244,7 +244,7 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
                 # transform point stream from L2.
                 for kp in range(kp_lo, kp_hi):
                     a = u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr
-                    fc_tile(cb, a, v + xi * v_xi_stride + p * cb * nr,
+                    fc_gemm_tile(cb, a, v + xi * v_xi_stride + p * cb * nr,
                             mbuf + xi * m_xi_stride + ((kp - kp_lo) * panels + p) * mr * nr,
                             nr, c0 > 0, zeros)
         c0 = c0 + cb
@@ -363,7 +363,7 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
         raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
     cdef Plan plan
     cdef int mr = 0, nr = 0
-    fc_tile_shape(<const floating *>NULL, &mr, &nr)
+    fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
     cdef Py_ssize_t batch = x.shape[0]
     plan.m, plan.mr, plan.nr = m, mr, nr
     plan.alpha2 = (m + 2) * (m + 2)
@@ -434,9 +434,9 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
     cdef int mr = 0, nr = 0
     dtype = np.dtype(dtype)
     if dtype == np.float32:
-        fc_tile_shape(<const float *>NULL, &mr, &nr)
+        fc_gemm_tile_shape(<const float *>NULL, &mr, &nr)
     else:
-        fc_tile_shape(<const double *>NULL, &mr, &nr)
+        fc_gemm_tile_shape(<const double *>NULL, &mr, &nr)
     plan.m, plan.mr, plan.nr = m, mr, nr
     plan.alpha2 = (m + 2) * (m + 2)
     plan.groups = groups
