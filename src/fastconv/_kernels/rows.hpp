@@ -38,7 +38,7 @@ static inline fc_rows_layout fc_rows_plan(fc_index out_rows, fc_index out_w_padd
 {
     fc_rows_layout l;
     l.rows = (out_rows - 1) * stride_h + (kernel_h - 1) * dil_h + 1;
-    l.phase_len = out_w_padded + ((kernel_w - 1) * dil_w) / stride_w + 1;
+    l.phase_len = out_w_padded + ((kernel_w - 1) * dil_w) / stride_w;
     l.row_stride = stride_w * l.phase_len;
     l.channel_stride = l.rows * l.row_stride;
     l.dense = 0;
