@@ -1,10 +1,12 @@
 """The direct kernel's three code paths, each against the float64 reference.
 
-* packed (im2col) panels: 1x1 kernels, and outputs narrower than 3/4 of a
-  micro-kernel panel (for one small image with many output channels the
-  threads pack the columns together),
-* row panels read in place: larger kernels on wide outputs (every stride,
-  dilation and padding goes through the phase-split row scratch),
+* packed (im2col) panels: 1x1 kernels, and images of at most 4 micro-kernel
+  panels (for one small image with many output channels the threads pack
+  the columns together),
+* row panels read in place: larger kernels on larger images, in whole
+  panels or dense (panels crossing row ends), with the stride-1 and the
+  strided (one copy per kernel row) scratch layouts; every stride,
+  dilation and padding goes through the phase-split row scratch,
 * the plane kernel: groups of at most four input channels (depthwise).
 
 Shapes are chosen around the switch-over points (output widths 12-70) so

@@ -70,7 +70,7 @@ cdef extern from "pack.hpp" nogil:
 
 cdef extern from "rows.hpp" nogil:
     ctypedef struct fc_rows_layout:
-        Py_ssize_t rows, phase_len, row_stride, channel_stride
+        Py_ssize_t phase_len, channel_stride
         bint dense
     fc_rows_layout fc_rows_plan(Py_ssize_t out_rows, Py_ssize_t out_w_padded,
                                 Py_ssize_t kernel_h, Py_ssize_t kernel_w,
@@ -78,11 +78,11 @@ cdef extern from "rows.hpp" nogil:
                                 Py_ssize_t dil_h, Py_ssize_t dil_w)
     void fc_rows_fill[T](const fc_rows_layout *l, const T *x, Py_ssize_t channels,
                          Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh0,
-                         Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
-                         Py_ssize_t pad_left, T *dst)
+                         Py_ssize_t kernel_h, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                         Py_ssize_t dil_h, Py_ssize_t pad_top, Py_ssize_t pad_left, T *dst)
     void fc_rows_offsets(const fc_rows_layout *l, Py_ssize_t tap0, Py_ssize_t kc,
                          Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_w,
-                         Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t *offsets)
+                         Py_ssize_t dil_w, Py_ssize_t *offsets)
     void fc_tile_indirect(Py_ssize_t kc, const float *a, const float *base,
                           const Py_ssize_t *offsets, float *c, Py_ssize_t ldc,
                           int accumulate, const float *bias)
@@ -396,8 +396,8 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
     cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
     cdef const numeric_t *weight_group = packed_weight + g * geo.group_out_padded * taps
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
-    fc_rows_fill(layout, image, geo.group_in, geo.height, geo.width, oh0,
-                 geo.stride_h, geo.stride_w, geo.pad_top, geo.pad_left, rows)
+    fc_rows_fill(layout, image, geo.group_in, geo.height, geo.width, oh0, geo.kernel_h,
+                 geo.stride_h, geo.stride_w, geo.dil_h, geo.pad_top, geo.pad_left, rows)
 
     cdef Py_ssize_t tap0, kc, oh, ow0, mp, m0, rows_valid, cols, m
     cdef int accumulate
@@ -408,7 +408,7 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
     while tap0 < taps:
         kc = min(geo.kc_max, taps - tap0)
         fc_rows_offsets(layout, tap0, kc, geo.kernel_h, geo.kernel_w, geo.stride_w,
-                        geo.dil_h, geo.dil_w, offsets)
+                        geo.dil_w, offsets)
         accumulate = tap0 > 0
         if layout.dense:
             _dense_rows_chunk(geo, layout, oh0, oh1, tap0, kc, mpanel_lo, mpanel_hi,
@@ -418,7 +418,7 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
         for oh in range(oh0, oh1):
             ow0 = 0
             while ow0 < geo.out_width:
-                base = rows + (oh - oh0) * geo.stride_h * layout.row_stride + ow0
+                base = rows + (oh - oh0) * layout.phase_len + ow0
                 cols = min(nr, geo.out_width - ow0)
                 for mp in range(mpanel_lo, mpanel_hi):
                     m0 = mp * mr
@@ -433,31 +433,23 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
 
 
 cdef bint _uses_row_kernel(const Geometry *geo) noexcept nogil:
-    """Row panels skip the per-tap copies of im2col for kernels larger than
-    1x1 on images of more than 4 panels: rows of whole panels, or with
-    stride 1 dense rows (panels cross row ends and waste only the kernel's
-    reach); see _rows_are_whole_panels."""
+    """Row panels (rows.hpp) skip the per-tap copies of im2col for kernels
+    larger than 1x1 on images of more than 4 panels."""
     if geo.kernel_h * geo.kernel_w == 1:
         return False
-    if _ceil_div(geo.out_height * geo.out_width, geo.nr) <= 4:
-        # A small image: packed panels waste less of the last panel than
-        # rows do, and its per-tap copies are few in absolute terms.
-        return False
-    return _rows_are_whole_panels(geo) or (geo.stride_h == 1 and geo.stride_w == 1)
+    # A small image: packed panels waste less of the last panel than rows
+    # do, and its per-tap copies are few in absolute terms.
+    return _ceil_div(geo.out_height * geo.out_width, geo.nr) > 4
 
 
 cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
-    """Whether rows run in whole panels rather than dense.
-
-    With stride 1, dense rows compute out_width + reach columns a row, whole
-    panels the width rounded up to NR: the fewer wins (measured: dense 7-8%
-    faster on 56 and 112 wide outputs, equal when the counts tie). Strided
-    rows cannot be dense; whole panels are kept while they waste at most 1/4
-    (else the packed path)."""
+    """Whether rows run in whole panels rather than dense: dense rows compute
+    out_width + reach / stride_w columns a row, whole panels the width
+    rounded up to NR, and the fewer wins (measured: dense 7-8% faster on 56
+    and 112 wide stride-1 outputs; whole panels, which never go through the
+    edge tile, when the counts tie)."""
     cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, geo.nr) * geo.nr
-    if geo.stride_h == 1 and geo.stride_w == 1:
-        return geo.out_width + (geo.kernel_w - 1) * geo.dil_w >= padded_w
-    return 4 * geo.out_width >= 3 * padded_w
+    return geo.out_width + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w >= padded_w
 
 
 cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
@@ -473,9 +465,11 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
     cdef Py_ssize_t padded_w = geo.out_width if dense else _ceil_div(geo.out_width, nr) * nr
     cdef fc_rows_layout one_row = fc_rows_plan(1, padded_w, geo.kernel_h, geo.kernel_w,
                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    # Output rows per block from the scratch budget (each extra output row
-    # adds stride_h input rows).
-    cdef Py_ssize_t per_row = geo.group_in * geo.stride_h * one_row.row_stride * sizeof(numeric_t)
+    cdef fc_rows_layout two_rows = fc_rows_plan(2, padded_w, geo.kernel_h, geo.kernel_w,
+                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
+    # Output rows per block from the scratch budget.
+    cdef Py_ssize_t per_row = (geo.group_in * (two_rows.channel_stride - one_row.channel_stride)
+                               * sizeof(numeric_t))
     cdef Py_ssize_t rows_per_block = max(1, min(geo.out_height,
         (_ROWS_BYTES - geo.group_in * one_row.channel_stride * sizeof(numeric_t)) // per_row + 1))
     cdef Py_ssize_t row_blocks = _ceil_div(geo.out_height, rows_per_block)

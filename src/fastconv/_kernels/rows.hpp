@@ -3,18 +3,30 @@
  *
  * For a block of output rows of one image and group, the input rows they
  * read are copied once, zero-padded and split by column phase (column
- * u * stride + phase), into a scratch laid out [channel][row][phase][u].
- * Then for kernel tap (c, i, j) and the output pixels ow0 .. ow0 + NR of
- * output row oh, the B row is the NR contiguous elements at
- *     base(oh, ow0) + offset(c, i, j),
- *     base   = scratch + (oh - oh0) * stride_h * row_stride + ow0,
- *     offset = c * channel_stride + i * dil_h * row_stride
- *              + ((j * dil_w) % stride_w) * phase_len + (j * dil_w) / stride_w.
+ * u * stride_w + phase) into a scratch. Then for kernel tap (c, i, j) and
+ * the output pixels ow0 .. ow0 + NR of output row r of the block, the B row
+ * is the NR contiguous elements at
+ *     base(r, ow0) + offset(c, i, j),
+ *     base   = scratch + r * out_row_stride + ow0,
+ *     offset = c * channel_stride + i * kernel_row_stride
+ *              + ((j * dil_w) % stride_w) * phase_stride + (j * dil_w) / stride_w.
  * Unlike im2col, nothing is copied once per kernel tap: a k x k kernel reads
  * each input element from the scratch k * k times instead of storing it
- * k * k times. The scratch rows run past the output width (up to a whole
- * number of NR panels) so that the last panel of a row can be computed in
- * full; its surplus columns are dropped.
+ * k * k times.
+ *
+ * Two layouts:
+ * - stride 1: [channel][input row][u]; output row r reads input rows r + i *
+ *   dil_h, so consecutive output rows are one input row apart and every
+ *   input row is held once;
+ * - strided: [channel][kernel row i][phase][output row r][u], the input row
+ *   that output row r reads through kernel row i held once per (r, i). Rows
+ *   are copied up to kernel_h / stride_h times, but consecutive output rows
+ *   are then phase_len apart here too.
+ * Either way out_row_stride == phase_len, so the output rows of a block are
+ * one run of virtual pixels v = r * phase_len + ow, and a "dense" panel may
+ * run across row ends, wasting only the phase_len - out_w columns of the
+ * kernel's reach. Rows of whole panels (out_w_padded a multiple of NR) let
+ * every panel stay inside one row instead.
  */
 #ifndef FASTCONV_ROWS_HPP
 #define FASTCONV_ROWS_HPP
@@ -22,71 +34,105 @@
 #include "microkernel.hpp"
 
 struct fc_rows_layout {
-    fc_index rows;           /* input rows held per channel */
-    fc_index phase_len;      /* u positions per phase */
-    fc_index row_stride;     /* stride_w * phase_len */
-    fc_index channel_stride; /* rows * row_stride */
-    int dense;               /* stride 1: panels run across row ends */
+    fc_index out_rows;          /* output rows of the block */
+    fc_index phase_len;         /* u positions per phase = out_row_stride */
+    fc_index phase_stride;      /* between the phases of one input row */
+    fc_index kernel_row_stride; /* between kernel rows i (i * dil_h input rows) */
+    fc_index channel_stride;
+    int per_kernel_row;         /* the strided layout */
+    int dense;                  /* panels run across row ends */
 };
 
 /* Scratch layout for `out_rows` output rows; out_w_padded is the output
- * width rounded up to whole panels. */
+ * width, or for whole-panel rows that width rounded up to whole panels. */
 static inline fc_rows_layout fc_rows_plan(fc_index out_rows, fc_index out_w_padded,
                                           fc_index kernel_h, fc_index kernel_w,
                                           fc_index stride_h, fc_index stride_w,
                                           fc_index dil_h, fc_index dil_w)
 {
     fc_rows_layout l;
-    l.rows = (out_rows - 1) * stride_h + (kernel_h - 1) * dil_h + 1;
+    l.out_rows = out_rows;
     l.phase_len = out_w_padded + ((kernel_w - 1) * dil_w) / stride_w;
-    l.row_stride = stride_w * l.phase_len;
-    l.channel_stride = l.rows * l.row_stride;
+    l.per_kernel_row = stride_h != 1 || stride_w != 1;
+    if (l.per_kernel_row) {
+        l.phase_stride = out_rows * l.phase_len;
+        l.kernel_row_stride = stride_w * l.phase_stride;
+        l.channel_stride = kernel_h * l.kernel_row_stride;
+    } else {
+        l.phase_stride = 0; /* one phase */
+        l.kernel_row_stride = dil_h * l.phase_len;
+        l.channel_stride = ((out_rows - 1) + (kernel_h - 1) * dil_h + 1) * l.phase_len;
+    }
     l.dense = 0;
     return l;
 }
 
-/* Copy the rows that output rows from oh0 on read, of `channels` planes of
- * height x width, into `dst` (zeros outside the image). */
+/* Input row ih of one channel (zeros outside the image), split by phase:
+ * phase p's len elements at dst + p * phase_stride. */
+template <typename T>
+static inline void fc_rows_fill_row(const T *channel, fc_index height, fc_index width,
+                                    fc_index ih, fc_index stride_w, fc_index pad_left,
+                                    fc_index len, fc_index phase_stride, T *dst)
+{
+    for (fc_index phase = 0; phase < stride_w; ++phase) {
+        T *d = dst + phase * phase_stride;
+        if (ih < 0 || ih >= height) {
+            for (fc_index u = 0; u < len; ++u) d[u] = 0;
+            continue;
+        }
+        const T *in_row = channel + ih * width;
+        /* u with column u * stride_w + phase - pad_left in [0, width). */
+        const fc_index first = phase - pad_left;
+        fc_index lo = first >= 0 ? 0 : (-first + stride_w - 1) / stride_w;
+        fc_index hi = width - 1 - first >= 0 ? (width - 1 - first) / stride_w + 1 : 0;
+        if (lo > len) lo = len;
+        if (hi > len) hi = len;
+        if (hi < lo) hi = lo;
+        for (fc_index u = 0; u < lo; ++u) d[u] = 0;
+        if (stride_w == 1) {
+            for (fc_index u = lo; u < hi; ++u) d[u] = in_row[u + first];
+        } else if (stride_w == 2) {
+            /* A constant stride, which compilers vectorise. */
+            for (fc_index u = lo; u < hi; ++u) d[u] = in_row[2 * u + first];
+        } else {
+            for (fc_index u = lo; u < hi; ++u) d[u] = in_row[u * stride_w + first];
+        }
+        for (fc_index u = hi; u < len; ++u) d[u] = 0;
+    }
+}
+
+/* Copy the rows that output rows oh0 .. oh0 + out_rows read, of `channels`
+ * planes of height x width, into `dst`. */
 template <typename T>
 static inline void fc_rows_fill(const fc_rows_layout *l, const T *x, fc_index channels,
                                 fc_index height, fc_index width, fc_index oh0,
-                                fc_index stride_h, fc_index stride_w, fc_index pad_top,
-                                fc_index pad_left, T *dst)
+                                fc_index kernel_h, fc_index stride_h, fc_index stride_w,
+                                fc_index dil_h, fc_index pad_top, fc_index pad_left, T *dst)
 {
     const fc_index len = l->phase_len;
-    for (fc_index c = 0; c < channels; ++c)
-        for (fc_index r = 0; r < l->rows; ++r) {
-            const fc_index ih = oh0 * stride_h - pad_top + r;
-            T *out_row = dst + c * l->channel_stride + r * l->row_stride;
-            if (ih < 0 || ih >= height) {
-                for (fc_index q = 0; q < l->row_stride; ++q) out_row[q] = 0;
-                continue;
-            }
-            const T *in_row = x + (c * height + ih) * width;
-            for (fc_index phase = 0; phase < stride_w; ++phase) {
-                T *d = out_row + phase * len;
-                /* u with column u * stride_w + phase - pad_left in [0, width). */
-                const fc_index first = phase - pad_left;
-                fc_index lo = first >= 0 ? 0 : (-first + stride_w - 1) / stride_w;
-                fc_index hi = width - 1 - first >= 0 ? (width - 1 - first) / stride_w + 1 : 0;
-                if (lo > len) lo = len;
-                if (hi > len) hi = len;
-                if (hi < lo) hi = lo;
-                for (fc_index u = 0; u < lo; ++u) d[u] = 0;
-                if (stride_w == 1) {
-                    for (fc_index u = lo; u < hi; ++u) d[u] = in_row[u + first];
-                } else {
-                    for (fc_index u = lo; u < hi; ++u) d[u] = in_row[u * stride_w + first];
-                }
-                for (fc_index u = hi; u < len; ++u) d[u] = 0;
-            }
+    for (fc_index c = 0; c < channels; ++c) {
+        const T *channel = x + c * height * width;
+        T *dst_c = dst + c * l->channel_stride;
+        if (l->per_kernel_row) {
+            for (fc_index i = 0; i < kernel_h; ++i)
+                for (fc_index r = 0; r < l->out_rows; ++r)
+                    fc_rows_fill_row(channel, height, width,
+                                     (oh0 + r) * stride_h - pad_top + i * dil_h, stride_w,
+                                     pad_left, len, l->phase_stride,
+                                     dst_c + i * l->kernel_row_stride + r * len);
+        } else {
+            const fc_index n_rows = l->channel_stride / len;
+            for (fc_index r = 0; r < n_rows; ++r)
+                fc_rows_fill_row(channel, height, width, oh0 - pad_top + r, 1, pad_left,
+                                 len, 0, dst_c + r * len);
         }
+    }
 }
 
 /* Offsets of taps tap0 .. tap0 + kc (tap = (c * kernel_h + i) * kernel_w + j). */
 static inline void fc_rows_offsets(const fc_rows_layout *l, fc_index tap0, fc_index kc,
                                    fc_index kernel_h, fc_index kernel_w, fc_index stride_w,
-                                   fc_index dil_h, fc_index dil_w, fc_index *offsets)
+                                   fc_index dil_w, fc_index *offsets)
 {
     const fc_index area = kernel_h * kernel_w;
     for (fc_index r = 0; r < kc; ++r) {
@@ -95,8 +141,8 @@ static inline void fc_rows_offsets(const fc_rows_layout *l, fc_index tap0, fc_in
         const fc_index i = (tap - c * area) / kernel_w;
         const fc_index j = tap - c * area - i * kernel_w;
         const fc_index col = j * dil_w;
-        offsets[r] = c * l->channel_stride + i * dil_h * l->row_stride +
-                     (col % stride_w) * l->phase_len + col / stride_w;
+        offsets[r] = c * l->channel_stride + i * l->kernel_row_stride +
+                     (col % stride_w) * l->phase_stride + col / stride_w;
     }
 }
 
