@@ -4,7 +4,7 @@ The table it prints is where the ``algorithm="auto"`` rule in
 ``fastconv/_conv.py`` comes from (see the README). For each layer it times,
 interleaved and best of ``--repeats``:
 
-* ``direct``: ``conv2d(..., algorithm="direct")`` (weights packed per call),
+* ``direct``: ``conv2d(..., algorithm="direct")`` (weights read in place),
 * ``wN``: the Winograd call with transformed weights prepared beforehand,
 * ``packN``: the Winograd weight transform alone,
 

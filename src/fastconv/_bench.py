@@ -612,7 +612,7 @@ def machine_header(settings, blas_note, systems):
     versions = ", ".join([f"Python {platform.python_version()}"]
                          + [s.label for s in systems])
     timed = ("a prepared Conv2d layer (weights transformed once)" if settings["prepared"]
-             else "the conv2d call (weights packed/transformed in each call)")
+             else "the conv2d call (Winograd weights transformed in each call)")
     return [
         f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs), {platform.system()} "
         f"{platform.machine()}; fastconv SIMD {info['isa']}, {openmp}",

@@ -291,9 +291,9 @@ class ConvSpec:
                   else np.empty(nchw_shape, compute_dtype))
         relu = self.activation == "relu"
         if algorithm == "direct":
-            packed, padded_bias = self._packed("direct", None, compute_dtype, threads)
+            weight, tails, padded_bias = self._packed("direct", None, compute_dtype, threads)
             _direct.conv2d_direct(
-                x, packed, padded_bias, target, *self.kernel_size, *self.stride,
+                x, weight, tails, padded_bias, target, *self.kernel_size, *self.stride,
                 pad_top, pad_left, *self.dilation, self.groups, threads, relu)
         else:
             packed, bias = self._packed("winograd", tile, compute_dtype, threads)
@@ -321,7 +321,7 @@ class ConvSpec:
         return ("winograd", tile) if tile else ("direct", None)
 
     def _packed(self, algorithm: str, tile: Optional[int], dtype: np.dtype[Any],
-                threads: int) -> Tuple[NDArray[Any], NDArray[Any]]:
+                threads: int) -> Tuple[NDArray[Any], ...]:
         key = (algorithm, tile, dtype.str)
         if self._cache is not None and key in self._cache:
             return self._cache[key]
@@ -329,7 +329,7 @@ class ConvSpec:
         bias = (np.zeros(self.out_channels, dtype) if self.bias is None
                 else np.ascontiguousarray(self.bias, dtype=dtype))
         if algorithm == "direct":
-            packed = _direct.pack_weights(weight, bias, self.groups, threads)
+            packed = _direct.pack_weights(weight, bias, self.groups)
         else:
             packed = (_winograd.pack_weights(weight, self.groups, tile, threads), bias)
         if self._cache is not None:

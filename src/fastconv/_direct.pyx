@@ -11,10 +11,11 @@ with ``r = (c, i, j)`` running over the ``C/groups * kH * kW`` kernel taps and
 tap ``r`` sees from output pixel ``p`` (zero in the padding).  ``col`` is never
 built whole: each work item packs one block of it -- at most ``_KC_MAX`` taps
 by ``_PIXELS_PER_BLOCK`` pixels, a few hundred KiB that stay in L2 -- into
-panels of ``NR`` pixels, and the register-blocked micro-kernel
-(``microkernel.hpp``) multiplies them with weight panels of ``MR`` output
-channels packed once per call.  Padding therefore costs no padded copy of the
-input, and stride, dilation and asymmetric padding are just different gathers.
+panels of ``NR`` pixels (or, in the row-panel path, read in place from a
+copy of the rows they come from), and the register-blocked micro-kernel
+(``microkernel.hpp``) multiplies them with ``MR`` weight rows read in place.
+Padding therefore costs no padded copy of the input, and stride, dilation
+and asymmetric padding are just different gathers.
 
 Work items are (image, group, pixel block, output-channel block); OpenMP
 threads take them in static chunks.  Every output element is produced by one
@@ -39,11 +40,11 @@ cdef extern from "microkernel.hpp" nogil:
     void fc_aligned_free(void *ptr)
     int fc_cpu_isa()
     int fc_select_isa(int requested)
-    void fc_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
+    void fc_tile(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *b, float *c,
                  Py_ssize_t ldc, int accumulate, const float *bias)
-    void fc_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
+    void fc_tile(Py_ssize_t kc, const double *a, Py_ssize_t lda, const double *b, double *c,
                  Py_ssize_t ldc, int accumulate, const double *bias)
-    void fc_tile(Py_ssize_t kc, const int64_t *a, const int64_t *b, int64_t *c,
+    void fc_tile(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *b, int64_t *c,
                  Py_ssize_t ldc, int accumulate, const int64_t *bias)
     void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
     void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
@@ -83,13 +84,13 @@ cdef extern from "rows.hpp" nogil:
     void fc_rows_offsets(const fc_rows_layout *l, Py_ssize_t tap0, Py_ssize_t kc,
                          Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_w,
                          Py_ssize_t dil_w, Py_ssize_t *offsets)
-    void fc_tile_indirect(Py_ssize_t kc, const float *a, const float *base,
+    void fc_tile_indirect(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *base,
                           const Py_ssize_t *offsets, float *c, Py_ssize_t ldc,
                           int accumulate, const float *bias)
-    void fc_tile_indirect(Py_ssize_t kc, const double *a, const double *base,
+    void fc_tile_indirect(Py_ssize_t kc, const double *a, Py_ssize_t lda, const double *base,
                           const Py_ssize_t *offsets, double *c, Py_ssize_t ldc,
                           int accumulate, const double *bias)
-    void fc_tile_indirect(Py_ssize_t kc, const int64_t *a, const int64_t *base,
+    void fc_tile_indirect(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *base,
                           const Py_ssize_t *offsets, int64_t *c, Py_ssize_t ldc,
                           int accumulate, const int64_t *bias)
 
@@ -200,12 +201,14 @@ cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
                 row[j] = 0
 
 
-cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, const numeric_t *b,
+cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, Py_ssize_t lda,
+                              const numeric_t *b,
                               const Py_ssize_t *offsets, numeric_t *c, Py_ssize_t ldc,
                               Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t mr,
                               Py_ssize_t nr, int accumulate, const numeric_t *bias,
                               bint relu, numeric_t *tile) noexcept nogil:
-    """One MR x NR output tile: C (+)= A . B, with B a packed panel, or read
+    """One MR x NR output tile: C (+)= A . B, with A the MR weight rows at
+    ``a``, ``lda`` apart, and B a packed panel, or read
     in place through ``offsets`` when they are not NULL. A tile cut by the
     edge of the output (``rows`` < MR or ``cols`` < NR) goes through the
     scratch ``tile`` so that only its valid part is written; ``relu`` applies
@@ -219,9 +222,9 @@ cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, const numeric_t
             for m in range(rows):
                 memcpy(tile + m * nr, c + m * ldc, <size_t>cols * sizeof(numeric_t))
     if offsets == NULL:
-        fc_tile(kc, a, b, dst, ld, accumulate, bias)
+        fc_tile(kc, a, lda, b, dst, ld, accumulate, bias)
     else:
-        fc_tile_indirect(kc, a, b, offsets, dst, ld, accumulate, bias)
+        fc_tile_indirect(kc, a, lda, b, offsets, dst, ld, accumulate, bias)
     if edge:
         for m in range(rows):
             memcpy(c + m * ldc, tile + m * nr, <size_t>cols * sizeof(numeric_t))
@@ -229,10 +232,21 @@ cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, const numeric_t
         _relu_rows(c, rows, cols, ldc)
 
 
+cdef inline const numeric_t *_weight_rows(const Geometry *geo, const numeric_t *weight,
+                                          const numeric_t *tails, Py_ssize_t g,
+                                          Py_ssize_t m0) noexcept nogil:
+    """The MR weight rows of output channels m0 .. m0 + MR of group g, ``taps``
+    apart: in place, or for the panel cut by K/groups its zero-padded copy
+    in ``tails`` (pack_weights)."""
+    if m0 + geo.mr <= geo.group_out:
+        return weight + (g * geo.group_out + m0) * geo.taps
+    return tails + g * geo.mr * geo.taps
+
+
 cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
-                         const numeric_t *x, const numeric_t *packed_weight,
-                         const numeric_t *padded_bias, numeric_t *out,
-                         numeric_t *col, numeric_t *tile) noexcept nogil:
+                         const numeric_t *x, const numeric_t *weight,
+                         const numeric_t *tails, const numeric_t *padded_bias,
+                         numeric_t *out, numeric_t *col, numeric_t *tile) noexcept nogil:
     """Compute one (image, group, pixel block, channel block) of the output."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
     cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
@@ -261,7 +275,6 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
 
     cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
     cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
-    cdef const numeric_t *weight_group = packed_weight + g * geo.group_out_padded * taps
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
 
     cdef Py_ssize_t tap0, kc, jp, mp, m0, rows, cols, m
@@ -283,10 +296,10 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                 cols = nr
             for mp in range(mpanel_lo, mpanel_hi):
                 m0 = mp * mr
-                a = weight_group + m0 * taps + tap0 * mr
+                a = _weight_rows(geo, weight, tails, g, m0) + tap0
                 c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
                 rows = min(mr, geo.group_out - m0)
-                _output_tile(kc, a, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
+                _output_tile(kc, a, taps, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
                              accumulate, bias_group + m0, geo.relu and tap0 + kc == taps,
                              tile)
         tap0 = tap0 + kc
@@ -322,7 +335,8 @@ cdef inline void _panel_copy(numeric_t *tile, numeric_t *c, Py_ssize_t rows_vali
 cdef void _dense_rows_chunk(const Geometry *geo, const fc_rows_layout *layout,
                             Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t tap0, Py_ssize_t kc,
                             Py_ssize_t mpanel_lo, Py_ssize_t mpanel_hi,
-                            const numeric_t *weight_group, const numeric_t *bias_group,
+                            const numeric_t *weight, const numeric_t *tails, Py_ssize_t g,
+                            const numeric_t *bias_group,
                             numeric_t *out_group, const numeric_t *rows,
                             const Py_ssize_t *offsets, numeric_t *tile) noexcept nogil:
     """Stride 1: the output rows of the block are one run of virtual pixels
@@ -347,12 +361,12 @@ cdef void _dense_rows_chunk(const Geometry *geo, const fc_rows_layout *layout,
         inside = ow + nr <= out_w
         for mp in range(mpanel_lo, mpanel_hi):
             m0 = mp * mr
-            a = weight_group + m0 * taps + tap0 * mr
+            a = _weight_rows(geo, weight, tails, g, m0) + tap0
             c_block = out_group + m0 * n_pixels_out + oh0 * out_w
             rows_valid = min(mr, geo.group_out - m0)
             if inside and rows_valid == mr:
                 c = c_block + r * out_w + ow
-                fc_tile_indirect(kc, a, rows + v0, offsets, c, n_pixels_out, accumulate,
+                fc_tile_indirect(kc, a, taps, rows + v0, offsets, c, n_pixels_out, accumulate,
                                  bias_group + m0)
                 if geo.relu and tap0 + kc == taps:
                     _relu_rows(c, mr, nr, n_pixels_out)
@@ -360,7 +374,7 @@ cdef void _dense_rows_chunk(const Geometry *geo, const fc_rows_layout *layout,
                 if accumulate:
                     _panel_copy(tile, c_block, rows_valid, nr, v0, v_end, row_len, out_w,
                                 n_pixels_out, True)
-                fc_tile_indirect(kc, a, rows + v0, offsets, tile, nr, accumulate,
+                fc_tile_indirect(kc, a, taps, rows + v0, offsets, tile, nr, accumulate,
                                  bias_group + m0)
                 if geo.relu and tap0 + kc == taps:
                     _relu_rows(tile, rows_valid, nr, nr)
@@ -371,9 +385,9 @@ cdef void _dense_rows_chunk(const Geometry *geo, const fc_rows_layout *layout,
 
 cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
                          Py_ssize_t item, Py_ssize_t n_row_blocks,
-                         const numeric_t *x, const numeric_t *packed_weight,
-                         const numeric_t *padded_bias, numeric_t *out,
-                         numeric_t *rows, Py_ssize_t *offsets,
+                         const numeric_t *x, const numeric_t *weight,
+                         const numeric_t *tails, const numeric_t *padded_bias,
+                         numeric_t *out, numeric_t *rows, Py_ssize_t *offsets,
                          numeric_t *tile) noexcept nogil:
     """One (image, group, block of output rows, block of channels) of the
     row-panel path (rows.hpp): B rows are read in place from ``rows``."""
@@ -394,7 +408,6 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
     cdef Py_ssize_t mpanel_hi = (channel_block + 1) * total_mpanels // geo.n_channel_blocks
     cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
     cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
-    cdef const numeric_t *weight_group = packed_weight + g * geo.group_out_padded * taps
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
     fc_rows_fill(layout, image, geo.group_in, geo.height, geo.width, oh0, geo.kernel_h,
                  geo.stride_h, geo.stride_w, geo.dil_h, geo.pad_top, geo.pad_left, rows)
@@ -412,7 +425,7 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
         accumulate = tap0 > 0
         if layout.dense:
             _dense_rows_chunk(geo, layout, oh0, oh1, tap0, kc, mpanel_lo, mpanel_hi,
-                              weight_group, bias_group, out_group, rows, offsets, tile)
+                              weight, tails, g, bias_group, out_group, rows, offsets, tile)
             tap0 = tap0 + kc
             continue
         for oh in range(oh0, oh1):
@@ -422,10 +435,10 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
                 cols = min(nr, geo.out_width - ow0)
                 for mp in range(mpanel_lo, mpanel_hi):
                     m0 = mp * mr
-                    a = weight_group + m0 * taps + tap0 * mr
+                    a = _weight_rows(geo, weight, tails, g, m0) + tap0
                     c = out_group + m0 * n_pixels_out + oh * geo.out_width + ow0
                     rows_valid = min(mr, geo.group_out - m0)
-                    _output_tile(kc, a, base, offsets, c, n_pixels_out, rows_valid, cols,
+                    _output_tile(kc, a, taps, base, offsets, c, n_pixels_out, rows_valid, cols,
                                  mr, nr, accumulate, bias_group + m0,
                                  geo.relu and tap0 + kc == taps, tile)
                 ow0 = ow0 + nr
@@ -452,7 +465,7 @@ cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
     return geo.out_width + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w >= padded_w
 
 
-cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
+cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeric_t *tails,
                        const numeric_t *padded_bias, numeric_t *out,
                        Geometry *geo, Py_ssize_t batch, int num_threads) except *:
     """Row-panel path: work items (image, group, row block, channel block)."""
@@ -510,47 +523,13 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *packed_weight,
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if rows != NULL and offsets != NULL and tile != NULL:
-                _run_rows_item(geo, &layout, item, row_blocks, x, packed_weight,
+                _run_rows_item(geo, &layout, item, row_blocks, x, weight, tails,
                                padded_bias, out, rows, offsets, tile)
         fc_aligned_free(rows)
         fc_aligned_free(offsets)
         fc_aligned_free(tile)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
-
-
-cdef void _pack_weight_panel(const Geometry *geo, Py_ssize_t panel_index,
-                            const numeric_t *weight, const numeric_t *bias,
-                            numeric_t *packed_weight,
-                            numeric_t *padded_bias) noexcept nogil:
-    """Pack MR output channels, panel ``panel_index`` counted over all groups,
-    to ``[tap][MR]`` (zero rows past K/groups), and their bias."""
-    cdef Py_ssize_t mr = geo.mr, taps = geo.taps
-    cdef Py_ssize_t panels_per_group = geo.group_out_padded // mr
-    cdef Py_ssize_t g = panel_index // panels_per_group
-    cdef Py_ssize_t k0 = (panel_index - g * panels_per_group) * mr
-    cdef numeric_t *panel = packed_weight + (g * geo.group_out_padded + k0) * taps
-    cdef Py_ssize_t m, tap, k, t0, t1
-    cdef Py_ssize_t rows = min(mr, geo.group_out - k0)
-    cdef const numeric_t *first_row = weight + (g * geo.group_out + k0) * taps
-    cdef numeric_t *dst
-    # A transpose of rows x taps: blocks of 64 taps keep the `rows` source
-    # streams and the destination block in L1 (writing one column at a time
-    # over the whole panel was several times slower on 512x512x3x3).
-    t0 = 0
-    while t0 < taps:
-        t1 = min(t0 + 64, taps)
-        for m in range(rows):
-            dst = panel + m
-            for tap in range(t0, t1):
-                dst[tap * mr] = first_row[m * taps + tap]
-        for m in range(rows, mr):
-            for tap in range(t0, t1):
-                panel[tap * mr + m] = 0
-        t0 = t1
-    for m in range(mr):
-        k = k0 + m
-        padded_bias[g * geo.group_out_padded + k] = bias[g * geo.group_out + k] if m < rows else 0
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -568,57 +547,50 @@ cdef Py_ssize_t _balance(Py_ssize_t other, Py_ssize_t blocks, Py_ssize_t limit,
 
 
 def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias,
-                 Py_ssize_t groups, int num_threads, bint gemm_layout=False):
-    """Weights and bias in the layout the micro-kernel reads.
+                 Py_ssize_t groups, bint gemm_layout=False):
+    """Weights and bias as the direct kernels read them.
+
+    The micro-kernel reads MR weight rows in place (no transposed copy, so a
+    one-off call never rewrites its weights); only a group's last panel of
+    fewer than MR output channels is copied, zero-padded to MR rows.
 
     Parameters
     ----------
     weight : ndarray of shape (K, C // groups, kH, kW)
     bias : ndarray of shape (K,)
     groups : int
-    num_threads : int
-        <= 0 means the OpenMP default.
     gemm_layout : bool, default=False
-        Always the micro-kernel's panels, also where the plane kernel would
-        read the weights as they are.
+        The micro-kernel's layout also where the plane kernel would read the
+        weights (and bias) as they are.
 
     Returns
     -------
-    packed_weight : ndarray of shape (groups * K_pad * C // groups * kH * kW,)
-        Panels ``[group][K_pad / MR][tap][MR]``, ``K_pad`` = K/groups rounded
-        up to the micro-tile height MR (zero rows past K/groups). For groups
-        of at most four input channels (the plane kernel), the weights
-        unchanged, flattened.
+    weight : ndarray of shape (K * C // groups * kH * kW,)
+        The weights, flattened (a view of ``weight``).
+    tails : ndarray of shape (groups * MR * C // groups * kH * kW,)
+        Per group, the rows of its last, partial panel and zero rows; empty
+        when MR divides K/groups, and for the plane kernel.
     padded_bias : ndarray of shape (groups * K_pad,)
-        Or ``(K,)`` for the plane kernel.
+        ``K_pad`` = K/groups rounded up to MR, zeros past K/groups; ``(K,)``
+        for the plane kernel.
     """
+    dtype = np.asarray(weight).dtype
+    flat = np.asarray(weight).reshape(-1)
     if _uses_plane_kernel(groups, weight.shape[1]) and not gemm_layout:
-        # The plane kernel reads the weights as they are.
-        return (np.array(weight, copy=True).reshape(-1), np.array(bias, copy=True))
+        return flat, np.empty(0, dtype), np.asarray(bias)
     cdef int mr = 0, nr = 0
     fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
-    cdef Geometry geo
-    geo.groups = groups
-    geo.out_channels = weight.shape[0]
-    geo.group_out = geo.out_channels // groups
-    geo.mr = mr
-    geo.taps = weight.shape[1] * weight.shape[2] * weight.shape[3]
-    geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
-    dtype = np.asarray(weight).dtype
-    packed = np.empty(groups * geo.group_out_padded * geo.taps, dtype)
-    padded_bias = np.empty(groups * geo.group_out_padded, dtype)
-    cdef numeric_t[::1] packed_view = packed
-    cdef numeric_t[::1] bias_view = padded_bias
-    cdef Py_ssize_t n_panels = groups * (geo.group_out_padded // mr)
-    cdef int threads = effective_num_threads(num_threads, n_panels)
-    cdef Py_ssize_t panel_index
-    if packed.size == 0:
-        return packed, padded_bias
-    with nogil:
-        for panel_index in prange(n_panels, schedule='static', num_threads=threads):
-            _pack_weight_panel(&geo, panel_index, &weight[0, 0, 0, 0], &bias[0],
-                               &packed_view[0], &bias_view[0])
-    return packed, padded_bias
+    cdef Py_ssize_t taps = weight.shape[1] * weight.shape[2] * weight.shape[3]
+    cdef Py_ssize_t group_out = weight.shape[0] // groups
+    cdef Py_ssize_t full = group_out // mr * mr
+    cdef Py_ssize_t group_out_padded = _ceil_div(group_out, mr) * mr
+    padded_bias = np.zeros((groups, group_out_padded), dtype)
+    padded_bias[:, :group_out] = np.asarray(bias).reshape(groups, group_out)
+    if full == group_out:
+        return flat, np.empty(0, dtype), padded_bias.reshape(-1)
+    tails = np.zeros((groups, mr, taps), dtype)
+    tails[:, :group_out - full] = flat.reshape(groups, group_out, taps)[:, full:]
+    return flat, tails.reshape(-1), padded_bias.reshape(-1)
 
 
 cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
@@ -676,7 +648,8 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
-cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_weight,
+cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
+                                 const numeric_t *tails,
                                  const numeric_t *padded_bias, numeric_t *out,
                                  const Geometry *geo, int num_threads) except *:
     """One image and group: per reduction chunk, all threads pack the
@@ -719,11 +692,11 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *packed_wei
                     mp = work // n_panels
                     jp = work - mp * n_panels
                     m0 = mp * mr
-                    a = packed_weight + m0 * taps + tap0 * mr
+                    a = _weight_rows(geo, weight, tails, 0, m0) + tap0
                     c = out + m0 * n_pixels + jp * nr
                     rows = min(mr, geo.group_out - m0)
                     cols = min(nr, n_pixels - jp * nr)
-                    _output_tile(kc, a, col + jp * kc * nr, NULL, c, n_pixels, rows, cols,
+                    _output_tile(kc, a, taps, col + jp * kc * nr, NULL, c, n_pixels, rows, cols,
                                  mr, nr, tap0 > 0, padded_bias + m0,
                                  geo.relu and tap0 + kc == taps, tile)
         fc_aligned_free(tile)
@@ -758,7 +731,8 @@ cdef object _rows_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
 
 
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
-                  const numeric_t[::1] packed_weight,
+                  const numeric_t[::1] weight,
+                  const numeric_t[::1] tails,
                   const numeric_t[::1] padded_bias,
                   numeric_t[:, :, :, ::1] out,
                   Py_ssize_t kernel_h, Py_ssize_t kernel_w,
@@ -771,7 +745,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W)
-    packed_weight, padded_bias : ndarray
+    weight, tails, padded_bias : ndarray
         From :func:`pack_weights` (same dtype, same instruction-set level).
     out : ndarray of shape (N, K, H_out, W_out)
         Written in full. The caller has checked that the geometry is
@@ -810,19 +784,22 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
         return
     if _uses_plane_kernel(groups, geo.group_in):
         if _scratch_fits(_plane_scratch_bytes(&geo, sizeof(numeric_t))):
-            _conv2d_planes(x, packed_weight, padded_bias, out, &geo, num_threads)
+            _conv2d_planes(x, weight, padded_bias, out, &geo, num_threads)
             return
         # A huge dilation spans mostly padding: the packed path gathers only
-        # what exists (and needs the weights in panels).
-        weight_array = np.asarray(packed_weight).reshape(
+        # what exists (and needs the bias padded to whole panels).
+        weight_array = np.asarray(weight).reshape(
             geo.out_channels, geo.group_in, kernel_h, kernel_w)
-        packed_array, bias_array = pack_weights(weight_array, np.asarray(padded_bias),
-                                                groups, num_threads, True)
-        packed_weight = packed_array
-        padded_bias = bias_array
-    if (packed_weight.shape[0] != groups * geo.group_out_padded * geo.taps
+        weight, tails, padded_bias = pack_weights(weight_array, np.asarray(padded_bias),
+                                                  groups, True)
+    if (weight.shape[0] != geo.out_channels * geo.taps
+            or tails.shape[0] != (0 if geo.group_out_padded == geo.group_out
+                                  else groups * mr * geo.taps)
             or padded_bias.shape[0] != groups * geo.group_out_padded):
         raise ValueError("packed weights do not match this geometry or ISA level")
+    cdef const numeric_t *w_ptr = &weight[0]
+    cdef const numeric_t *tails_ptr = &tails[0] if tails.shape[0] else NULL
+    cdef const numeric_t *b_ptr = &padded_bias[0]
 
     geo.pack.height, geo.pack.width, geo.pack.out_w = geo.height, geo.width, geo.out_width
     geo.pack.kernel_h, geo.pack.kernel_w = geo.kernel_h, geo.kernel_w
@@ -834,7 +811,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
     if _uses_row_kernel(&geo) and _scratch_fits(_rows_scratch_bytes(&geo, sizeof(numeric_t))):
-        _conv2d_rows(&x[0, 0, 0, 0], &packed_weight[0], &padded_bias[0],
+        _conv2d_rows(&x[0, 0, 0, 0], w_ptr, tails_ptr, b_ptr,
                      &out[0, 0, 0, 0], &geo, batch, num_threads)
         return
 
@@ -854,7 +831,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     if images_groups == 1 and items < threads and weights_dominate:
         # One small image: the threads pack its columns together, then
         # share out the output channels (no thread packs what another did).
-        _conv2d_shared_columns(&x[0, 0, 0, 0], &packed_weight[0], &padded_bias[0],
+        _conv2d_shared_columns(&x[0, 0, 0, 0], w_ptr, tails_ptr, b_ptr,
                                &out[0, 0, 0, 0], &geo, num_threads)
         return
     if items < threads or (items < 8 * threads and items % threads):
@@ -878,8 +855,6 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     cdef numeric_t *col
     cdef numeric_t *tile
     cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
-    cdef const numeric_t *w_ptr = &packed_weight[0]
-    cdef const numeric_t *b_ptr = &padded_bias[0]
     cdef numeric_t *out_ptr = &out[0, 0, 0, 0]
     with nogil, parallel(num_threads=threads):
         # Thread-local scratch: one packed input block and one edge tile.
@@ -889,7 +864,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if col != NULL and tile != NULL:
-                _run_work_item(&geo, item, x_ptr, w_ptr, b_ptr, out_ptr, col, tile)
+                _run_work_item(&geo, item, x_ptr, w_ptr, tails_ptr, b_ptr, out_ptr, col, tile)
         fc_aligned_free(col)
         fc_aligned_free(tile)
     if alloc_failed:

@@ -1,10 +1,12 @@
 /*
- * Register-blocked GEMM micro-kernels for the direct convolution, with
- * run-time selection of the instruction set.
+ * Register-blocked GEMM micro-kernels for the direct convolution and
+ * Winograd, with run-time selection of the instruction set.
  *
  * One tile computes C[MR x NR] (+)= A[MR x kc] . B[kc x NR] where
- *   A is a packed weight panel, laid out [kc][MR] (MR output channels per step),
- *   B is a packed input panel,  laid out [kc][NR] (NR output pixels per step),
+ *   A is MR weight rows (MR output channels), read in place `lda` apart, or
+ *     for Winograd a packed panel laid out [kc][MR],
+ *   B is a packed input panel laid out [kc][NR] (NR output pixels per step),
+ *     or input rows read in place (rows.hpp),
  *   C is the output, rows MR output channels apart by `ldc` elements.
  * The MR x NR accumulators live in vector registers for the whole reduction,
  * so every B vector loaded is reused MR times and every broadcast weight NR
@@ -67,6 +69,24 @@ static inline void fc_aligned_free(void *p)
 /* ------------------------------------------------------------------------ */
 /* The generic tiles.                                                       */
 
+/* Where A(k, m), the weight of the tile's output channel m for reduction
+ * step k, is: the direct convolution reads the weight rows in place, `lda`
+ * apart (no packing, so a one-off call never copies its weights); Winograd's
+ * transformed weights are packed panels [kc][MR]. Both read as fast:
+ * each broadcast is one load, and MR row streams prefetch as well as one. */
+template <typename T>
+struct fc_strided_a {
+    const T *a;
+    fc_index lda;
+    FC_ALWAYS_INLINE T at(fc_index k, int m) const { return a[m * lda + k]; }
+};
+
+template <typename T, int MR>
+struct fc_packed_a {
+    const T *a;
+    FC_ALWAYS_INLINE T at(fc_index k, int m) const { return a[k * MR + m]; }
+};
+
 /* Where row k of a tile's B panel starts: rows of a packed panel are NR
  * apart; in place (rows.hpp), row k is the input row segment of kernel tap
  * k, at base + offsets[k], so the input is never copied once per tap. */
@@ -87,9 +107,9 @@ struct fc_offset_rows {
 /* LANES elements of T in one vector register; NV vectors span NR = NV*LANES
  * output pixels. `accumulate` = 0 starts from bias[m] (first reduction chunk),
  * 1 adds to what C already holds (later chunks). */
-template <typename T, int MR, int NV, int LANES, typename Rows>
-static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, Rows b, T *c,
-                                         fc_index ldc, int accumulate, const T *bias)
+template <typename T, int MR, int NV, int LANES, typename A, typename Rows>
+static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, A a, Rows b, T *c, fc_index ldc,
+                                         int accumulate, const T *bias)
 {
     typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
     /* Output rows and packed panels need not be vector-aligned. */
@@ -110,7 +130,7 @@ static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, Rows b, T *c,
         for (int v = 0; v < NV; ++v)
             bv[v] = *(const uvec *)(row + v * LANES);
         for (int m = 0; m < MR; ++m) {
-            const T w = a[k * MR + m];
+            const T w = a.at(k, m);
             for (int v = 0; v < NV; ++v)
                 acc[m][v] += w * bv[v];
         }
@@ -122,9 +142,9 @@ static FC_ALWAYS_INLINE void fc_tile_vec(fc_index kc, const T *a, Rows b, T *c,
 #endif
 
 /* Scalar fallback, also the exact int64 kernel. */
-template <typename T, int MR, int NR, typename Rows>
-static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, Rows b, T *c,
-                                            fc_index ldc, int accumulate, const T *bias)
+template <typename T, int MR, int NR, typename A, typename Rows>
+static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, A a, Rows b, T *c, fc_index ldc,
+                                            int accumulate, const T *bias)
 {
     T acc[MR][NR];
     for (int m = 0; m < MR; ++m)
@@ -133,7 +153,7 @@ static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, Rows b, T *
     for (fc_index k = 0; k < kc; ++k) {
         const T *row = b.row(k);
         for (int m = 0; m < MR; ++m) {
-            const T w = a[k * MR + m];
+            const T w = a.at(k, m);
             for (int n = 0; n < NR; ++n)
                 acc[m][n] += w * row[n];
         }
@@ -144,38 +164,47 @@ static FC_ALWAYS_INLINE void fc_tile_scalar(fc_index kc, const T *a, Rows b, T *
 }
 
 /* ------------------------------------------------------------------------ */
-/* One pair of functions (packed B, B in place) per (instruction set, dtype). */
-/* Tile shapes fill the register file: 24 of 32 zmm accumulators for         */
-/* AVX-512, 12 of 16 ymm for AVX2.                                           */
+/* Three functions per (instruction set, dtype): the direct convolution's    */
+/* tile on a packed B panel (fc_tile) and on B rows in place                 */
+/* (fc_tile_indirect), both with the weights in place, and the GEMM tile on  */
+/* packed A and B panels (fc_gemm_tile, for Winograd). Tile shapes leave     */
+/* room in the register file: 16 (8 x 32) or 24 (12 x 32) of 32 zmm          */
+/* accumulators for AVX-512, 12 of 16 ymm for AVX2.                          */
 
 #define FC_TILE_ARGS(T)                                                        \
+    fc_index kc, const T *a, fc_index lda, const T *b, T *c, fc_index ldc,    \
+        int accumulate, const T *bias
+#define FC_TILE_INDIRECT_ARGS(T)                                               \
+    fc_index kc, const T *a, fc_index lda, const T *base,                     \
+        const fc_index *offsets, T *c, fc_index ldc, int accumulate,          \
+        const T *bias
+#define FC_GEMM_ARGS(T)                                                        \
     fc_index kc, const T *a, const T *b, T *c, fc_index ldc, int accumulate,  \
         const T *bias
 #define FC_TILE_REST c, ldc, accumulate, bias
-#define FC_TILE_INDIRECT_ARGS(T)                                               \
-    fc_index kc, const T *a, const T *base, const fc_index *offsets, T *c,    \
-        fc_index ldc, int accumulate, const T *bias
-
 
 typedef void (*fc_tile_f32_fn)(FC_TILE_ARGS(float));
 typedef void (*fc_tile_f64_fn)(FC_TILE_ARGS(double));
 typedef void (*fc_tile_indirect_f32_fn)(FC_TILE_INDIRECT_ARGS(float));
 typedef void (*fc_tile_indirect_f64_fn)(FC_TILE_INDIRECT_ARGS(double));
+typedef void (*fc_gemm_f32_fn)(FC_GEMM_ARGS(float));
+typedef void (*fc_gemm_f64_fn)(FC_GEMM_ARGS(double));
 
-/* The packed and in-place variants of one tile function, from `KERNEL`
- * (fc_tile_vec with MR, NV, LANES, or fc_tile_scalar with MR, NR). */
-#define FC_DEFINE_TILE_PAIR(SUFFIX, ATTR, T, NR, KERNEL)                       \
+/* `KERNEL` is fc_tile_vec<T, MR, NV, LANES> or fc_tile_scalar<T, MR, NR>. */
+#define FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, MR, NR, KERNEL)                   \
+    ATTR static void fc_gemm_##SUFFIX(FC_GEMM_ARGS(T))                         \
+    { KERNEL(kc, (fc_packed_a<T, MR>{a}), (fc_packed_rows<T, NR>{b}), FC_TILE_REST); }
+#define FC_DEFINE_DIRECT_TILES(SUFFIX, ATTR, T, NR, KERNEL)                    \
     ATTR static void fc_tile_##SUFFIX(FC_TILE_ARGS(T))                         \
-    { KERNEL(kc, a, (fc_packed_rows<T, NR>{b}), FC_TILE_REST); }               \
+    { KERNEL(kc, (fc_strided_a<T>{a, lda}), (fc_packed_rows<T, NR>{b}), FC_TILE_REST); } \
     ATTR static void fc_tile_indirect_##SUFFIX(FC_TILE_INDIRECT_ARGS(T))       \
-    { KERNEL(kc, a, (fc_offset_rows<T>{base, offsets}), FC_TILE_REST); }
+    { KERNEL(kc, (fc_strided_a<T>{a, lda}), (fc_offset_rows<T>{base, offsets}),          \
+             FC_TILE_REST); }
+#define FC_DEFINE_TILE_SET(SUFFIX, ATTR, T, MR, NR, KERNEL)                    \
+    FC_DEFINE_DIRECT_TILES(SUFFIX, ATTR, T, NR, KERNEL)                        \
+    FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, MR, NR, KERNEL)
 #define FC_DEFINE_TILES(SUFFIX, ATTR, T, MR, NV, LANES)                        \
-    FC_DEFINE_TILE_PAIR(SUFFIX, ATTR, T, NV * LANES, (fc_tile_vec<T, MR, NV, LANES>))
-/* A packed-only tile, for a GEMM whose best tile differs from the direct
- * convolution's (fc_dispatch_table.gemm_*). */
-#define FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, KERNEL, NR)                       \
-    ATTR static void fc_tile_##SUFFIX(FC_TILE_ARGS(T))                         \
-    { KERNEL(kc, a, (fc_packed_rows<T, NR>{b}), FC_TILE_REST); }
+    FC_DEFINE_TILE_SET(SUFFIX, ATTR, T, MR, NV * LANES, (fc_tile_vec<T, MR, NV, LANES>))
 
 #if FC_HAVE_VECTOR_EXTENSIONS
 #define FC_BASELINE_F32_MR 4
@@ -189,8 +218,8 @@ FC_DEFINE_TILES(f64_baseline, , double, 4, 4, 2)
 #define FC_BASELINE_F32_NR 8
 #define FC_BASELINE_F64_MR 4
 #define FC_BASELINE_F64_NR 8
-FC_DEFINE_TILE_PAIR(f32_baseline, , float, 8, (fc_tile_scalar<float, 4, 8>))
-FC_DEFINE_TILE_PAIR(f64_baseline, , double, 8, (fc_tile_scalar<double, 4, 8>))
+FC_DEFINE_TILE_SET(f32_baseline, , float, 4, 8, (fc_tile_scalar<float, 4, 8>))
+FC_DEFINE_TILE_SET(f64_baseline, , double, 4, 8, (fc_tile_scalar<double, 4, 8>))
 #endif
 
 #if FC_HAVE_X86_DISPATCH
@@ -200,9 +229,10 @@ FC_DEFINE_TILES(f64_avx2, __attribute__((target("avx2,fma"))), double, 6, 2, 4)
  * measured in place, it beats 12 x 32 by 5-15% on every direct layer of the
  * README (and 8 divides the usual channel counts, where 12 pads 64 to 72).
  * Winograd's GEMMs run 12 x 32, which there is 5-20% faster than 8 x 32. */
-FC_DEFINE_TILES(f32_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 8, 2, 16)
-FC_DEFINE_GEMM_TILE(f32_avx512_gemm, __attribute__((target("avx512f,avx2,fma"))), float,
-                    (fc_tile_vec<float, 12, 2, 16>), 32)
+FC_DEFINE_DIRECT_TILES(f32_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 32,
+                       (fc_tile_vec<float, 8, 2, 16>))
+FC_DEFINE_GEMM_TILE(f32_avx512_12, __attribute__((target("avx512f,avx2,fma"))), float, 12,
+                    32, (fc_tile_vec<float, 12, 2, 16>))
 FC_DEFINE_TILES(f64_avx512, __attribute__((target("avx512f,avx2,fma"))), double, 12, 2, 8)
 #endif
 
@@ -216,16 +246,18 @@ struct fc_dispatch_table {
     fc_tile_f64_fn tile_f64;
     fc_tile_indirect_f32_fn tile_indirect_f32;
     fc_tile_indirect_f64_fn tile_indirect_f64;
-    /* Winograd's GEMM tile for float32 (same NR; float64 shares the direct one). */
-    int gemm_mr_f32;
-    fc_tile_f32_fn gemm_tile_f32;
+    /* Winograd's GEMM tiles (same NR as the direct ones). */
+    int gemm_mr_f32, gemm_mr_f64;
+    fc_gemm_f32_fn gemm_f32;
+    fc_gemm_f64_fn gemm_f64;
 };
 
 #define FC_TABLE(ISA, MR32, NR32, MR64, NR64, S32, S64)                        \
     FC_TABLE_GEMM(ISA, MR32, NR32, MR64, NR64, S32, S64, MR32, S32)
 #define FC_TABLE_GEMM(ISA, MR32, NR32, MR64, NR64, S32, S64, GEMM_MR32, GEMM32) \
     {ISA, MR32, NR32, MR64, NR64, fc_tile_##S32, fc_tile_##S64,                \
-     fc_tile_indirect_##S32, fc_tile_indirect_##S64, GEMM_MR32, fc_tile_##GEMM32}
+     fc_tile_indirect_##S32, fc_tile_indirect_##S64, GEMM_MR32, MR64,          \
+     fc_gemm_##GEMM32, fc_gemm_##S64}
 
 static fc_dispatch_table fc_active =
     FC_TABLE(FC_ISA_BASELINE, FC_BASELINE_F32_MR, FC_BASELINE_F32_NR, FC_BASELINE_F64_MR,
@@ -254,7 +286,7 @@ static int fc_select_isa(int requested)
 #if FC_HAVE_X86_DISPATCH
     if (level == FC_ISA_AVX512) {
         fc_dispatch_table t512 = FC_TABLE_GEMM(FC_ISA_AVX512, 8, 32, 12, 16, f32_avx512,
-                                               f64_avx512, 12, f32_avx512_gemm);
+                                               f64_avx512, 12, f32_avx512_12);
         t = t512;
     } else if (level == FC_ISA_AVX2) {
         fc_dispatch_table t2 = FC_TABLE(FC_ISA_AVX2, 6, 16, 6, 8, f32_avx2, f64_avx2);
@@ -267,17 +299,19 @@ static int fc_select_isa(int requested)
 
 /* Overloads so that Cython fused-type code calls one name for every dtype;
  * int64 (exact integer convolution) always runs the scalar tile. */
-FC_DEFINE_TILE_PAIR(i64, , int64_t, 8, (fc_tile_scalar<int64_t, 4, 8>))
+FC_DEFINE_DIRECT_TILES(i64, , int64_t, 8, (fc_tile_scalar<int64_t, 4, 8>))
 
-static inline void fc_tile(FC_TILE_ARGS(float)) { fc_active.tile_f32(kc, a, b, FC_TILE_REST); }
-static inline void fc_tile(FC_TILE_ARGS(double)) { fc_active.tile_f64(kc, a, b, FC_TILE_REST); }
-static inline void fc_tile(FC_TILE_ARGS(int64_t)) { fc_tile_i64(kc, a, b, FC_TILE_REST); }
+static inline void fc_tile(FC_TILE_ARGS(float))
+{ fc_active.tile_f32(kc, a, lda, b, FC_TILE_REST); }
+static inline void fc_tile(FC_TILE_ARGS(double))
+{ fc_active.tile_f64(kc, a, lda, b, FC_TILE_REST); }
+static inline void fc_tile(FC_TILE_ARGS(int64_t)) { fc_tile_i64(kc, a, lda, b, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(float))
-{ fc_active.tile_indirect_f32(kc, a, base, offsets, FC_TILE_REST); }
+{ fc_active.tile_indirect_f32(kc, a, lda, base, offsets, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(double))
-{ fc_active.tile_indirect_f64(kc, a, base, offsets, FC_TILE_REST); }
+{ fc_active.tile_indirect_f64(kc, a, lda, base, offsets, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(int64_t))
-{ fc_tile_indirect_i64(kc, a, base, offsets, FC_TILE_REST); }
+{ fc_tile_indirect_i64(kc, a, lda, base, offsets, FC_TILE_REST); }
 
 static inline void fc_tile_shape(const float *, int *mr, int *nr)
 { *mr = fc_active.mr_f32; *nr = fc_active.nr_f32; }
@@ -286,12 +320,12 @@ static inline void fc_tile_shape(const double *, int *mr, int *nr)
 static inline void fc_tile_shape(const int64_t *, int *mr, int *nr)
 { *mr = 4; *nr = 8; }
 
-/* Winograd's GEMM tile: fc_gemm_tile with the A panels fc_gemm_tile_shape gives. */
-static inline void fc_gemm_tile(FC_TILE_ARGS(float)) { fc_active.gemm_tile_f32(kc, a, b, FC_TILE_REST); }
-static inline void fc_gemm_tile(FC_TILE_ARGS(double)) { fc_active.tile_f64(kc, a, b, FC_TILE_REST); }
+/* Winograd's GEMM tile: fc_gemm_tile on the A panels of fc_gemm_tile_shape. */
+static inline void fc_gemm_tile(FC_GEMM_ARGS(float)) { fc_active.gemm_f32(kc, a, b, FC_TILE_REST); }
+static inline void fc_gemm_tile(FC_GEMM_ARGS(double)) { fc_active.gemm_f64(kc, a, b, FC_TILE_REST); }
 static inline void fc_gemm_tile_shape(const float *, int *mr, int *nr)
 { *mr = fc_active.gemm_mr_f32; *nr = fc_active.nr_f32; }
 static inline void fc_gemm_tile_shape(const double *, int *mr, int *nr)
-{ *mr = fc_active.mr_f64; *nr = fc_active.nr_f64; }
+{ *mr = fc_active.gemm_mr_f64; *nr = fc_active.nr_f64; }
 
 #endif /* FASTCONV_MICROKERNEL_HPP */
