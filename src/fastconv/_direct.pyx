@@ -106,13 +106,13 @@ cdef extern from "grouped.hpp" nogil:
     Py_ssize_t fc_plane_scratch(const fc_plane_geometry *geo, Py_ssize_t rows)
     void fc_plane_rows(const fc_plane_geometry *geo, const float *x, const float *w,
                        float bias, float *out, Py_ssize_t row0, Py_ssize_t row1,
-                       float *padded)
+                       float *padded, int borders_ready)
     void fc_plane_rows(const fc_plane_geometry *geo, const double *x, const double *w,
                        double bias, double *out, Py_ssize_t row0, Py_ssize_t row1,
-                       double *padded)
+                       double *padded, int borders_ready)
     void fc_plane_rows(const fc_plane_geometry *geo, const int64_t *x, const int64_t *w,
                        int64_t bias, int64_t *out, Py_ssize_t row0, Py_ssize_t row1,
-                       int64_t *padded)
+                       int64_t *padded, int borders_ready)
 
 
 ctypedef fused numeric_t:
@@ -616,7 +616,7 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
         if planes < 4 * threads else 1
     cdef Py_ssize_t n_items = planes * row_blocks
     threads = effective_num_threads(num_threads, n_items)
-    cdef Py_ssize_t item, plane_index, block, n, k, g
+    cdef Py_ssize_t chunk, item, plane_index, block, previous_block, n, k, g
     cdef Py_ssize_t in_plane = geo.height * geo.width
     cdef Py_ssize_t out_plane = geo.out_height * geo.out_width
     cdef size_t scratch_elems = <size_t>fc_plane_scratch(
@@ -632,8 +632,13 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
         padded = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
         if padded == NULL:
             alloc_failed_ptr[0] = 1
-        for item in prange(n_items, schedule='static'):
-            if padded != NULL:
+        # One contiguous run of items per thread, so that a thread knows when
+        # its scratch already holds the zero borders of the same rows.
+        for chunk in prange(threads, schedule='static'):
+            previous_block = -1
+            for item in range(chunk * n_items // threads, (chunk + 1) * n_items // threads):
+                if padded == NULL:
+                    break
                 plane_index = item // row_blocks
                 block = item - plane_index * row_blocks
                 n = plane_index // geo.out_channels
@@ -642,7 +647,9 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                 fc_plane_rows(&plane, x_ptr + (n * geo.channels + g * geo.group_in) * in_plane,
                               w_ptr + k * geo.taps, b_ptr[k], out_ptr + plane_index * out_plane,
                               block * geo.out_height // row_blocks,
-                              (block + 1) * geo.out_height // row_blocks, padded)
+                              (block + 1) * geo.out_height // row_blocks, padded,
+                              block == previous_block)
+                previous_block = block
         fc_aligned_free(padded)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
