@@ -36,8 +36,8 @@ cdef extern from "microkernel.hpp" nogil:
     int FC_ISA_BASELINE
     int FC_ISA_AVX2
     int FC_ISA_AVX512
-    void *fc_aligned_malloc(size_t nbytes)
-    void fc_aligned_free(void *ptr)
+    void *fc_scratch_acquire(int slot, size_t nbytes)
+    void fc_scratch_release(int slot)
     int fc_cpu_isa()
     int fc_select_isa(int requested)
     void fc_tile(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *b, float *c,
@@ -123,6 +123,15 @@ ctypedef fused numeric_t:
 
 # Reduction taps per packed block: a B panel (taps x NR) stays in L1 while it
 # meets every weight panel.
+# Per-thread scratch buffers, kept by each thread for its next call
+# (fc_scratch_acquire in microkernel.hpp); buffers held at once use distinct
+# slots.
+cdef enum:
+    SLOT_INPUT = 0            # packed columns, row scratch or padded planes
+    SLOT_OFFSETS = 1          # row offsets of the taps
+    SLOT_TILE = 2             # edge tile
+    SLOT_SHARED_COLUMNS = 3   # the columns all threads share (calling thread)
+
 cdef Py_ssize_t _KC_MAX = 256
 # Output pixels per work item: the packed block (taps x pixels) fits in L2.
 cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
@@ -512,22 +521,23 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
     cdef Py_ssize_t *offsets
     cdef numeric_t *tile
     with nogil, parallel(num_threads=threads):
-        rows = <numeric_t *>fc_aligned_malloc(rows_elems * sizeof(numeric_t))
+        rows = <numeric_t *>fc_scratch_acquire(SLOT_INPUT, rows_elems * sizeof(numeric_t))
         if rows != NULL:
             # The slack is only read for columns that are dropped; zero it
             # so that no uninitialised value is ever used (valgrind-clean).
             memset(rows + rows_elems - nr, 0, <size_t>nr * sizeof(numeric_t))
-        offsets = <Py_ssize_t *>fc_aligned_malloc(<size_t>geo.kc_max * sizeof(Py_ssize_t))
-        tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+        offsets = <Py_ssize_t *>fc_scratch_acquire(
+            SLOT_OFFSETS, <size_t>geo.kc_max * sizeof(Py_ssize_t))
+        tile = <numeric_t *>fc_scratch_acquire(SLOT_TILE, <size_t>(mr * nr) * sizeof(numeric_t))
         if rows == NULL or offsets == NULL or tile == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if rows != NULL and offsets != NULL and tile != NULL:
                 _run_rows_item(geo, &layout, item, row_blocks, x, weight, tails,
                                padded_bias, out, rows, offsets, tile)
-        fc_aligned_free(rows)
-        fc_aligned_free(offsets)
-        fc_aligned_free(tile)
+        fc_scratch_release(SLOT_INPUT)
+        fc_scratch_release(SLOT_OFFSETS)
+        fc_scratch_release(SLOT_TILE)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -629,7 +639,7 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     with nogil, parallel(num_threads=threads):
-        padded = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
+        padded = <numeric_t *>fc_scratch_acquire(SLOT_INPUT, scratch_elems * sizeof(numeric_t))
         if padded == NULL:
             alloc_failed_ptr[0] = 1
         # One contiguous run of items per thread, so that a thread knows when
@@ -650,7 +660,7 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                               (block + 1) * geo.out_height // row_blocks, padded,
                               block == previous_block)
                 previous_block = block
-        fc_aligned_free(padded)
+        fc_scratch_release(SLOT_INPUT)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -675,8 +685,8 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
         chunk_taps = taps
     cdef Py_ssize_t n_chunks = _ceil_div(taps, chunk_taps)
     cdef int threads = effective_num_threads(num_threads, n_mpanels * n_panels)
-    cdef numeric_t *col = <numeric_t *>fc_aligned_malloc(
-        <size_t>(chunk_taps * n_panels * nr) * sizeof(numeric_t))
+    cdef numeric_t *col = <numeric_t *>fc_scratch_acquire(
+        SLOT_SHARED_COLUMNS, <size_t>(chunk_taps * n_panels * nr) * sizeof(numeric_t))
     if col == NULL:
         raise MemoryError("fastconv: cannot allocate the packed columns")
     cdef int alloc_failed = 0
@@ -686,7 +696,7 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
     cdef numeric_t *c
     cdef const numeric_t *a
     with nogil, parallel(num_threads=threads):
-        tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+        tile = <numeric_t *>fc_scratch_acquire(SLOT_TILE, <size_t>(mr * nr) * sizeof(numeric_t))
         if tile == NULL:
             alloc_failed_ptr[0] = 1
         for chunk in range(n_chunks):
@@ -706,8 +716,8 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
                     _output_tile(kc, a, taps, col + jp * kc * nr, NULL, c, n_pixels, rows, cols,
                                  mr, nr, tap0 > 0, padded_bias + m0,
                                  geo.relu and tap0 + kc == taps, tile)
-        fc_aligned_free(tile)
-    fc_aligned_free(col)
+        fc_scratch_release(SLOT_TILE)
+    fc_scratch_release(SLOT_SHARED_COLUMNS)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -865,15 +875,15 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     cdef numeric_t *out_ptr = &out[0, 0, 0, 0]
     with nogil, parallel(num_threads=threads):
         # Thread-local scratch: one packed input block and one edge tile.
-        col = <numeric_t *>fc_aligned_malloc(scratch_elems * sizeof(numeric_t))
-        tile = <numeric_t *>fc_aligned_malloc(<size_t>(mr * nr) * sizeof(numeric_t))
+        col = <numeric_t *>fc_scratch_acquire(SLOT_INPUT, scratch_elems * sizeof(numeric_t))
+        tile = <numeric_t *>fc_scratch_acquire(SLOT_TILE, <size_t>(mr * nr) * sizeof(numeric_t))
         if col == NULL or tile == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if col != NULL and tile != NULL:
                 _run_work_item(&geo, item, x_ptr, w_ptr, tails_ptr, b_ptr, out_ptr, col, tile)
-        fc_aligned_free(col)
-        fc_aligned_free(tile)
+        fc_scratch_release(SLOT_INPUT)
+        fc_scratch_release(SLOT_TILE)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 

@@ -28,8 +28,8 @@ import numpy as np
 
 
 cdef extern from "winograd.hpp" nogil:
-    void *fc_aligned_malloc(size_t nbytes)
-    void fc_aligned_free(void *ptr)
+    void *fc_scratch_acquire(int slot, size_t nbytes)
+    void fc_scratch_release(int slot)
     int fc_wino_select_isa(int requested)
     int fc_wino_matrix(int m, int which, double *dst)
     void fc_gemm_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
@@ -400,18 +400,19 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     cdef floating *scratch
     cdef Py_ssize_t item
     with nogil, parallel(num_threads=threads):
-        v = <floating *>fc_aligned_malloc(v_elems * sizeof(floating))
-        mbuf = <floating *>fc_aligned_malloc(m_elems * sizeof(floating))
-        scratch = <floating *>fc_aligned_malloc(scratch_elems * sizeof(floating))
+        # Kept by each thread for its next call (microkernel.hpp).
+        v = <floating *>fc_scratch_acquire(0, v_elems * sizeof(floating))
+        mbuf = <floating *>fc_scratch_acquire(1, m_elems * sizeof(floating))
+        scratch = <floating *>fc_scratch_acquire(2, scratch_elems * sizeof(floating))
         if v == NULL or mbuf == NULL or scratch == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if v != NULL and mbuf != NULL and scratch != NULL:
                 _run_work_item(&plan, item, x_ptr, u_ptr, b_ptr, out_ptr, v, mbuf,
                                scratch, z_ptr)
-        fc_aligned_free(v)
-        fc_aligned_free(mbuf)
-        fc_aligned_free(scratch)
+        fc_scratch_release(0)
+        fc_scratch_release(1)
+        fc_scratch_release(2)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
 
