@@ -340,27 +340,30 @@ class ConvSpec:
 def _winograd_tile_rule(spec, batch, output_size, dtype):
     """Winograd tile size for ``algorithm="auto"``, or 0 for the direct kernel.
 
-    Derived from ``benchmarks/tune_auto.py`` on the development machine (the
-    table is in benchmarks/auto_rule.md, summarised in the README): Winograd
-    F(4x4) beats the direct kernel on nearly every 3x3 layer with 8 or more
-    input channels; F(2x2) wins when there are few output pixels (its 2x2
-    tiles waste less of a partial tile panel, and its transformed weights are
-    16/9, not 36/9, times the weights). A one-off ``conv2d`` call also pays
-    for transforming the weights, which only the direct kernel avoids: it
-    wins when a large weight meets a small image. F(6x6) is never picked: it
-    was at most a few percent faster than F(4x4) here, at twice the rounding
-    error.
+    Derived from ``benchmarks/tune_auto.py`` on the development machine (two
+    runs at 2 threads and one at 1 thread; the tables are in
+    benchmarks/auto_rule.md, the rule is summarised in the README): Winograd
+    F(4x4) beats the direct kernel on most 3x3 layers with 8 or more input
+    channels; F(2x2) wins when there are few output pixels (its 2x2 tiles
+    waste less of a partial tile panel, and its transformed weights are 16/9,
+    not 36/9, times the weights). The direct kernel wins with 8-16 input
+    channels on larger images, and where a large weight meets a tiny image
+    (the transformed weights, bigger than the weights, are streamed from
+    memory for a few pixels). A one-off ``conv2d`` call also pays for
+    transforming the weights, which only the direct kernel avoids. F(6x6) is
+    never picked: it was at most ~8% faster than F(4x4) here, at twice the
+    rounding error.
     """
     out_h, out_w = output_size
     group_in = spec.in_channels // spec.groups
     group_out = spec.out_channels // spec.groups
-    if group_in < 8:
-        return 0
     pixels = batch * out_h * out_w
     weight_pairs = group_in * group_out
+    if group_in < 8 or (group_in <= 16 and pixels > 1024) or pixels * 2048 < weight_pairs:
+        return 0
     if spec.caches_weights:
         return 2 if pixels <= 256 else 4
-    if pixels * 1024 < weight_pairs or (pixels < 64 and weight_pairs >= 128 * 128):
+    if pixels <= 196 and weight_pairs >= 64 * 64:
         return 0
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 512):
         return 2
