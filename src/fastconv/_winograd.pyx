@@ -17,6 +17,11 @@ from :func:`pack_weights` and can be computed once for many calls.  Scratch
 per thread is ``alpha^2 * (CB + K_block) * NR`` elements plus a few tiles;
 nothing proportional to the image is allocated, unlike a transform of the
 whole input.
+
+With fewer blocks of tiles than threads (small images), splitting the output
+channels among the threads would repeat each block's input transform once
+per channel block; instead all threads transform one block's input into a
+shared ``V`` and then share out its output channels (``_conv2d_cooperative``).
 """
 
 from cython.parallel cimport parallel, prange
@@ -175,102 +180,147 @@ cdef struct Plan:
     Py_ssize_t n_tile_blocks
     Py_ssize_t kpanels_per_block, n_channel_blocks
     Py_ssize_t cb                    # input channels per transformed chunk
+    bint cooperative                 # all threads on one tile block at a time
 
 
-cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
-                         const floating *u, const floating *bias, floating *out,
-                         floating *v, floating *mbuf, floating *scratch,
-                         const floating *zeros) noexcept nogil:
-    """One (group, block of tiles, block of output channels). Tiles are
-    numbered over the whole batch, so small images fill the panels too."""
-    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, alpha2 = plan.alpha2
-    cdef Py_ssize_t channel_block = item % plan.n_channel_blocks
-    cdef Py_ssize_t rest = item // plan.n_channel_blocks
-    cdef Py_ssize_t tile_block = rest % plan.n_tile_blocks
-    cdef Py_ssize_t g = rest // plan.n_tile_blocks
+# Values, not out-parameters: Cython decides which variables of a parallel
+# section are thread-private from plain assignments.
+cdef inline Py_ssize_t _block_tile0(const Plan *plan, Py_ssize_t tile_block) noexcept nogil:
+    """First tile of block ``tile_block``, which holds tile panels
+    [b*P/B, (b+1)*P/B): block sizes differ by at most one panel, so equal
+    item counts are equal work."""
+    return tile_block * plan.n_tile_panels // plan.n_tile_blocks * plan.nr
 
-    # Block b holds tile panels [b*P/B, (b+1)*P/B): sizes differ by at most
-    # one panel, so equal item counts are equal work.
-    cdef Py_ssize_t panels = plan.panels
-    cdef Py_ssize_t panel0 = tile_block * plan.n_tile_panels // plan.n_tile_blocks
+
+cdef inline Py_ssize_t _block_tiles(const Plan *plan, Py_ssize_t tile_block) noexcept nogil:
+    """Number of tiles of block ``tile_block``."""
     cdef Py_ssize_t panel1 = (tile_block + 1) * plan.n_tile_panels // plan.n_tile_blocks
-    cdef Py_ssize_t tile0 = panel0 * nr
-    cdef Py_ssize_t n_tiles = min(panel1 * nr, plan.n_tiles) - tile0
-    cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
-    cdef Py_ssize_t kp_lo = channel_block * plan.kpanels_per_block
-    cdef Py_ssize_t kp_hi = kp_lo + plan.kpanels_per_block
-    if kp_hi > plan.out_padded // mr:
-        kp_hi = plan.out_padded // mr
-    if kp_lo >= kp_hi:
-        return
-    cdef Py_ssize_t plane = plan.height * plan.width
-    cdef Py_ssize_t out_plane = plan.out_h * plan.out_w
-    cdef Py_ssize_t tiles_per_image = plan.tiles_per_image
-    cdef const floating *u_group = u + g * alpha2 * plan.out_padded * plan.group_in
+    return min(panel1 * plan.nr, plan.n_tiles) - _block_tile0(plan, tile_block)
+
+
+cdef void _transform_panel(const Plan *plan, const floating *x, Py_ssize_t g,
+                           Py_ssize_t tile0, Py_ssize_t n_tiles, Py_ssize_t c, Py_ssize_t p,
+                           floating *v_dst, Py_ssize_t v_xi_stride,
+                           floating *scratch) noexcept nogil:
+    """Input transform of channel ``c`` of group ``g`` for tile panel ``p`` of
+    the block (tiles tile0 .. tile0 + n_tiles, numbered over the batch):
+    gathered into ``scratch``, transformed into ``v_dst[xi * v_xi_stride]``."""
+    cdef Py_ssize_t nr = plan.nr, plane = plan.height * plan.width
+    cdef Py_ssize_t t = tile0 + p * nr
+    cdef Py_ssize_t t_end = min(t + nr, tile0 + n_tiles)
+    cdef Py_ssize_t lane = 0, n, local, run
+    if t_end - t < nr:
+        memset(scratch, 0, <size_t>(plan.alpha2 * nr) * sizeof(floating))
+    while t < t_end:
+        n = t // plan.tiles_per_image
+        local = t - n * plan.tiles_per_image
+        run = min(t_end - t, plan.tiles_per_image - local)
+        fc_wino_gather_m(plan.m, x + (n * plan.channels + g * plan.group_in + c) * plane,
+                         plan.height, plan.width, plan.pad_top, plan.pad_left,
+                         plan.tiles_w, local, run, lane, nr, scratch)
+        t = t + run
+        lane = lane + run
+    fc_wino_input(plan.m, nr, scratch, v_dst, v_xi_stride)
+
+
+cdef void _gemm_block(const Plan *plan, const floating *u_group, Py_ssize_t c0,
+                      Py_ssize_t cb, const floating *v, Py_ssize_t v_xi_stride,
+                      Py_ssize_t n_panels, Py_ssize_t kp_lo, Py_ssize_t kp_hi,
+                      floating *mbuf, Py_ssize_t m_xi_stride,
+                      const floating *zeros) noexcept nogil:
+    """The alpha^2 GEMMs M[xi] (+)= U[xi] . V[xi] of input channels c0 .. c0
+    + cb, for output-channel panels kp_lo .. kp_hi and the block's tile
+    panels. M is [xi][k panel][tile panel][MR][NR], V [xi][tile panel][cb][NR]."""
+    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, panels = plan.panels
     cdef Py_ssize_t u_xi_stride = plan.out_padded * plan.group_in
-    # M[xi][k panel][tile panel][MR][NR]; V[xi][tile panel][channel][NR].
-    cdef Py_ssize_t m_xi_stride = (kp_hi - kp_lo) * panels * mr * nr
-    cdef Py_ssize_t v_xi_stride
-    cdef Py_ssize_t c0, cb, c, xi, kp, p, k, k_global, t, t_end, lane, n, local, run
-    cdef const floating *a
+    cdef Py_ssize_t xi, p, kp
+    for xi in range(plan.alpha2):
+        for p in range(n_panels):
+            # The tile panel stays in L1 while the weight panels of this
+            # transform point stream from L2.
+            for kp in range(kp_lo, kp_hi):
+                fc_gemm_tile(cb, u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr,
+                             v + xi * v_xi_stride + p * cb * nr,
+                             mbuf + xi * m_xi_stride + ((kp - kp_lo) * panels + p) * mr * nr,
+                             nr, c0 > 0, zeros)
+
+
+cdef void _output_block(const Plan *plan, Py_ssize_t g, Py_ssize_t tile0,
+                        Py_ssize_t n_tiles, Py_ssize_t kp_lo, Py_ssize_t kp_hi,
+                        const floating *mbuf, Py_ssize_t m_xi_stride,
+                        const floating *bias, floating *out,
+                        floating *scratch) noexcept nogil:
+    """Output transform A^T M A (+ bias, ReLU) of the block's output channels,
+    scattered into ``out`` with the last row/column of tiles clipped."""
+    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, panels = plan.panels
+    cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
+    cdef Py_ssize_t out_plane = plan.out_h * plan.out_w
     cdef floating *y = scratch + (plan.m + 2) * plan.m * nr
-
-    c0 = 0
-    while c0 < plan.group_in:
-        cb = plan.cb
-        if cb > plan.group_in - c0:
-            cb = plan.group_in - c0
-        v_xi_stride = panels * cb * nr
-        for c in range(cb):
-            for p in range(n_panels):
-                t = tile0 + p * nr
-                t_end = min(t + nr, tile0 + n_tiles)
-                if t_end - t < nr:
-                    memset(scratch, 0, <size_t>(alpha2 * nr) * sizeof(floating))
-                lane = 0
-                while t < t_end:
-                    n = t // tiles_per_image
-                    local = t - n * tiles_per_image
-                    run = min(t_end - t, tiles_per_image - local)
-                    fc_wino_gather_m(plan.m, x + (n * plan.channels + g * plan.group_in + c0 + c) * plane,
-                                     plan.height, plan.width, plan.pad_top, plan.pad_left,
-                                     plan.tiles_w, local, run, lane, nr, scratch)
-                    t = t + run
-                    lane = lane + run
-                fc_wino_input(plan.m, nr, scratch, v + (p * cb + c) * nr, v_xi_stride)
-        for xi in range(alpha2):
-            for p in range(n_panels):
-                # The tile panel stays in L1 while the weight panels of this
-                # transform point stream from L2.
-                for kp in range(kp_lo, kp_hi):
-                    a = u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr
-                    fc_gemm_tile(cb, a, v + xi * v_xi_stride + p * cb * nr,
-                            mbuf + xi * m_xi_stride + ((kp - kp_lo) * panels + p) * mr * nr,
-                            nr, c0 > 0, zeros)
-        c0 = c0 + cb
-
+    cdef Py_ssize_t kp, k, k_global, p, t, t_end, lane, n, local, run
     for kp in range(kp_lo, kp_hi):
         for k in range(mr):
             k_global = kp * mr + k
             if k_global >= plan.group_out:
                 break
             for p in range(n_panels):
-                fc_wino_output(plan.m,
-                               mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
+                fc_wino_output(plan.m, mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
                                m_xi_stride, bias[g * plan.group_out + k_global],
                                nr, scratch, plan.relu)
                 t = tile0 + p * nr
                 t_end = min(t + nr, tile0 + n_tiles)
                 lane = 0
                 while t < t_end:
-                    n = t // tiles_per_image
-                    local = t - n * tiles_per_image
-                    run = min(t_end - t, tiles_per_image - local)
+                    n = t // plan.tiles_per_image
+                    local = t - n * plan.tiles_per_image
+                    run = min(t_end - t, plan.tiles_per_image - local)
                     fc_wino_scatter_m(plan.m, <const floating *>y,
-                                      out + (n * plan.out_channels + g * plan.group_out + k_global) * out_plane,
+                                      out + (n * plan.out_channels + g * plan.group_out
+                                             + k_global) * out_plane,
                                       plan.out_h, plan.out_w, plan.tiles_w, local, run, lane, nr)
                     t = t + run
                     lane = lane + run
+
+
+cdef inline Py_ssize_t _block_kp_end(const Plan *plan, Py_ssize_t channel_block) noexcept nogil:
+    """End of the output-channel panels of ``channel_block``; they start at
+    channel_block * kpanels_per_block."""
+    return min((channel_block + 1) * plan.kpanels_per_block, plan.out_padded // plan.mr)
+
+
+cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
+                         const floating *u, const floating *bias, floating *out,
+                         floating *v, floating *mbuf, floating *scratch,
+                         const floating *zeros) noexcept nogil:
+    """One (group, block of tiles, block of output channels): the input
+    transform of the block's tiles chunk by chunk of input channels, the
+    GEMMs accumulated in M, then the output transform."""
+    cdef Py_ssize_t nr = plan.nr, mr = plan.mr
+    cdef Py_ssize_t channel_block = item % plan.n_channel_blocks
+    cdef Py_ssize_t rest = item // plan.n_channel_blocks
+    cdef Py_ssize_t tile_block = rest % plan.n_tile_blocks
+    cdef Py_ssize_t g = rest // plan.n_tile_blocks
+    cdef Py_ssize_t tile0 = _block_tile0(plan, tile_block)
+    cdef Py_ssize_t n_tiles = _block_tiles(plan, tile_block)
+    cdef Py_ssize_t kp_lo = channel_block * plan.kpanels_per_block
+    cdef Py_ssize_t kp_hi = _block_kp_end(plan, channel_block)
+    if kp_lo >= kp_hi:
+        return
+    cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
+    cdef const floating *u_group = u + g * plan.alpha2 * plan.out_padded * plan.group_in
+    cdef Py_ssize_t m_xi_stride = (kp_hi - kp_lo) * plan.panels * mr * nr
+    cdef Py_ssize_t c0 = 0, cb, c, p, v_xi_stride
+    while c0 < plan.group_in:
+        cb = min(plan.cb, plan.group_in - c0)
+        v_xi_stride = plan.panels * cb * nr
+        for c in range(cb):
+            for p in range(n_panels):
+                _transform_panel(plan, x, g, tile0, n_tiles, c0 + c, p,
+                                 v + (p * cb + c) * nr, v_xi_stride, scratch)
+        _gemm_block(plan, u_group, c0, cb, v, v_xi_stride, n_panels, kp_lo, kp_hi,
+                    mbuf, m_xi_stride, zeros)
+        c0 = c0 + cb
+    _output_block(plan, g, tile0, n_tiles, kp_lo, kp_hi, mbuf, m_xi_stride, bias, out,
+                  scratch)
 
 
 cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
@@ -289,6 +339,26 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     plan.n_tile_panels = _ceil_div(plan.n_tiles, nr)
     plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, _PANELS)
+    cdef Py_ssize_t n_kpanels = plan.out_padded // mr
+    # Fewer tile blocks than threads: splitting the output channels would
+    # make every channel block repeat the block's input transform (at 16
+    # threads, (8,256,256,14) ran slower than at 4). Instead all threads
+    # transform one block's input together into a shared V, then share out
+    # its output channels.
+    cdef Py_ssize_t v_panel_bytes = plan.alpha2 * plan.group_in * nr * elem
+    plan.cooperative = (threads > 1 and groups * plan.n_tile_blocks < threads
+                        and v_panel_bytes <= _V_BYTES and n_kpanels > 1)
+    if plan.cooperative:
+        plan.cb = plan.group_in
+        plan.n_channel_blocks = min(n_kpanels, threads)
+        plan.kpanels_per_block = _ceil_div(n_kpanels, plan.n_channel_blocks)
+        plan.n_channel_blocks = _ceil_div(n_kpanels, plan.kpanels_per_block)
+        plan.panels = min(plan.n_tile_panels, _V_BYTES // v_panel_bytes,
+                          max(1, _M_BYTES // (plan.alpha2 * plan.kpanels_per_block * mr * nr
+                                              * elem)))
+        plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, plan.panels)
+        plan.panels = _ceil_div(plan.n_tile_panels, plan.n_tile_blocks)
+        return groups * plan.n_tile_blocks
     # Items of equal size in a multiple of the thread count balance under
     # static scheduling: add tile blocks while they stay at least one panel.
     cdef Py_ssize_t blocks = plan.n_tile_blocks
@@ -301,7 +371,6 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
     cdef Py_ssize_t block_bytes = plan.alpha2 * plan.panels * nr * elem
     plan.cb = max(_CB_MIN, _V_BYTES // block_bytes)
     plan.cb = _ceil_div(plan.group_in, _ceil_div(plan.group_in, plan.cb))
-    cdef Py_ssize_t n_kpanels = plan.out_padded // mr
     cdef Py_ssize_t max_kpanels = max(1, _M_BYTES // (block_bytes * mr))
     plan.n_channel_blocks = _ceil_div(n_kpanels, max_kpanels)
     # Still too few items for the threads, or unbalanced ones: split the
@@ -333,6 +402,63 @@ cdef inline Py_ssize_t _scratch_elems(const Plan *plan) noexcept nogil:
     # gathered tiles (alpha^2), then the output transform's alpha x m and m x m
     cdef Py_ssize_t alpha = plan.m + 2
     return (alpha * alpha + alpha * plan.m + plan.m * plan.m) * plan.nr
+
+
+cdef void _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const floating *x,
+                              const floating *u, const floating *bias, floating *out,
+                              const floating *zeros, int num_threads) except *:
+    """All threads on one (group, tile block) at a time: they transform its
+    input into one shared V (a share of the (channel, tile panel) pairs
+    each), then each computes the GEMMs and output transform of a block of
+    output channels. No input transform is repeated; two barriers per block."""
+    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, cb = plan.group_in
+    cdef Py_ssize_t v_xi_stride = plan.panels * cb * nr
+    cdef int threads = effective_num_threads(
+        num_threads, plan.n_channel_blocks * plan.n_tile_panels)
+    # The shared V belongs to the calling thread (slot 3), M and the tile
+    # scratch to each thread.
+    cdef floating *v = <floating *>fc_scratch_acquire(3, <size_t>_v_elems(plan) * sizeof(floating))
+    if v == NULL:
+        raise MemoryError("fastconv: cannot allocate the shared Winograd buffer")
+    cdef size_t m_elems = <size_t>_m_elems(plan)
+    cdef size_t scratch_elems = <size_t>_scratch_elems(plan)
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    cdef Py_ssize_t round_, g, tile0, n_tiles, n_panels, work, c, p, kb, kp_lo, kp_hi
+    cdef const floating *u_group
+    cdef floating *mbuf
+    cdef floating *scratch
+    with nogil, parallel(num_threads=threads):
+        mbuf = <floating *>fc_scratch_acquire(1, m_elems * sizeof(floating))
+        scratch = <floating *>fc_scratch_acquire(2, scratch_elems * sizeof(floating))
+        if mbuf == NULL or scratch == NULL:
+            alloc_failed_ptr[0] = 1
+        # Every thread runs every round; the two loops end in barriers.
+        for round_ in range(n_rounds):
+            g = round_ // plan.n_tile_blocks
+            tile0 = _block_tile0(plan, round_ - g * plan.n_tile_blocks)
+            n_tiles = _block_tiles(plan, round_ - g * plan.n_tile_blocks)
+            n_panels = (n_tiles + nr - 1) // nr
+            u_group = u + g * plan.alpha2 * plan.out_padded * plan.group_in
+            for work in prange(cb * n_panels, schedule='static'):
+                if scratch != NULL:
+                    c = work // n_panels
+                    p = work - c * n_panels
+                    _transform_panel(plan, x, g, tile0, n_tiles, c, p,
+                                     v + (p * cb + c) * nr, v_xi_stride, scratch)
+            for kb in prange(plan.n_channel_blocks, schedule='static'):
+                if mbuf != NULL and scratch != NULL and not alloc_failed_ptr[0]:
+                    kp_lo = kb * plan.kpanels_per_block
+                    kp_hi = _block_kp_end(plan, kb)
+                    _gemm_block(plan, u_group, 0, cb, v, v_xi_stride, n_panels, kp_lo,
+                                kp_hi, mbuf, (kp_hi - kp_lo) * plan.panels * mr * nr, zeros)
+                    _output_block(plan, g, tile0, n_tiles, kp_lo, kp_hi, mbuf,
+                                  (kp_hi - kp_lo) * plan.panels * mr * nr, bias, out, scratch)
+        fc_scratch_release(1)
+        fc_scratch_release(2)
+    fc_scratch_release(3)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
 
 
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
@@ -381,6 +507,12 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     if batch == 0 or plan.out_channels == 0:
         return
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, sizeof(floating), num_threads)
+    zeros_array = np.zeros(mr, np.asarray(bias).dtype)
+    cdef const floating[::1] zeros = zeros_array
+    if plan.cooperative:
+        _conv2d_cooperative(&plan, n_items, &x[0, 0, 0, 0], &packed[0, 0, 0], &bias[0],
+                            &out[0, 0, 0, 0], &zeros[0], num_threads)
+        return
     cdef int threads = effective_num_threads(num_threads, n_items)
 
     cdef size_t v_elems = <size_t>_v_elems(&plan)
@@ -388,8 +520,6 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     cdef size_t scratch_elems = <size_t>_scratch_elems(&plan)
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
-    zeros_array = np.zeros(mr, np.asarray(bias).dtype)
-    cdef const floating[::1] zeros = zeros_array
     cdef const floating *x_ptr = &x[0, 0, 0, 0]
     cdef const floating *u_ptr = &packed[0, 0, 0]
     cdef const floating *b_ptr = &bias[0]
@@ -429,7 +559,9 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
     elements plus a few tiles: the transformed inputs V and GEMM results M of
     one work item per thread. ``panels * NR`` tiles is at most 4 * 32 (float32,
     AVX-512) and C_chunk, K_block are capped by 8 MiB budgets each, so the
-    scratch does not grow with the image.
+    scratch does not grow with the image. When there are fewer tile blocks
+    than threads, the threads share one V (all input channels, at most
+    8 MiB) and keep an M each.
     """
     cdef Plan plan
     cdef int mr = 0, nr = 0
@@ -448,5 +580,11 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, dtype.itemsize, num_threads)
     cdef int threads = effective_num_threads(num_threads, n_items)
     packed = groups * plan.alpha2 * plan.out_padded * plan.group_in
-    scratch = threads * (_v_elems(&plan) + _m_elems(&plan) + _scratch_elems(&plan))
+    if plan.cooperative:
+        # One shared V; M and the tile scratch per thread.
+        threads = effective_num_threads(num_threads,
+                                        plan.n_channel_blocks * plan.n_tile_panels)
+        scratch = _v_elems(&plan) + threads * (_m_elems(&plan) + _scratch_elems(&plan))
+    else:
+        scratch = threads * (_v_elems(&plan) + _m_elems(&plan) + _scratch_elems(&plan))
     return packed * dtype.itemsize, scratch * dtype.itemsize
