@@ -501,7 +501,15 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * row_blocks
     if items < threads or (items < 8 * threads and items % threads):
-        row_blocks = _balance(images_groups, row_blocks, geo.out_height, threads)
+        # Rows first (another channel block copies the rows again and
+        # shares their B rows among fewer weight panels), but no more row
+        # blocks than output panels: one-row blocks of a small image leave
+        # most of each dense panel empty (at 16 threads a 14x14 output ran
+        # slower than at 8).
+        row_blocks = _balance(images_groups, row_blocks,
+                              max(row_blocks, min(geo.out_height,
+                                                  geo.out_height * geo.out_width // nr)),
+                              threads)
         channel_blocks = _balance(images_groups * row_blocks, 1, n_mpanels, threads)
     geo.n_channel_blocks = channel_blocks
     rows_per_block = _ceil_div(geo.out_height, row_blocks)
