@@ -263,13 +263,16 @@ def test_absurd_shapes_fail_fast(name, make):
     assert _rss() - rss0 < 256 << 20
 
 
-def test_padding_beyond_int64_is_an_error():
-    """Padding that does not fit a 64-bit index: an error, not a crash.
-    (OverflowError comes from the conversion to C; see the bug report of
-    the reliability work for a clearer message.)"""
-    with pytest.raises((ValueError, OverflowError, MemoryError)):
+@pytest.mark.parametrize("name", ["padding", "stride", "dilation"])
+def test_values_beyond_int64_name_the_argument(name):
+    """A padding, stride or dilation that does not fit a 64-bit index: a
+    ValueError naming it, not an OverflowError from the conversion to C."""
+    with pytest.raises(ValueError, match=name):
         fastconv.conv2d(np.ones((1, 1, 2, 2), np.float32), np.ones((1, 1, 1, 1), np.float32),
-                        padding=2**70, stride=2**70)
+                        **{name: 2**70})
+    with pytest.raises(ValueError, match=name):
+        fastconv.conv2d(np.ones((1, 1, 2, 2), np.float32), np.ones((1, 1, 1, 1), np.float32),
+                        **{name: (1, 2**62 + 1)})
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "auto"])

@@ -62,10 +62,9 @@ if np.dtype(np.longdouble).itemsize > 8:
 
 
 def _named(name, value):
-    """The message must name the argument; NumPy's own error for a ragged
-    nested list ("inhomogeneous shape") cannot, it is raised converting it."""
-    return "" if isinstance(value, list) and value and value[0] == [[[1.0, 2.0], [3.0]]] \
-        else name
+    """The message must name the argument, also for a ragged nested list
+    (NumPy's own "inhomogeneous shape" error is re-raised naming it)."""
+    return name
 
 
 @API

@@ -371,7 +371,10 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
 
 
 def _as_array(value: Any, name: str) -> NDArray[Any]:
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # e.g. a ragged nested list
+        raise ValueError(f"{name} cannot be converted to an array: {error}") from None
     kind = array.dtype.kind
     if kind not in _INTEGER_KINDS + "f":
         raise TypeError(
@@ -392,6 +395,11 @@ def _result_dtypes(x: NDArray[Any], w: NDArray[Any], b: Optional[NDArray[Any]]
     result = np.result_type(*floats)
     compute = np.dtype(np.float32) if result == np.float16 else result
     return result, compute
+
+
+# Largest stride, padding or dilation: shapes derived from it still fit the
+# kernels' signed 64-bit indices.
+_INDEX_MAX = 2**62
 
 
 def _integer(value: Any, name: str) -> int:
@@ -416,6 +424,10 @@ def _pair(value: Any, name: str, minimum: int) -> Tuple[int, int]:
         pair = (v, v)
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value!r}")
+    if max(pair) > _INDEX_MAX:
+        raise ValueError(
+            f"{name} must be at most 2**62 (the kernels index with 64-bit "
+            f"integers); got {value!r}")
     return pair
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._conv import (Activation, Algorithm, ConvSpec, IntPair, Layout, PaddingArg,
-                    PaddingMode)
+                    PaddingMode, _as_array)
 from ._threads import check_num_threads
 
 __all__ = ["Conv2d"]
@@ -100,8 +100,10 @@ class Conv2d:
                  algorithm: Algorithm = "auto", num_threads: Optional[int] = None, *,
                  layout: Layout = "NCHW", activation: Activation = None) -> None:
         check_num_threads(num_threads)
-        weight = np.array(weight, copy=True)
-        bias = None if bias is None else np.array(bias, copy=True)
+        # Copies, so that later changes to the caller's arrays do not reach
+        # the layer (converted first, so that errors name the argument).
+        weight = np.array(_as_array(weight, "weight"), copy=True)
+        bias = None if bias is None else np.array(_as_array(bias, "bias"), copy=True)
         self._spec = ConvSpec(weight, bias, stride, padding, dilation, groups,
                               algorithm=algorithm, cache=True, padding_mode=padding_mode,
                               layout=layout, activation=activation)
