@@ -455,6 +455,47 @@ cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
     return geo.out_width + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w >= padded_w
 
 
+cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
+                      Py_ssize_t min_row_blocks, Py_ssize_t n_mpanels, int threads,
+                      bint dense, Py_ssize_t padded_w, Py_ssize_t *row_blocks,
+                      Py_ssize_t *channel_blocks) noexcept:
+    """Row and output-channel blocks for too few (or unbalanced) work items,
+    by a cost model: a thread's time ~ ceil(items / threads) x the largest
+    item, an item ~ its panels x weight panels x taps (vector FMAs) plus its
+    row copy. More row blocks leave more of each dense panel empty (one-row
+    blocks of a 14x14 output fill 14 of 32 lanes); more channel blocks copy
+    the rows again. (Splitting rows first, or capping the row blocks, each
+    lost up to 1.5x at 8 or 16 threads on 14x14 outputs.)"""
+    cdef Py_ssize_t nr = geo.nr, rb, cb, rows, panels, items, kp
+    cdef double cost, best = -1.0
+    cdef fc_rows_layout layout
+    row_blocks[0], channel_blocks[0] = min_row_blocks, 1
+    for rb in range(min_row_blocks, geo.out_height + 1):
+        rows = _ceil_div(geo.out_height, rb)
+        if rb > min_row_blocks and _ceil_div(geo.out_height, rb - 1) == rows:
+            continue  # the same largest block as rb - 1, more items
+        if dense:
+            panels = _ceil_div((rows - 1) * (padded_w + (geo.kernel_w - 1) * geo.dil_w
+                                             // geo.stride_w) + geo.out_width, nr)
+        else:
+            panels = rows * (padded_w // nr)
+        layout = fc_rows_plan(rows, padded_w, geo.kernel_h, geo.kernel_w, geo.stride_h,
+                              geo.stride_w, geo.dil_h, geo.dil_w)
+        for cb in range(1, n_mpanels + 1):
+            kp = _ceil_div(n_mpanels, cb)
+            if cb > 1 and _ceil_div(n_mpanels, cb - 1) == kp:
+                continue
+            items = images_groups * rb * cb
+            # A tile is taps x MR x NR / 16 vector FMAs; a copied element
+            # about 1/8 of one.
+            cost = <double>_ceil_div(items, threads) * (
+                <double>panels * kp * geo.taps * (geo.mr * nr // 16)
+                + <double>geo.group_in * layout.channel_stride / 8)
+            if best < 0 or cost < best:
+                best = cost
+                row_blocks[0], channel_blocks[0] = rb, cb
+
+
 cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeric_t *tails,
                        const numeric_t *padded_bias, numeric_t *out,
                        Geometry *geo, Py_ssize_t batch, int num_threads) except *:
@@ -482,16 +523,8 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * row_blocks
     if items < threads or (items < 8 * threads and items % threads):
-        # Rows first (another channel block copies the rows again and
-        # shares their B rows among fewer weight panels), but no more row
-        # blocks than output panels: one-row blocks of a small image leave
-        # most of each dense panel empty (at 16 threads a 14x14 output ran
-        # slower than at 8).
-        row_blocks = _balance(images_groups, row_blocks,
-                              max(row_blocks, min(geo.out_height,
-                                                  geo.out_height * geo.out_width // nr)),
-                              threads)
-        channel_blocks = _balance(images_groups * row_blocks, 1, n_mpanels, threads)
+        _split_rows(geo, images_groups, row_blocks, n_mpanels, threads, dense, padded_w,
+                    &row_blocks, &channel_blocks)
     geo.n_channel_blocks = channel_blocks
     rows_per_block = _ceil_div(geo.out_height, row_blocks)
     cdef fc_rows_layout layout = fc_rows_plan(rows_per_block, padded_w, geo.kernel_h,
