@@ -468,6 +468,7 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
     lost up to 1.5x at 8 or 16 threads on 14x14 outputs.)"""
     cdef Py_ssize_t nr = geo.nr, rb, cb, rows, panels, items, kp
     cdef double cost, best = -1.0
+    cdef double copy_cost = 1.0 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
     cdef fc_rows_layout layout
     row_blocks[0], channel_blocks[0] = min_row_blocks, 1
     # Channel blocks in the outer loop: at equal cost the fewest win (at 8
@@ -490,10 +491,11 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
                                   geo.stride_w, geo.dil_h, geo.dil_w)
             items = images_groups * rb * cb
             # A tile is taps x MR x NR / 16 vector FMAs; a copied element
-            # about 1/8 of one.
+            # about 1/8 of one, or a whole one for the strided layout
+            # (element-wise gathers, rows held once per kernel row).
             cost = <double>_ceil_div(items, threads) * (
                 <double>panels * kp * geo.taps * (geo.mr * nr // 16)
-                + <double>geo.group_in * layout.channel_stride / 8)
+                + <double>geo.group_in * layout.channel_stride * copy_cost)
             if best < 0 or cost < best:
                 best = cost
                 row_blocks[0], channel_blocks[0] = rb, cb
