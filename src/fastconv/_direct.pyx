@@ -464,15 +464,17 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
     item, an item ~ its panels x weight panels x taps (vector FMAs) plus its
     row copy. More row blocks leave more of each dense panel empty (one-row
     blocks of a 14x14 output fill 14 of 32 lanes); more channel blocks copy
-    the rows again. (Splitting rows first, or capping the row blocks, each
-    lost up to 1.5x at 8 or 16 threads on 14x14 outputs.)"""
+    the rows again. (On a 16-core Xeon, splitting rows first ran 2x slower
+    at 16 threads on 14x14 outputs, capping the row blocks 1.4-1.5x slower
+    at 8.)"""
     cdef Py_ssize_t nr = geo.nr, rb, cb, rows, panels, items, kp
     cdef double cost, best = -1.0
+    cdef bint full, best_full = False
     cdef double copy_cost = 1.0 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
     cdef fc_rows_layout layout
     row_blocks[0], channel_blocks[0] = min_row_blocks, 1
     # Channel blocks in the outer loop: at equal cost the fewest win (at 8
-    # threads, 4 row x 2 channel blocks of a 14x14 output ran 1.3-1.6x
+    # threads a split of a 14x14 output into 2 channel blocks ran 1.3-1.6x
     # slower than 8 row blocks, which the model costs the same).
     for cb in range(1, n_mpanels + 1):
         kp = _ceil_div(n_mpanels, cb)
@@ -480,8 +482,6 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
             continue  # the same largest block as cb - 1, more items
         for rb in range(min_row_blocks, geo.out_height + 1):
             rows = _ceil_div(geo.out_height, rb)
-            if rb > min_row_blocks and _ceil_div(geo.out_height, rb - 1) == rows:
-                continue
             if dense:
                 panels = _ceil_div((rows - 1) * (padded_w + (geo.kernel_w - 1) * geo.dil_w
                                                  // geo.stride_w) + geo.out_width, nr)
@@ -496,8 +496,12 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
             cost = <double>_ceil_div(items, threads) * (
                 <double>panels * kp * geo.taps * (geo.mr * nr // 16)
                 + <double>geo.group_in * layout.channel_stride * copy_cost)
-            if best < 0 or cost < best:
-                best = cost
+            # At equal cost, items filling whole rounds of the threads win
+            # (7 items of two rows on 8 threads leave one idle; 8 items of
+            # one or two rows cost the model the same).
+            full = items % threads == 0
+            if best < 0 or cost < best or (cost == best and full and not best_full):
+                best, best_full = cost, full
                 row_blocks[0], channel_blocks[0] = rb, cb
 
 
