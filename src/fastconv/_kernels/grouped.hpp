@@ -65,6 +65,14 @@ static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const 
                 continue;
             }
             const T *src = x + (c * H + ih) * W;
+#if defined(__GNUC__)
+            /* The same row of the next plane, which the next call (or
+             * channel) copies: the hardware prefetcher does not follow the
+             * jump between planes. Past the last plane the hint is
+             * harmless: prefetches do not fault. */
+            for (fc_index q = 0; q < copy; q += 64 / (fc_index)sizeof(T))
+                __builtin_prefetch(src + H * W + q);
+#endif
             for (fc_index q = 0; q < copy; ++q) dst[left + q] = src[q];
             if (!borders_ready) {
                 for (fc_index q = 0; q < left; ++q) dst[q] = 0;
