@@ -290,6 +290,13 @@ static FC_ALWAYS_INLINE void fc_wino_scatter(const T *y, T *out_channel, fc_inde
             if (oh >= out_h) break;
             T *row = out_channel + oh * out_w + tw * M;
             const T *src = y + (fc_index)i * M * nr + lane0 + q;
+#if defined(__GNUC__)
+            /* The same output row of the next channel, written next (for
+             * writing): the hardware prefetcher does not follow the jump
+             * between planes. Past the last plane the hint is harmless. */
+            for (fc_index p = 0; p < run * M; p += 64 / (fc_index)sizeof(T))
+                __builtin_prefetch(row + out_h * out_w + p, 1);
+#endif
             for (fc_index t = 0; t < full; ++t)
 #pragma GCC unroll 8
                 for (int j = 0; j < M; ++j) row[t * M + j] = src[(fc_index)j * nr + t];
