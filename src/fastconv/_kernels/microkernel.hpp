@@ -280,9 +280,11 @@ FC_DEFINE_TILE_SET(f64_baseline, , double, 4, 8, (fc_tile_scalar<double, 4, 8>))
 FC_DEFINE_TILES(f32_avx2, __attribute__((target("avx2,fma"))), float, 6, 2, 8)
 FC_DEFINE_TILES(f64_avx2, __attribute__((target("avx2,fma"))), double, 6, 2, 4)
 /* AVX-512 float32 has two tile heights. The direct convolution runs 8 x 32:
- * measured in place, it beats 12 x 32 by 5-15% on every direct layer of the
- * README (and 8 divides the usual channel counts, where 12 pads 64 to 72).
- * Winograd's GEMMs run 12 x 32, which there is 5-20% faster than 8 x 32. */
+ * measured in place, it was 5-20% faster than 12 x 32 on six of the eight
+ * README direct layers timed and equal on the other two (and 8 divides the
+ * usual channel counts, where 12 pads 64 to 72). Winograd's GEMMs keep
+ * 12 x 32: 8 x 32 was up to 30% slower there in one run, 8 and 16 x 32
+ * within +-7% in another, so there was no case for a change. */
 FC_DEFINE_DIRECT_TILES(f32_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 32,
                        (fc_tile_vec<float, 8, 2, 16>))
 FC_DEFINE_GEMM_TILE(f32_avx512_12, __attribute__((target("avx512f,avx2,fma"))), float, 12,
