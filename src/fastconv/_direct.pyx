@@ -121,8 +121,6 @@ ctypedef fused numeric_t:
     int64_t
 
 
-# Reduction taps per packed block: a B panel (taps x NR) stays in L1 while it
-# meets every weight panel.
 # Per-thread scratch buffers, kept by each thread for its next call
 # (fc_scratch_acquire in microkernel.hpp); buffers held at once use distinct
 # slots.
@@ -132,6 +130,8 @@ cdef enum:
     SLOT_TILE = 2             # edge tile
     SLOT_SHARED_COLUMNS = 3   # the columns all threads share (calling thread)
 
+# Reduction taps per packed block: a B panel (taps x NR) stays in L1 while it
+# meets every weight panel.
 cdef Py_ssize_t _KC_MAX = 256
 # Output pixels per work item: the packed block (taps x pixels) fits in L2.
 cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
@@ -241,6 +241,12 @@ cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, Py_ssize_t lda,
         _relu_rows(c, rows, cols, ldc)
 
 
+cdef inline Py_ssize_t _mpanel_bound(const Geometry *geo, Py_ssize_t channel_block) noexcept nogil:
+    """First MR-channel panel of ``channel_block`` (the end of block b is the
+    start of b + 1): blocks differ by one panel at most."""
+    return channel_block * (geo.group_out_padded // geo.mr) // geo.n_channel_blocks
+
+
 cdef inline const numeric_t *_weight_rows(const Geometry *geo, const numeric_t *weight,
                                           const numeric_t *tails, Py_ssize_t g,
                                           Py_ssize_t m0) noexcept nogil:
@@ -278,9 +284,8 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
     if n_pixels <= 0:
         return
     cdef Py_ssize_t n_panels = (n_pixels + nr - 1) // nr
-    cdef Py_ssize_t total_mpanels = geo.group_out_padded // mr
-    cdef Py_ssize_t mpanel_lo = channel_block * total_mpanels // geo.n_channel_blocks
-    cdef Py_ssize_t mpanel_hi = (channel_block + 1) * total_mpanels // geo.n_channel_blocks
+    cdef Py_ssize_t mpanel_lo = _mpanel_bound(geo, channel_block)
+    cdef Py_ssize_t mpanel_hi = _mpanel_bound(geo, channel_block + 1)
 
     cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
     cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
@@ -403,9 +408,8 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
     cdef Py_ssize_t oh1 = (row_block + 1) * geo.out_height // n_row_blocks
     if oh0 >= oh1:
         return
-    cdef Py_ssize_t total_mpanels = geo.group_out_padded // mr
-    cdef Py_ssize_t mpanel_lo = channel_block * total_mpanels // geo.n_channel_blocks
-    cdef Py_ssize_t mpanel_hi = (channel_block + 1) * total_mpanels // geo.n_channel_blocks
+    cdef Py_ssize_t mpanel_lo = _mpanel_bound(geo, channel_block)
+    cdef Py_ssize_t mpanel_hi = _mpanel_bound(geo, channel_block + 1)
     cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
     cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
@@ -482,13 +486,12 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
             continue  # the same largest block as cb - 1, more items
         for rb in range(min_row_blocks, geo.out_height + 1):
             rows = _ceil_div(geo.out_height, rb)
-            if dense:
-                panels = _ceil_div((rows - 1) * (padded_w + (geo.kernel_w - 1) * geo.dil_w
-                                                 // geo.stride_w) + geo.out_width, nr)
-            else:
-                panels = rows * (padded_w // nr)
             layout = fc_rows_plan(rows, padded_w, geo.kernel_h, geo.kernel_w, geo.stride_h,
                                   geo.stride_w, geo.dil_h, geo.dil_w)
+            if dense:
+                panels = _ceil_div((rows - 1) * layout.phase_len + geo.out_width, nr)
+            else:
+                panels = rows * (padded_w // nr)
             items = images_groups * rb * cb
             # A tile is taps x MR x NR / 16 vector FMAs; a copied element
             # about 1/8 of one, or a whole one for the strided layout
@@ -510,10 +513,10 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
                        Geometry *geo, Py_ssize_t batch, int num_threads) except *:
     """Row-panel path: work items (image, group, row block, channel block)."""
     cdef Py_ssize_t nr = geo.nr, mr = geo.mr
-    # The whole reduction in one chunk: the B rows are read in place (no
-    # packed block to keep small), and the accumulators then never leave the
-    # registers, which spares dense panels a round trip through the edge tile.
-    geo.kc_max = geo.taps
+    # Every tile takes the whole reduction in one chunk: the B rows are read
+    # in place (no packed block to keep small), and the accumulators then
+    # never leave the registers, which spares dense panels a round trip
+    # through the edge tile.
     cdef bint dense = not _rows_are_whole_panels(geo)
     cdef Py_ssize_t padded_w = geo.out_width if dense else _ceil_div(geo.out_width, nr) * nr
     cdef fc_rows_layout one_row = fc_rows_plan(1, padded_w, geo.kernel_h, geo.kernel_w,
