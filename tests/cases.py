@@ -158,6 +158,20 @@ def big_cases():
     ]
 
 
+def draw_padding(draw, stride, max_pad, instead_of_same):
+    """An int, an (h, w) pair (each 0 .. max_pad), "valid" or "same"; "same"
+    needs stride 1, so for other strides ``instead_of_same`` ("valid" or
+    "int") is drawn in its place."""
+    kind = draw(st.sampled_from(["int", "pair", "valid", "same"]))
+    if kind == "same" and stride != (1, 1):
+        kind = instead_of_same
+    if kind == "int":
+        return draw(st.integers(0, max_pad))
+    if kind == "pair":
+        return (draw(st.integers(0, max_pad)), draw(st.integers(0, max_pad)))
+    return kind
+
+
 @st.composite
 def conv_cases(draw, dtypes=(np.float64, np.float32), values=("normal",)):
     """Hypothesis strategy of ``(input, weight, bias, stride, padding,
@@ -180,15 +194,7 @@ def conv_cases(draw, dtypes=(np.float64, np.float32), values=("normal",)):
     as_int = st.booleans()
     stride = s[0] if s[0] == s[1] and draw(as_int) else s
     dilation = d[0] if d[0] == d[1] and draw(as_int) else d
-    pad_kind = draw(st.sampled_from(["int", "pair", "valid", "same"]))
-    if pad_kind == "same" and s != (1, 1):
-        pad_kind = "valid"
-    if pad_kind == "int":
-        padding = draw(st.integers(0, 3))
-    elif pad_kind == "pair":
-        padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
-    else:
-        padding = pad_kind
+    padding = draw_padding(draw, s, max_pad=3, instead_of_same="valid")
     (pt, pb), (pl, pr) = resolve_padding(padding, kernel, dilation, stride)
     eff = [dd * (kk - 1) + 1 for dd, kk in zip(d, kernel)]
     h = max(1, eff[0] - pt - pb) + draw(st.integers(0, 7))

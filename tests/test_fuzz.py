@@ -49,6 +49,7 @@ from hypothesis import strategies as st
 
 import fastconv
 from fastconv import _direct, _isa, _winograd
+from cases import draw_padding
 from reference import (atol_for, conv2d_ref, expected_dtype, resolve_padding,
                        rtol_for, tolerance_scale)
 
@@ -196,15 +197,7 @@ def conv_calls(draw, family=None):
     else:  # more than 256 taps for 3x3: several reduction chunks
         groups, cg, kg = 1, draw(st.integers(20, 40)), draw(st.integers(1, 24))
 
-    pad_kind = draw(st.sampled_from(["int", "pair", "valid", "same"]))
-    if pad_kind == "same" and s != (1, 1):
-        pad_kind = "int"
-    if pad_kind == "int":
-        padding = draw(st.integers(0, 4))
-    elif pad_kind == "pair":
-        padding = (draw(st.integers(0, 4)), draw(st.integers(0, 4)))
-    else:
-        padding = pad_kind
+    padding = draw_padding(draw, s, max_pad=4, instead_of_same="int")
     (pt, pb), (pl, pr) = resolve_padding(padding, kernel, dilation, stride)
     padding_mode = draw(st.sampled_from(PADDING_MODES))
 
