@@ -404,6 +404,14 @@ cdef inline Py_ssize_t _scratch_elems(const Plan *plan) noexcept nogil:
     return (alpha * alpha + alpha * plan.m + plan.m * plan.m) * plan.nr
 
 
+cdef int _plan_threads(const Plan *plan, Py_ssize_t n_items, int num_threads) noexcept:
+    """Threads a call runs (and workspace_bytes counts): at most one per work
+    item, or in the cooperative mode per (channel block, tile panel) pair."""
+    if plan.cooperative:
+        return effective_num_threads(num_threads, plan.n_channel_blocks * plan.n_tile_panels)
+    return effective_num_threads(num_threads, n_items)
+
+
 cdef void _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const floating *x,
                               const floating *u, const floating *bias, floating *out,
                               const floating *zeros, int num_threads) except *:
@@ -413,8 +421,7 @@ cdef void _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const float
     output channels. No input transform is repeated; two barriers per block."""
     cdef Py_ssize_t nr = plan.nr, mr = plan.mr, cb = plan.group_in
     cdef Py_ssize_t v_xi_stride = plan.panels * cb * nr
-    cdef int threads = effective_num_threads(
-        num_threads, plan.n_channel_blocks * plan.n_tile_panels)
+    cdef int threads = _plan_threads(plan, n_rounds, num_threads)
     # The shared V belongs to the calling thread (slot 3), M and the tile
     # scratch to each thread.
     cdef floating *v = <floating *>fc_scratch_acquire(3, <size_t>_v_elems(plan) * sizeof(floating))
@@ -513,7 +520,7 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
         _conv2d_cooperative(&plan, n_items, &x[0, 0, 0, 0], &packed[0, 0, 0], &bias[0],
                             &out[0, 0, 0, 0], &zeros[0], num_threads)
         return
-    cdef int threads = effective_num_threads(num_threads, n_items)
+    cdef int threads = _plan_threads(&plan, n_items, num_threads)
 
     cdef size_t v_elems = <size_t>_v_elems(&plan)
     cdef size_t m_elems = <size_t>_m_elems(&plan)
@@ -578,12 +585,10 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
     plan.out_padded = _ceil_div(plan.group_out, mr) * mr
     plan.out_h, plan.out_w = out_h, out_w
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, dtype.itemsize, num_threads)
-    cdef int threads = effective_num_threads(num_threads, n_items)
+    cdef int threads = _plan_threads(&plan, n_items, num_threads)
     packed = groups * plan.alpha2 * plan.out_padded * plan.group_in
     if plan.cooperative:
         # One shared V; M and the tile scratch per thread.
-        threads = effective_num_threads(num_threads,
-                                        plan.n_channel_blocks * plan.n_tile_panels)
         scratch = _v_elems(&plan) + threads * (_m_elems(&plan) + _scratch_elems(&plan))
     else:
         scratch = threads * (_v_elems(&plan) + _m_elems(&plan) + _scratch_elems(&plan))
