@@ -151,6 +151,23 @@ def test_accuracy_against_float64(algorithm, dtype, limit, shape):
     assert _relative_error(got, x, weight, bias, padding, groups, m).max() <= limit
 
 
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("pad", [0, 1, 3, (2, 0), (0, 2)], ids=str)
+def test_rows_of_tiles_around_vector_widths(m, pad):
+    """Runs of tiles in a row are copied 16 tiles (16 * m input columns) at a
+    time with masks at the image border and at the end of the run: widths
+    just below, at and above one and two such chunks, with padding on either
+    side, several images per tile panel and a clipped last tile column."""
+    rng = np.random.default_rng(m * 10 + (pad if isinstance(pad, int) else 5 + pad[1]))
+    for w in (16 * m - 3, 16 * m + 2 - 2 * (pad if isinstance(pad, int) else pad[1]),
+              16 * m + 1, 32 * m + 5):
+        x = rng.standard_normal((2, 3, 6, w)).astype(np.float32)
+        weight = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+        got = fastconv.conv2d(x, weight, padding=pad, algorithm=f"winograd{m}")
+        assert got.shape == conv2d_ref(x, weight, None, 1, pad).shape
+        assert _relative_error(got, x, weight, None, pad, 1, m).max() <= 1e-4, w
+
+
 @settings(max_examples=40)
 @given(
     m=st.sampled_from(TILES),
