@@ -168,6 +168,45 @@ def test_rows_of_tiles_around_vector_widths(m, pad):
         assert _relative_error(got, x, weight, None, pad, 1, m).max() <= 1e-4, w
 
 
+@pytest.fixture
+def panel_width():
+    """Set which tile panels Winograd uses: ``panel_width(1.0)`` takes the
+    narrow (NR / 2) panels whenever they need fewer lanes, ``0.0`` never."""
+    old = _winograd._set_blocking(8 << 20, 8 << 20, 32, 4)
+    yield lambda narrow: _winograd._set_blocking(*old[:4], narrow)
+    _winograd._set_blocking(*old)
+
+
+@pytest.mark.parametrize("narrow", [0.0, 1.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_and_full_tile_panels(panel_width, narrow, dtype):
+    """Both GEMM panel widths give the same, correct result: batches of few
+    tiles (where narrow panels save lanes), of several panels, with groups."""
+    panel_width(narrow)
+    rng = np.random.default_rng(11)
+    for m in TILES:
+        for n, c, k, h, groups in [(1, 24, 30, 7, 1), (1, 16, 16, 14, 2), (3, 12, 40, 9, 1),
+                                   (2, 8, 8, 29, 1)]:
+            x = rng.standard_normal((n, c, h, h)).astype(dtype)
+            w = rng.standard_normal((k, c // groups, 3, 3)).astype(dtype)
+            b = rng.standard_normal(k).astype(dtype)
+            got = fastconv.conv2d(x, w, b, padding=1, groups=groups,
+                                  algorithm=f"winograd{m}", num_threads=2)
+            limit = 1e-4 if dtype == np.float32 else 1e-11
+            assert _relative_error(got, x, w, b, 1, groups, m).max() <= limit, (m, n, h)
+
+
+def test_narrow_panels_are_chosen_for_few_tiles(panel_width):
+    """A 7x7 image has 16 F(2x2) tiles: narrow panels halve the per-thread
+    scratch (proportional to the panel width) when allowed."""
+    def scratch():
+        return _winograd.workspace_bytes(2, 1, 64, 64, 7, 7, 1, np.float32, 1)[1]
+    panel_width(0.0)
+    full = scratch()
+    panel_width(1.0)
+    assert scratch() < full
+
+
 @settings(max_examples=40)
 @given(
     m=st.sampled_from(TILES),
@@ -245,3 +284,19 @@ def test_thread_count_does_not_change_results(algorithm):
     one = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=1)
     two = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=2)
     np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("shape, want", [
+    ((1, 256, 256, 7), "winograd2"),   # 16 F(2x2) tiles fill one narrow panel
+    ((1, 512, 512, 7), "direct"),      # pixels * 2048 < pairs
+    ((1, 256, 256, 14), "winograd4"),  # 16 F(4x4) tiles against 49 F(2x2)
+    ((8, 256, 256, 7), "winograd4"),   # 32 F(4x4) tiles against 128 F(2x2)
+    ((1, 64, 64, 56), "winograd4"),
+    ((1, 3, 64, 224), "direct"),       # C/groups < 8
+    ((8, 16, 16, 56), "direct"),       # C/groups <= 16 on a large image
+])
+def test_auto_rule_of_a_prepared_layer(shape, want):
+    """The documented choices of algorithm="auto" for a Conv2d layer."""
+    n, c, k, h = shape
+    layer = fastconv.Conv2d(np.zeros((k, c, 3, 3), np.float32), padding=1)
+    assert layer.algorithm_for((n, c, h, h)) == want

@@ -340,19 +340,23 @@ class ConvSpec:
 def _winograd_tile_rule(spec, batch, output_size, dtype):
     """Winograd tile size for ``algorithm="auto"``, or 0 for the direct kernel.
 
-    Derived from ``benchmarks/tune_auto.py`` on the development machine (two
-    runs at 2 threads and one at 1 thread; the tables are in
-    benchmarks/auto_rule.md, the rule is summarised in the README): Winograd
-    F(4x4) beats the direct kernel on most 3x3 layers with 8 or more input
-    channels; F(2x2) wins when there are few output pixels (its 2x2 tiles
-    waste less of a partial tile panel, and its transformed weights are 16/9,
-    not 36/9, times the weights). The direct kernel wins with 8-16 input
-    channels on larger images, and where a large weight meets a tiny image
-    (the transformed weights, bigger than the weights, are streamed from
-    memory for a few pixels). A one-off ``conv2d`` call also pays for
-    transforming the weights, which only the direct kernel avoids. F(6x6) is
-    never picked: it was at most ~8% faster than F(4x4) here, at twice the
-    rounding error.
+    Derived from ``benchmarks/tune_auto.py`` on the development machine (the
+    tables are in benchmarks/auto_rule.md, the rule is summarised in the
+    README). Winograd F(4x4) beats the direct kernel on most 3x3 layers with 8
+    or more input channels. The direct kernel wins with 8-16 input channels on
+    larger images, and where a large weight meets a tiny image (the
+    transformed weights, 16/9 or 36/9 times the weights, are streamed from
+    memory for a few pixels; in a benchmark beside PyTorch, or in a network,
+    other work evicts them from the caches between calls). F(6x6) is never picked: it was at most ~8%
+    faster than F(4x4) here, at twice the rounding error.
+
+    A prepared layer (``Conv2d``) takes the tile size whose GEMMs are
+    smallest: ``alpha^2`` products over the batch's tiles rounded up to
+    panels of 16 (the narrow panel of the AVX-512 float32 GEMM), so F(2x2)
+    for a single 7x7 image (16 tiles against F(4x4)'s 4 in a panel of 16)
+    and F(4x4) from 14x14 or a batch of 7x7 images on. A one-off ``conv2d``
+    call also pays for transforming the weights, which only the direct kernel
+    avoids, and F(2x2)'s transform is the cheaper one.
     """
     out_h, out_w = output_size
     group_in = spec.in_channels // spec.groups
@@ -362,8 +366,12 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     if group_in < 8 or (group_in <= 16 and pixels > 1024) or pixels * 2048 < weight_pairs:
         return 0
     if spec.caches_weights:
-        return 2 if pixels <= 256 else 4
-    if pixels <= 196 and weight_pairs >= 64 * 64:
+        def gemm_size(m):
+            tiles = batch * -(-out_h // m) * -(-out_w // m)
+            return (m + 2) ** 2 * -(-tiles // 16) * 16
+
+        return 2 if gemm_size(2) < gemm_size(4) else 4
+    if pixels <= 196 and weight_pairs >= 128 * 128:
         return 0
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 512):
         return 2

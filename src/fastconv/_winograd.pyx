@@ -82,16 +82,21 @@ cdef Py_ssize_t _M_BYTES = 8 << 20
 cdef Py_ssize_t _CB_MIN = 32
 # NR-tile panels per work item: each weight panel loaded is used this often.
 cdef Py_ssize_t _PANELS = 4
+# Panels of NR / 2 tiles (the narrow GEMM tile) are used when they hold the
+# batch's tiles in at most this fraction of the lanes that NR-wide panels
+# need: the narrow tile broadcasts each weight for half as many FMAs.
+cdef double _NARROW_LANES = 0.75
 
 
 def _set_blocking(Py_ssize_t v_bytes, Py_ssize_t m_bytes, Py_ssize_t cb_min,
-                  Py_ssize_t panels):
+                  Py_ssize_t panels, double narrow_lanes=0.75):
     """Change the blocking (for tuning experiments); returns the old values."""
-    global _V_BYTES, _M_BYTES, _CB_MIN, _PANELS
-    old = (_V_BYTES, _M_BYTES, _CB_MIN, _PANELS)
-    if min(v_bytes, m_bytes, cb_min, panels) < 1:
-        raise ValueError("blocking parameters must be >= 1")
+    global _V_BYTES, _M_BYTES, _CB_MIN, _PANELS, _NARROW_LANES
+    old = (_V_BYTES, _M_BYTES, _CB_MIN, _PANELS, _NARROW_LANES)
+    if min(v_bytes, m_bytes, cb_min, panels) < 1 or not 0 <= narrow_lanes <= 1:
+        raise ValueError("blocking parameters must be >= 1 (narrow_lanes in [0, 1])")
     _V_BYTES, _M_BYTES, _CB_MIN, _PANELS = v_bytes, m_bytes, cb_min, panels
+    _NARROW_LANES = narrow_lanes
     return old
 
 
@@ -332,10 +337,16 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
     possible so static scheduling balances; the input-channel chunk and the
     output-channel block follow from the V and M budgets.
     """
-    cdef Py_ssize_t m = plan.m, nr = plan.nr, mr = plan.mr, groups = plan.groups
+    cdef Py_ssize_t m = plan.m, mr = plan.mr, groups = plan.groups
     plan.tiles_w = _ceil_div(plan.out_w, m)
     plan.tiles_per_image = _ceil_div(plan.out_h, m) * plan.tiles_w
     plan.n_tiles = batch * plan.tiles_per_image
+    # plan.nr comes in as the GEMM tile's width.
+    cdef Py_ssize_t half = plan.nr // 2
+    if _ceil_div(plan.n_tiles, half) * half <= (
+            _NARROW_LANES * _ceil_div(plan.n_tiles, plan.nr) * plan.nr):
+        plan.nr = half
+    cdef Py_ssize_t nr = plan.nr
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     plan.n_tile_panels = _ceil_div(plan.n_tiles, nr)
     plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, _PANELS)

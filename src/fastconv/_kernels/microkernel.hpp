@@ -244,21 +244,27 @@ typedef void (*fc_tile_indirect_f64_fn)(FC_TILE_INDIRECT_ARGS(double));
 typedef void (*fc_gemm_f32_fn)(FC_GEMM_ARGS(float));
 typedef void (*fc_gemm_f64_fn)(FC_GEMM_ARGS(double));
 
-/* `KERNEL` is fc_tile_vec<T, MR, NV, LANES> or fc_tile_scalar<T, MR, NR>. */
-#define FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, MR, NR, KERNEL)                   \
+/* `KERNEL` is fc_tile_vec<T, MR, NV, LANES> or fc_tile_scalar<T, MR, NR>.
+ * Winograd's GEMM also has a tile of half the width (NARROW, on the same A
+ * panels), for batches of few tiles: 16 tiles fill half of a 32-wide panel. */
+#define FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, MR, NR, KERNEL, NARROW)           \
     ATTR static void fc_gemm_##SUFFIX(FC_GEMM_ARGS(T))                         \
-    { KERNEL(kc, (fc_packed_a<T, MR>{a}), (fc_packed_rows<T, NR>{b}), FC_TILE_REST); }
+    { KERNEL(kc, (fc_packed_a<T, MR>{a}), (fc_packed_rows<T, NR>{b}), FC_TILE_REST); } \
+    ATTR static void fc_gemm_narrow_##SUFFIX(FC_GEMM_ARGS(T))                  \
+    { NARROW(kc, (fc_packed_a<T, MR>{a}), (fc_packed_rows<T, NR / 2>{b}), FC_TILE_REST); }
 #define FC_DEFINE_DIRECT_TILES(SUFFIX, ATTR, T, NR, KERNEL)                    \
     ATTR static void fc_tile_##SUFFIX(FC_TILE_ARGS(T))                         \
     { KERNEL(kc, (fc_strided_a<T>{a, lda}), (fc_packed_rows<T, NR>{b}), FC_TILE_REST); } \
     ATTR static void fc_tile_indirect_##SUFFIX(FC_TILE_INDIRECT_ARGS(T))       \
     { KERNEL(kc, (fc_strided_a<T>{a, lda}), (fc_offset_rows<T>{base, offsets}),          \
              FC_TILE_REST); }
-#define FC_DEFINE_TILE_SET(SUFFIX, ATTR, T, MR, NR, KERNEL)                    \
+#define FC_DEFINE_TILE_SET(SUFFIX, ATTR, T, MR, NR, KERNEL, NARROW)            \
     FC_DEFINE_DIRECT_TILES(SUFFIX, ATTR, T, NR, KERNEL)                        \
-    FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, MR, NR, KERNEL)
+    FC_DEFINE_GEMM_TILE(SUFFIX, ATTR, T, MR, NR, KERNEL, NARROW)
+/* NV even: the narrow GEMM tile is NV / 2 vectors wide. */
 #define FC_DEFINE_TILES(SUFFIX, ATTR, T, MR, NV, LANES)                        \
-    FC_DEFINE_TILE_SET(SUFFIX, ATTR, T, MR, NV * LANES, (fc_tile_vec<T, MR, NV, LANES>))
+    FC_DEFINE_TILE_SET(SUFFIX, ATTR, T, MR, NV * LANES, (fc_tile_vec<T, MR, NV, LANES>), \
+                       (fc_tile_vec<T, MR, NV / 2, LANES>))
 
 #if FC_HAVE_VECTOR_EXTENSIONS
 #define FC_BASELINE_F32_MR 4
@@ -272,8 +278,10 @@ FC_DEFINE_TILES(f64_baseline, , double, 4, 4, 2)
 #define FC_BASELINE_F32_NR 8
 #define FC_BASELINE_F64_MR 4
 #define FC_BASELINE_F64_NR 8
-FC_DEFINE_TILE_SET(f32_baseline, , float, 4, 8, (fc_tile_scalar<float, 4, 8>))
-FC_DEFINE_TILE_SET(f64_baseline, , double, 4, 8, (fc_tile_scalar<double, 4, 8>))
+FC_DEFINE_TILE_SET(f32_baseline, , float, 4, 8, (fc_tile_scalar<float, 4, 8>),
+                   (fc_tile_scalar<float, 4, 4>))
+FC_DEFINE_TILE_SET(f64_baseline, , double, 4, 8, (fc_tile_scalar<double, 4, 8>),
+                   (fc_tile_scalar<double, 4, 4>))
 #endif
 
 #if FC_HAVE_X86_DISPATCH
@@ -288,7 +296,7 @@ FC_DEFINE_TILES(f64_avx2, __attribute__((target("avx2,fma"))), double, 6, 2, 4)
 FC_DEFINE_DIRECT_TILES(f32_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 32,
                        (fc_tile_vec<float, 8, 2, 16>))
 FC_DEFINE_GEMM_TILE(f32_avx512_12, __attribute__((target("avx512f,avx2,fma"))), float, 12,
-                    32, (fc_tile_vec<float, 12, 2, 16>))
+                    32, (fc_tile_vec<float, 12, 2, 16>), (fc_tile_vec<float, 12, 1, 16>))
 FC_DEFINE_TILES(f64_avx512, __attribute__((target("avx512f,avx2,fma"))), double, 12, 2, 8)
 #endif
 
@@ -306,6 +314,8 @@ struct fc_dispatch_table {
     int gemm_mr_f32, gemm_mr_f64;
     fc_gemm_f32_fn gemm_f32;
     fc_gemm_f64_fn gemm_f64;
+    fc_gemm_f32_fn gemm_narrow_f32;
+    fc_gemm_f64_fn gemm_narrow_f64;
 };
 
 #define FC_TABLE(ISA, MR32, NR32, MR64, NR64, S32, S64)                        \
@@ -313,7 +323,7 @@ struct fc_dispatch_table {
 #define FC_TABLE_GEMM(ISA, MR32, NR32, MR64, NR64, S32, S64, GEMM_MR32, GEMM32) \
     {ISA, MR32, NR32, MR64, NR64, fc_tile_##S32, fc_tile_##S64,                \
      fc_tile_indirect_##S32, fc_tile_indirect_##S64, GEMM_MR32, MR64,          \
-     fc_gemm_##GEMM32, fc_gemm_##S64}
+     fc_gemm_##GEMM32, fc_gemm_##S64, fc_gemm_narrow_##GEMM32, fc_gemm_narrow_##S64}
 
 static fc_dispatch_table fc_active =
     FC_TABLE(FC_ISA_BASELINE, FC_BASELINE_F32_MR, FC_BASELINE_F32_NR, FC_BASELINE_F64_MR,
@@ -376,9 +386,18 @@ static inline void fc_tile_shape(const double *, int *mr, int *nr)
 static inline void fc_tile_shape(const int64_t *, int *mr, int *nr)
 { *mr = 4; *nr = 8; }
 
-/* Winograd's GEMM tile: fc_gemm_tile on the A panels of fc_gemm_tile_shape. */
-static inline void fc_gemm_tile(FC_GEMM_ARGS(float)) { fc_active.gemm_f32(kc, a, b, FC_TILE_REST); }
-static inline void fc_gemm_tile(FC_GEMM_ARGS(double)) { fc_active.gemm_f64(kc, a, b, FC_TILE_REST); }
+/* Winograd's GEMM tile on the A panels of fc_gemm_tile_shape, for B panels
+ * of its nr or of nr / 2 (the narrow tile) tiles; ldc is that width. */
+static inline void fc_gemm_tile(FC_GEMM_ARGS(float))
+{
+    if (ldc == fc_active.nr_f32) fc_active.gemm_f32(kc, a, b, FC_TILE_REST);
+    else fc_active.gemm_narrow_f32(kc, a, b, FC_TILE_REST);
+}
+static inline void fc_gemm_tile(FC_GEMM_ARGS(double))
+{
+    if (ldc == fc_active.nr_f64) fc_active.gemm_f64(kc, a, b, FC_TILE_REST);
+    else fc_active.gemm_narrow_f64(kc, a, b, FC_TILE_REST);
+}
 static inline void fc_gemm_tile_shape(const float *, int *mr, int *nr)
 { *mr = fc_active.gemm_mr_f32; *nr = fc_active.nr_f32; }
 static inline void fc_gemm_tile_shape(const double *, int *mr, int *nr)
