@@ -278,12 +278,17 @@ def test_integer_auto_stays_exact():
 @pytest.mark.parametrize("algorithm", ["auto", "direct", "winograd2", "winograd4",
                                        "winograd6"])
 def test_thread_count_does_not_change_results(algorithm):
+    """Also where the work items split unevenly between the threads (196
+    F(4x4) tiles in 7 panels), which Winograd shares out cooperatively."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 48, 30, 30)).astype(np.float32)
-    w = rng.standard_normal((40, 48, 3, 3)).astype(np.float32)
-    one = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=1)
-    two = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=2)
-    np.testing.assert_array_equal(one, two)
+    for n, c, k, h in [(2, 48, 40, 30), (1, 24, 40, 56)]:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
+        one = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=1)
+        for threads in (2, 3):
+            many = fastconv.conv2d(x, w, padding=1, algorithm=algorithm,
+                                   num_threads=threads)
+            np.testing.assert_array_equal(one, many)
 
 
 @pytest.mark.parametrize("shape, want", [
