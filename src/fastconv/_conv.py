@@ -346,9 +346,12 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     or more input channels. The direct kernel wins with 8-16 input channels on
     larger images, and where a large weight meets a tiny image (the
     transformed weights, 16/9 or 36/9 times the weights, are streamed from
-    memory for a few pixels; in a benchmark beside PyTorch, or in a network,
-    other work evicts them from the caches between calls). F(6x6) is never picked: it was at most ~8%
-    faster than F(4x4) here, at twice the rounding error.
+    memory for a few pixels): for a one-off call from ``pixels * 2048 <
+    pairs``, for a prepared layer from ``pixels * 8192 < pairs``
+    ((1,512,512,7) prepared: F(2x2) 0.81 ms, direct 0.91-0.96 ms beside
+    PyTorch at 2 threads; (1,512,512,4): direct 0.49 ms, F(2x2) 0.81 ms).
+    F(6x6) is never picked: it was at most ~8% faster than F(4x4) here, at
+    twice the rounding error.
 
     A prepared layer (``Conv2d``) takes the tile size whose GEMMs are
     smallest: ``alpha^2`` products over the batch's tiles rounded up to
@@ -363,15 +366,18 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     group_out = spec.out_channels // spec.groups
     pixels = batch * out_h * out_w
     weight_pairs = group_in * group_out
-    if group_in < 8 or (group_in <= 16 and pixels > 1024) or pixels * 2048 < weight_pairs:
+    if group_in < 8 or (group_in <= 16 and pixels > 1024):
         return 0
     if spec.caches_weights:
+        if pixels * 8192 < weight_pairs:
+            return 0
+
         def gemm_size(m):
             tiles = batch * -(-out_h // m) * -(-out_w // m)
             return (m + 2) ** 2 * -(-tiles // 16) * 16
 
         return 2 if gemm_size(2) < gemm_size(4) else 4
-    if pixels <= 196 and weight_pairs >= 128 * 128:
+    if pixels * 2048 < weight_pairs or (pixels <= 196 and weight_pairs >= 128 * 128):
         return 0
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 512):
         return 2
