@@ -7,7 +7,10 @@
   panels or dense (panels crossing row ends), with the stride-1 and the
   strided (one copy per kernel row) scratch layouts; every stride,
   dilation and padding goes through the phase-split row scratch,
-* the plane kernel: groups of at most four input channels (depthwise).
+* the plane kernel: groups of at most four input channels (depthwise),
+* channel lanes: a prepared layer (``Conv2d``) without groups on a small
+  image, output channels in the vector lanes and pixels broadcast from a
+  zero-padded copy of the input.
 
 Shapes are chosen around the switch-over points (output widths 12-70) so
 that every instruction-set level (panel widths 8-32) meets both sides.
@@ -15,8 +18,11 @@ that every instruction-set level (panel widths 8-32) meets both sides.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastconv
+from fastconv import _conv, _direct
 from reference import assert_conv_close
 
 ROW_PANEL_CASES = [
@@ -92,3 +98,132 @@ def test_direct_paths_thread_count_invariant(case):
     three = fastconv.conv2d(x, weight, None, stride, padding, dilation, groups,
                             algorithm="direct", num_threads=3)
     np.testing.assert_array_equal(one, three)
+
+
+LANES_CASES = [
+    # (N, C, K, H, W, kernel, stride, padding, dilation): pixel counts that
+    # are and are not multiples of the 7-pixel tile, K past a lane block,
+    # reduction chunks, strides, dilation, asymmetric and "same" padding.
+    (1, 512, 70, 7, 7, (3, 3), 1, 1, 1),
+    (2, 20, 129, 9, 11, (3, 3), 2, 1, 1),
+    (1, 300, 64, 14, 14, (1, 1), 1, 0, 1),
+    (1, 12, 96, 13, 10, (5, 3), (1, 2), (2, 0), (2, 1)),
+    (3, 9, 65, 6, 6, (3, 3), 1, "same", 1),
+    (1, 5, 64, 16, 16, (2, 2), 2, 0, 1),
+]
+
+
+needs_lanes = pytest.mark.skipif(
+    _direct.lanes_width(np.float32) == 0,
+    reason="no channel-lanes tile below AVX-512 (or at FASTCONV_ISA's level)")
+
+
+@pytest.fixture
+def lanes_calls(monkeypatch):
+    """Calls of the channel-lanes kernel."""
+    calls = []
+    kernel = _direct.conv2d_channel_lanes
+
+    def spy(*args):
+        calls.append(args)
+        return kernel(*args)
+
+    monkeypatch.setattr(_direct, "conv2d_channel_lanes", spy)
+    return calls
+
+
+def _layer_case(case, dtype, rng, relu=False, threads=None):
+    n, c, k, h, w, kernel, stride, padding, dilation = case
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c) + kernel).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype)
+    layer = fastconv.Conv2d(weight, bias, stride, padding, dilation, algorithm="direct",
+                            activation="relu" if relu else None, num_threads=threads)
+    return layer, x, weight, bias
+
+
+@needs_lanes
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", LANES_CASES, ids=str)
+def test_channel_lanes_match_reference(case, dtype, lanes_calls):
+    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    layer, x, weight, bias = _layer_case(case, dtype, rng)
+    got = layer(x)
+    assert lanes_calls, "the channel-lanes kernel did not run"
+    n, c, k, h, w, kernel, stride, padding, dilation = case
+    assert_conv_close(got, x, weight, bias, stride, padding, dilation)
+
+
+@needs_lanes
+def test_channel_lanes_relu_nan_and_threads(lanes_calls):
+    """ReLU keeps NaN (as torch.relu does), and the result does not depend on
+    the thread count (pixel groups split the work when blocks are few)."""
+    rng = np.random.default_rng(5)
+    case = (1, 16, 64, 7, 7, (3, 3), 1, 1, 1)
+    layer, x, weight, bias = _layer_case(case, np.float32, rng, relu=True, threads=1)
+    x[0, 3, 2, 2] = np.nan
+    one = layer(x)
+    want = np.maximum(fastconv.conv2d(x, weight, bias, padding=1, algorithm="direct"), 0)
+    np.testing.assert_allclose(one, want, rtol=1e-5, atol=1e-4)
+    assert np.isnan(one[:, :, 1:4, 1:4]).all() and not np.isnan(one).all()
+    for threads in (2, 3, 5):
+        np.testing.assert_array_equal(layer(x, num_threads=threads), one)
+    assert len(lanes_calls) == 4
+
+
+@needs_lanes
+def test_channel_lanes_only_where_they_fill_the_lanes():
+    """Not for one-off calls, groups, larger images or too few output
+    channels to fill a tile (16 of 64 lanes ran 3x slower)."""
+    spec = fastconv.Conv2d(np.zeros((128, 64, 3, 3), np.float32), padding=1)._spec
+    f32 = np.dtype(np.float32)
+    assert spec.uses_channel_lanes(1, (14, 14), f32)
+    assert not spec.uses_channel_lanes(1, (28, 28), f32)
+    assert not spec.uses_channel_lanes(1, (7, 7), np.dtype(np.int64))
+    small = fastconv.Conv2d(np.zeros((16, 64, 3, 3), np.float32), padding=1)._spec
+    assert not small.uses_channel_lanes(1, (7, 7), f32)
+    grouped = fastconv.Conv2d(np.zeros((128, 32, 3, 3), np.float32), padding=1, groups=2)
+    assert not grouped._spec.uses_channel_lanes(1, (7, 7), f32)
+    one_off = _conv.ConvSpec(np.zeros((128, 64, 3, 3), np.float32), padding=1, cache=False)
+    assert not one_off.uses_channel_lanes(1, (7, 7), f32)
+
+
+@needs_lanes
+def test_channel_lanes_reject_mismatched_weights():
+    x = np.zeros((1, 4, 9, 9), np.float32)
+    packed = _direct.pack_channel_lanes(np.zeros((8, 4, 3, 3), np.float32))
+    out = np.empty((1, 8, 7, 7), np.float32)
+    bias = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="packed weights"):
+        _direct.conv2d_channel_lanes(x, packed[:, :-1].copy(), bias, out, 3, 3, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="padded input"):
+        _direct.conv2d_channel_lanes(x[:, :, :8].copy(), packed, bias, out, 3, 3, 1, 1, 1, 1,
+                                     1)
+
+
+@needs_lanes
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 20), extra_k=st.integers(0, 70),
+       h=st.integers(1, 12), w=st.integers(1, 12), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       stride=st.integers(1, 3), pad=st.integers(0, 2), dil=st.integers(1, 2),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_channel_lanes_property(n, c, extra_k, h, w, kh, kw, stride, pad, dil, dtype):
+    k = _direct.lanes_width(dtype) + extra_k
+    if h + 2 * pad < dil * (kh - 1) + 1 or w + 2 * pad < dil * (kw - 1) + 1:
+        return
+    rng = np.random.default_rng(n * 7919 + c * 104729 + k + h * 31 + w)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c, kh, kw)).astype(dtype)
+    layer = fastconv.Conv2d(weight, None, stride, pad, dil, algorithm="direct")
+    assert layer._spec.uses_channel_lanes(n, layer._spec.output_shape((h, w)), np.dtype(dtype))
+    assert_conv_close(layer(x), x, weight, None, stride, pad, dil)
+
+
+@pytest.mark.skipif(_direct.lanes_width(np.float32) != 0, reason="the level has the tile")
+def test_no_channel_lanes_below_avx512():
+    """Below AVX-512 the layer keeps the pixel panels, and the private entry
+    points refuse rather than run a missing tile."""
+    spec = fastconv.Conv2d(np.zeros((128, 64, 3, 3), np.float32), padding=1)._spec
+    assert not spec.uses_channel_lanes(1, (7, 7), np.dtype(np.float32))
+    with pytest.raises(ValueError, match="instruction-set level"):
+        _direct.pack_channel_lanes(np.zeros((8, 4, 3, 3), np.float32))

@@ -18,17 +18,19 @@ DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 @pytest.fixture
 def pack_calls(monkeypatch):
-    """How often each kernel module's pack_weights runs."""
-    calls = {"direct": 0, "winograd": 0}
-    for name in calls:
-        module = getattr(_conv, f"_{name}")
-        original = module.pack_weights
+    """How often each weight packing (direct, channel lanes, Winograd) runs."""
+    packers = {"direct": (_conv._direct, "pack_weights"),
+               "lanes": (_conv._direct, "pack_channel_lanes"),
+               "winograd": (_conv._winograd, "pack_weights")}
+    calls = dict.fromkeys(packers, 0)
+    for name, (module, function) in packers.items():
+        original = getattr(module, function)
 
         def counted(*args, _name=name, _original=original):
             calls[_name] += 1
             return _original(*args)
 
-        monkeypatch.setattr(module, "pack_weights", counted)
+        monkeypatch.setattr(module, function, counted)
     return calls
 
 

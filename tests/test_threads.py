@@ -27,15 +27,15 @@ def no_default():
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """The num_threads argument of every direct-kernel call."""
+    """The num_threads argument of every direct-kernel call (pixel panels or
+    channel lanes)."""
     seen = []
-    kernel = _conv._direct.conv2d_direct
+    for name in ("conv2d_direct", "conv2d_channel_lanes"):
+        def spy(*args, _kernel=getattr(_conv._direct, name)):
+            seen.append(args[-2])  # (..., num_threads, relu)
+            return _kernel(*args)
 
-    def spy(*args):
-        seen.append(args[-2])  # (..., groups, num_threads, relu)
-        return kernel(*args)
-
-    monkeypatch.setattr(_conv._direct, "conv2d_direct", spy)
+        monkeypatch.setattr(_conv._direct, name, spy)
     return seen
 
 

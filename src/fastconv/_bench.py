@@ -249,6 +249,8 @@ class FastconvSystem(System):
         size = (layer.output_size, layer.output_size)
         kind, tile = spec.choose_algorithm(layer.batch, size, np.dtype(dtype))
         chosen = kind if tile is None else f"winograd{tile}"
+        if kind == "direct" and spec.uses_channel_lanes(layer.batch, size, np.dtype(dtype)):
+            chosen += " (channel lanes)"
         suffix = " (auto)" if self.algorithm == "auto" else ""
         return chosen + suffix + (", prepared" if self.prepared else "")
 

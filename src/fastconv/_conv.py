@@ -290,7 +290,14 @@ class ConvSpec:
                   and result_nchw.flags.c_contiguous
                   else np.empty(nchw_shape, compute_dtype))
         relu = self.activation == "relu"
-        if algorithm == "direct":
+        if algorithm == "direct" and self.uses_channel_lanes(n, (out_h, out_w), compute_dtype):
+            packed, bias = self._packed("lanes", _direct.lanes_width(compute_dtype),
+                                        compute_dtype, threads)
+            _direct.conv2d_channel_lanes(
+                _zero_padded(x, pad_top, pad_left, self._padded_size((out_h, out_w))),
+                packed, bias, target, *self.kernel_size, *self.stride, *self.dilation,
+                threads, relu)
+        elif algorithm == "direct":
             weight, tails, padded_bias = self._packed("direct", None, compute_dtype, threads)
             _direct.conv2d_direct(
                 x, weight, tails, padded_bias, target, *self.kernel_size, *self.stride,
@@ -320,6 +327,23 @@ class ConvSpec:
         tile = _winograd_tile_rule(self, batch, output_size, dtype)
         return ("winograd", tile) if tile else ("direct", None)
 
+    def uses_channel_lanes(self, batch: int, output_size: Tuple[int, int],
+                           dtype: np.dtype[Any]) -> bool:
+        """Whether the direct kernel runs with output channels in the vector
+        lanes (``_direct.conv2d_channel_lanes``): for a prepared layer
+        without groups on a small image, where pixel panels would be mostly
+        empty; it needs its own transposed copy of the weights. AVX-512
+        only (lanes_width 0 below)."""
+        out_h, out_w = output_size
+        return (self.caches_weights and self.groups == 1 and dtype.kind == "f"
+                and out_h * out_w <= _CHANNEL_LANES_PIXELS
+                and self.out_channels >= _direct.lanes_width(dtype) > 0)
+
+    def _padded_size(self, output_size: Tuple[int, int]) -> Tuple[int, int]:
+        """Rows and columns of padded input the output reads."""
+        return tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(
+            output_size, self.stride, self.kernel_size, self.dilation))
+
     def _packed(self, algorithm: str, tile: Optional[int], dtype: np.dtype[Any],
                 threads: int) -> Tuple[NDArray[Any], ...]:
         key = (algorithm, tile, dtype.str)
@@ -330,11 +354,34 @@ class ConvSpec:
                 else np.ascontiguousarray(self.bias, dtype=dtype))
         if algorithm == "direct":
             packed = _direct.pack_weights(weight, bias, self.groups)
+        elif algorithm == "lanes":
+            packed = (_direct.pack_channel_lanes(weight), bias)
         else:
             packed = (_winograd.pack_weights(weight, self.groups, tile, threads), bias)
         if self._cache is not None:
             self._cache[key] = packed
         return packed
+
+
+# Output pixels per image up to which a prepared layer's direct convolution
+# puts output channels in the vector lanes (ConvSpec.uses_channel_lanes), if
+# they fill a tile's lanes. Measured against the pixel panels
+# (benchmarks/auto_rule.md): 1.0-1.36x faster up to 196 pixels, 0.9-1.13x at
+# 784, and 3x slower with 16 output channels (a quarter of the lanes).
+_CHANNEL_LANES_PIXELS = 256
+
+
+def _zero_padded(x, pad_top, pad_left, size):
+    """``x`` (N, C, H, W) inside zeros of ``size`` rows and columns, from row
+    ``pad_top`` and column ``pad_left``; rows and columns past ``size`` are
+    left out (the output never reads them)."""
+    n, channels, height, width = x.shape
+    padded = np.zeros((n, channels) + tuple(size), x.dtype)
+    rows = min(height, size[0] - pad_top)
+    cols = min(width, size[1] - pad_left)
+    if rows > 0 and cols > 0:
+        padded[:, :, pad_top:pad_top + rows, pad_left:pad_left + cols] = x[:, :, :rows, :cols]
+    return padded
 
 
 def _winograd_tile_rule(spec, batch, output_size, dtype):
@@ -346,10 +393,10 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     or more input channels. The direct kernel wins with 8-16 input channels on
     larger images, and where a large weight meets a tiny image (the
     transformed weights, 16/9 or 36/9 times the weights, are streamed from
-    memory for a few pixels): for a one-off call from ``pixels * 2048 <
-    pairs``, for a prepared layer from ``pixels * 8192 < pairs``
-    ((1,512,512,7) prepared: F(2x2) 0.81 ms, direct 0.91-0.96 ms beside
-    PyTorch at 2 threads; (1,512,512,4): direct 0.49 ms, F(2x2) 0.81 ms).
+    memory for a few pixels), from ``pixels * 2048 < pairs``: (1,512,512,7)
+    prepared, beside PyTorch at 2 threads, F(2x2) 0.82 ms, direct 0.68 ms
+    (with output channels in the lanes, see ConvSpec.uses_channel_lanes);
+    (1,256,256,7): F(2x2) 0.12 ms, direct 0.21 ms.
     F(6x6) is never picked: it was at most ~8% faster than F(4x4) here, at
     twice the rounding error.
 
@@ -366,18 +413,15 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     group_out = spec.out_channels // spec.groups
     pixels = batch * out_h * out_w
     weight_pairs = group_in * group_out
-    if group_in < 8 or (group_in <= 16 and pixels > 1024):
+    if group_in < 8 or (group_in <= 16 and pixels > 1024) or pixels * 2048 < weight_pairs:
         return 0
     if spec.caches_weights:
-        if pixels * 8192 < weight_pairs:
-            return 0
-
         def gemm_size(m):
             tiles = batch * -(-out_h // m) * -(-out_w // m)
             return (m + 2) ** 2 * -(-tiles // 16) * 16
 
         return 2 if gemm_size(2) < gemm_size(4) else 4
-    if pixels * 2048 < weight_pairs or (pixels <= 196 and weight_pairs >= 128 * 128):
+    if pixels <= 196 and weight_pairs >= 128 * 128:
         return 0
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 512):
         return 2

@@ -23,6 +23,7 @@ work item with the same reduction order whatever the thread count, so results
 are bit-identical for any ``num_threads``.
 """
 
+from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -49,6 +50,13 @@ cdef extern from "microkernel.hpp" nogil:
     void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
     void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
     void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)
+    int FC_LANES_MR
+    void fc_lanes_tile(Py_ssize_t kc, const float *base, const Py_ssize_t *k_offsets,
+                       const Py_ssize_t *pixel_offsets, const float *w, float *c)
+    void fc_lanes_tile(Py_ssize_t kc, const double *base, const Py_ssize_t *k_offsets,
+                       const Py_ssize_t *pixel_offsets, const double *w, double *c)
+    int fc_lanes_width(const float *dtype_tag)
+    int fc_lanes_width(const double *dtype_tag)
 
 
 cdef extern from "pack.hpp" nogil:
@@ -935,3 +943,179 @@ def _set_blocking(Py_ssize_t kc_max, Py_ssize_t pixels_per_block):
         raise ValueError("block sizes must be >= 1")
     _KC_MAX, _PIXELS_PER_BLOCK = kc_max, pixels_per_block
     return old
+
+
+# -- channel lanes: output channels in the vector lanes -------------------------
+#
+# On a small image the pixel panels of the kernel above are mostly empty (49
+# pixels of a 7x7 image fill 64 lanes) while the weights, read once per MR
+# output channels, stream from memory. The channel-lanes tile turns the
+# product around: KB output channels (4 vectors) in the lanes, 7 pixels
+# broadcast from a zero-padded copy of the input, so no lane is wasted on
+# 7x7, 14x14, 28x28 or 56x56 images, and every weight vector loaded serves 7
+# pixels. It needs the weights transposed to [K / KB][C * kH * kW][KB], which
+# a prepared layer (Conv2d) does once.
+
+# Input channels per reduction chunk: their weight rows (at most this many
+# bytes) stay in L2 while every pixel tile of the work item passes over them.
+cdef Py_ssize_t _LANES_CHUNK_BYTES = 256 * 1024
+
+
+def lanes_width(dtype):
+    """KB, the output channels of one channel-lanes tile, for ``dtype``; 0
+    where the instruction-set level in use has no such tile (below AVX-512)."""
+    return (fc_lanes_width(<const float *>NULL) if np.dtype(dtype) == np.float32
+            else fc_lanes_width(<const double *>NULL))
+
+
+def pack_channel_lanes(weight):
+    """Weights of a groups=1 layer as the channel-lanes tile reads them.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (K, C, kH, kW), float32 or float64
+
+    Returns
+    -------
+    packed : ndarray of shape (ceil(K / KB), C * kH * kW, KB)
+        Block b holds output channels b*KB .. b*KB + KB (zeros past K), one row
+        per reduction step (input channel, kernel row, kernel column).
+    """
+    weight = np.asarray(weight)
+    kb = lanes_width(weight.dtype)
+    if kb == 0:
+        raise ValueError("no channel-lanes tile at this instruction-set level")
+    out_channels = weight.shape[0]
+    blocks = _ceil_div(out_channels, kb)
+    rows = np.zeros((blocks * kb, weight[0].size), weight.dtype)
+    rows[:out_channels] = weight.reshape(out_channels, -1)
+    return np.ascontiguousarray(rows.reshape(blocks, kb, -1).transpose(0, 2, 1))
+
+
+def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
+                         const floating[::1] bias, floating[:, :, :, ::1] out,
+                         Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                         Py_ssize_t stride_h, Py_ssize_t stride_w,
+                         Py_ssize_t dil_h, Py_ssize_t dil_w, int num_threads,
+                         bint relu=False):
+    """Direct convolution (groups=1) with output channels in the vector lanes.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H_pad, W_pad)
+        The input with its zero padding (or already padded by a padding
+        mode), at least ``(H_out - 1) * stride_h + (kH - 1) * dil_h + 1``
+        rows and the like for columns.
+    packed : ndarray
+        From :func:`pack_channel_lanes` at the current instruction-set level.
+    bias : ndarray of shape (K,)
+    out : ndarray of shape (N, K, H_out, W_out)
+        Written in full.
+    kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w : int
+    num_threads : int
+        <= 0 means the OpenMP default at call time.
+    relu : bool, default=False
+        Apply ``max(y, 0)`` to the result.
+    """
+    cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
+    cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t out_channels = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
+    cdef Py_ssize_t kb = fc_lanes_width(<const floating *>NULL)
+    if kb == 0:
+        raise ValueError("no channel-lanes tile at this instruction-set level")
+    cdef Py_ssize_t taps = kernel_h * kernel_w
+    cdef Py_ssize_t n_kblocks = _ceil_div(out_channels, kb)
+    if (packed.shape[0] != n_kblocks or packed.shape[1] != channels * taps
+            or packed.shape[2] != kb):
+        raise ValueError("packed weights do not match this geometry or ISA level")
+    if ((out_h - 1) * stride_h + (kernel_h - 1) * dil_h >= height
+            or (out_w - 1) * stride_w + (kernel_w - 1) * dil_w >= width):
+        raise ValueError("the padded input is smaller than the output needs")
+    if batch == 0 or out_channels == 0 or out_h == 0 or out_w == 0:
+        return
+    cdef Py_ssize_t mr = FC_LANES_MR, pixels = out_h * out_w
+    cdef Py_ssize_t n_tiles = _ceil_div(pixels, mr)
+    # Reduction step (c, i, j) reads the input at c*H*W + i*dil_h*W + j*dil_w
+    # from the pixel's origin; pixels past the last read the last one again.
+    k_offsets = (np.arange(channels)[:, None, None] * (height * width)
+                 + np.arange(kernel_h)[None, :, None] * (dil_h * width)
+                 + np.arange(kernel_w)[None, None, :] * dil_w).astype(np.intp).reshape(-1)
+    p = np.minimum(np.arange(n_tiles * mr), pixels - 1)
+    pixel_offsets = ((p // out_w) * (stride_h * width)
+                     + (p % out_w) * stride_w).astype(np.intp)
+    cdef const Py_ssize_t[::1] k_off = k_offsets
+    cdef const Py_ssize_t[::1] p_off = pixel_offsets
+    cdef Py_ssize_t elem = sizeof(floating)
+    cdef Py_ssize_t chunk = max(1, _LANES_CHUNK_BYTES // (taps * kb * elem))
+    # Work items (image, block of KB output channels, group of pixel tiles);
+    # more pixel groups only when there are too few items for the threads.
+    cdef int threads = effective_num_threads(num_threads, 1 << 30)
+    cdef Py_ssize_t base = batch * n_kblocks
+    cdef Py_ssize_t n_groups = 1
+    while (base * n_groups) % threads and n_groups < n_tiles and base * n_groups < 4 * threads:
+        n_groups += 1
+    cdef Py_ssize_t n_items = base * n_groups
+    threads = effective_num_threads(num_threads, n_items)
+    cdef size_t buf_bytes = <size_t>(_ceil_div(n_tiles, n_groups) * mr * kb) * elem
+    cdef const floating *x_ptr = &x[0, 0, 0, 0]
+    cdef const floating *w_ptr = &packed[0, 0, 0]
+    cdef const floating *b_ptr = &bias[0]
+    cdef floating *out_ptr = &out[0, 0, 0, 0]
+    cdef int alloc_failed = 0
+    cdef int *alloc_failed_ptr = &alloc_failed
+    cdef floating *buf
+    cdef Py_ssize_t item
+    with nogil, parallel(num_threads=threads):
+        buf = <floating *>fc_scratch_acquire(SLOT_TILE, buf_bytes)
+        if buf == NULL:
+            alloc_failed_ptr[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if buf != NULL:
+                _lanes_work_item(item, n_kblocks, n_groups, n_tiles, x_ptr, w_ptr, b_ptr,
+                                 out_ptr, &k_off[0], &p_off[0], channels, height * width,
+                                 out_channels, pixels, taps, kb, chunk, relu, buf)
+        fc_scratch_release(SLOT_TILE)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
+
+
+cdef void _lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_groups,
+                           Py_ssize_t n_tiles, const floating *x, const floating *packed,
+                           const floating *bias, floating *out,
+                           const Py_ssize_t *k_offsets, const Py_ssize_t *pixel_offsets,
+                           Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t out_channels,
+                           Py_ssize_t pixels, Py_ssize_t taps, Py_ssize_t kb,
+                           Py_ssize_t chunk, bint relu, floating *buf) noexcept nogil:
+    """Pixel tiles t0 .. t1 of one image and block of output channels: the
+    results, [pixel][KB] in ``buf`` from the bias on, gather the reduction
+    chunk by chunk, then go to ``out`` transposed."""
+    cdef Py_ssize_t mr = FC_LANES_MR
+    cdef Py_ssize_t group = item % n_groups
+    cdef Py_ssize_t rest = item // n_groups
+    cdef Py_ssize_t kblock = rest % n_kblocks
+    cdef Py_ssize_t n = rest // n_kblocks
+    cdef Py_ssize_t t0 = group * n_tiles // n_groups
+    cdef Py_ssize_t t1 = (group + 1) * n_tiles // n_groups
+    cdef Py_ssize_t k0 = kblock * kb
+    cdef Py_ssize_t lanes = min(kb, out_channels - k0)
+    cdef const floating *image = x + n * channels * plane
+    cdef const floating *w = packed + kblock * channels * taps * kb
+    cdef Py_ssize_t q, lane, c0, t, p, p_end
+    cdef floating value
+    for q in range((t1 - t0) * mr):
+        for lane in range(kb):
+            buf[q * kb + lane] = bias[k0 + lane] if lane < lanes else 0
+    c0 = 0
+    while c0 < channels:
+        for t in range(t0, t1):
+            fc_lanes_tile(min(chunk, channels - c0) * taps, image, k_offsets + c0 * taps,
+                          pixel_offsets + t * mr, w + c0 * taps * kb,
+                          buf + (t - t0) * mr * kb)
+        c0 = c0 + chunk
+    p_end = min(t1 * mr, pixels)
+    for lane in range(lanes):
+        for p in range(t0 * mr, p_end):
+            value = buf[(p - t0 * mr) * kb + lane]
+            if relu and value < 0:
+                value = 0
+            out[(n * out_channels + k0 + lane) * pixels + p] = value
