@@ -501,30 +501,34 @@ FC_AVX512_ATTR static void fc_wino_gather_f32_avx512_runs(FC_WINO_GATHER_ARGS(fl
         fc_index run = tiles_w - tw;
         if (run > n_tiles - q) run = n_tiles - q;
         const fc_index col0 = tw * M - pad_left;
-        for (int a = 0; a < alpha; ++a) {
-            const fc_index ih = th * M - pad_top + a;
-            float *dst = scratch + (fc_index)a * alpha * nr + lane0 + q;
-            const bool inside = ih >= 0 && ih < height;
-            const float *row = channel + (inside ? ih : 0) * width;
-            if (inside) {
-                /* As in the generic gather: the next plane's row. */
-                for (fc_index p = 0; p < run * M + 2; p += 16)
-                    __builtin_prefetch(row + height * width + col0 + p);
-            }
-            for (fc_index t = 0; t < run; t += 16) {
-                const __mmask16 store = fc_lanes(0, run - t);
-                const fc_index c = col0 + t * M;
+        for (fc_index t = 0; t < run; t += 16) {
+            /* The same columns in every row of the tiles: masks once. */
+            const __mmask16 store = fc_lanes(0, run - t);
+            const fc_index c = col0 + t * M;
+            __mmask16 load[M + 1];
+            for (int j = 0; j <= M; ++j) load[j] = fc_lanes(-(c + 16 * j), width - (c + 16 * j));
+            float *dst = scratch + lane0 + q + t;
+            for (int a = 0; a < alpha; ++a, dst += (fc_index)alpha * nr) {
+                const fc_index ih = th * M - pad_top + a;
                 __m512 v[M + 1], x[alpha];
+                if (ih >= 0 && ih < height) {
+                    const float *row = channel + ih * width;
+                    if (t == 0) {
+                        /* As in the generic gather: the next plane's row. */
+                        for (fc_index p = 0; p < run * M + 2; p += 16)
+                            __builtin_prefetch(row + height * width + col0 + p);
+                    }
 #pragma GCC unroll 8
-                for (int j = 0; j <= M; ++j) {
-                    const fc_index c_j = c + 16 * j;
-                    const __mmask16 load = inside ? fc_lanes(-c_j, width - c_j) : 0;
-                    v[j] = _mm512_maskz_loadu_ps(load, row + c_j);
+                    for (int j = 0; j <= M; ++j)
+                        v[j] = _mm512_maskz_loadu_ps(load[j], row + c + 16 * j);
+                } else {
+#pragma GCC unroll 8
+                    for (int j = 0; j <= M; ++j) v[j] = _mm512_setzero_ps();
                 }
                 fc_deinterleave<M>(v, x);
 #pragma GCC unroll 8
                 for (int b = 0; b < alpha; ++b)
-                    _mm512_mask_storeu_ps(dst + (fc_index)b * nr + t, store, x[b]);
+                    _mm512_mask_storeu_ps(dst + (fc_index)b * nr, store, x[b]);
             }
         }
         q += run;
@@ -569,24 +573,28 @@ FC_AVX512_ATTR static void fc_wino_scatter_f32_avx512_runs(FC_WINO_SCATTER_ARGS(
         /* Columns of the run inside the output (the last tile may be clipped). */
         fc_index columns = out_w - tw * M;
         if (columns > run * M) columns = run * M;
-        for (int i = 0; i < M; ++i) {
-            const fc_index oh = th * M + i;
-            if (oh >= out_h) break;
-            float *row = out_channel + oh * out_w + tw * M;
-            const float *src = y + (fc_index)i * M * nr + lane0 + q;
-            for (fc_index p = 0; p < run * M; p += 16)
-                __builtin_prefetch(row + out_h * out_w + p, 1);
-            for (fc_index t = 0; t < run; t += 16) {
-                const __mmask16 load = fc_lanes(0, run - t);
+        fc_index rows = out_h - th * M;
+        if (rows > M) rows = M;
+        for (fc_index t = 0; t < run; t += 16) {
+            /* The same columns in every output row of the tiles: masks once. */
+            const __mmask16 load = fc_lanes(0, run - t);
+            __mmask16 store[M];
+            for (int k = 0; k < M; ++k) store[k] = fc_lanes(0, columns - t * M - 16 * k);
+            for (fc_index i = 0; i < rows; ++i) {
+                float *row = out_channel + (th * M + i) * out_w + tw * M + t * M;
+                const float *src = y + i * M * nr + lane0 + q + t;
+                if (t == 0) {
+                    for (fc_index p = 0; p < run * M; p += 16)
+                        __builtin_prefetch(row + out_h * out_w + p, 1);
+                }
                 __m512 yj[M], out[M];
 #pragma GCC unroll 8
                 for (int j = 0; j < M; ++j)
-                    yj[j] = _mm512_maskz_loadu_ps(load, src + (fc_index)j * nr + t);
+                    yj[j] = _mm512_maskz_loadu_ps(load, src + (fc_index)j * nr);
                 fc_interleave<M>(yj, out);
 #pragma GCC unroll 8
                 for (int k = 0; k < M; ++k)
-                    _mm512_mask_storeu_ps(row + t * M + 16 * k,
-                                          fc_lanes(0, columns - t * M - 16 * k), out[k]);
+                    _mm512_mask_storeu_ps(row + 16 * k, store[k], out[k]);
             }
         }
         q += run;
