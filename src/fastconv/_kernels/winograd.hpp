@@ -334,8 +334,9 @@ static inline int fc_wino_alpha(int m) { return m + 2; }
  * U[xi][K_padded / mr][C][mr] (the micro-kernel's A panels, xi planes
  * xi_stride apart). `weight` points at the group's (K/groups, C, 3, 3) slab;
  * rows past `out_channels` are zero. Computed in double with the mr filters
- * of a panel in the vector lanes; each (c, xi) then writes mr contiguous
- * values, so the 16-64 planes fill as sequential streams. */
+ * of a panel in the lanes of two 8-double vectors (zero coefficients of G
+ * skipped at compile time); each (c, xi) then writes mr contiguous values,
+ * so the 16-64 planes fill as sequential streams. */
 #define FC_MR_MAX 16
 template <int M, typename T>
 static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_channels,
@@ -344,28 +345,45 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
 {
     typedef fc_winograd_matrices<M> W;
     const int alpha = W::alpha;
-    double g[9][FC_MR_MAX], tmp[alpha][3][FC_MR_MAX], u[alpha * alpha][FC_MR_MAX];
+    typedef double dvec __attribute__((vector_size(64)));
+    const int NV = FC_MR_MAX / 8;
     const fc_index k0 = panel * mr;
     const int lanes = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
+    double g_lanes[9][FC_MR_MAX] __attribute__((aligned(64)));
+    T u_lanes[FC_MR_MAX];
+    for (int i = 0; i < 9; ++i)
+        for (int lane = lanes; lane < FC_MR_MAX; ++lane) g_lanes[i][lane] = 0.0;
     for (fc_index c = 0; c < channels; ++c) {
-        for (int i = 0; i < 9; ++i)
-            for (int lane = 0; lane < FC_MR_MAX; ++lane)
-                g[i][lane] = lane < lanes ? (double)weight[((k0 + lane) * channels + c) * 9 + i] : 0.0;
-        for (int i = 0; i < alpha; ++i)
-            for (int k = 0; k < 3; ++k)
-                for (int lane = 0; lane < FC_MR_MAX; ++lane)
-                    tmp[i][k][lane] = W::G[i][0] * g[k][lane] + W::G[i][1] * g[3 + k][lane] +
-                                      W::G[i][2] * g[6 + k][lane];
-        for (int i = 0; i < alpha; ++i)
-            for (int j = 0; j < alpha; ++j)
-                for (int lane = 0; lane < FC_MR_MAX; ++lane)
-                    u[i * alpha + j][lane] = tmp[i][0][lane] * W::G[j][0] +
-                                             tmp[i][1][lane] * W::G[j][1] +
-                                             tmp[i][2][lane] * W::G[j][2];
+        for (int lane = 0; lane < lanes; ++lane) {
+            const T *filter = weight + ((k0 + lane) * channels + c) * 9;
+            for (int i = 0; i < 9; ++i) g_lanes[i][lane] = (double)filter[i];
+        }
         T *dst = u_packed + (panel * channels + c) * mr;
-        for (int xi = 0; xi < alpha * alpha; ++xi)
-            for (int lane = 0; lane < mr; ++lane)
-                dst[xi * xi_stride + lane] = (T)u[xi][lane];
+        for (int h = 0; h < NV; ++h) {
+            dvec g[9], tmp[alpha][3];
+            for (int i = 0; i < 9; ++i) g[i] = *(const dvec *)&g_lanes[i][8 * h];
+            /* tmp = G g (alpha x 3), then u = tmp G^T (alpha x alpha). */
+#pragma GCC unroll 8
+            for (int i = 0; i < alpha; ++i)
+                for (int k = 0; k < 3; ++k) {
+                    tmp[i][k] = (dvec){};
+                    for (int l = 0; l < 3; ++l)
+                        if (W::G[i][l] != 0.0) tmp[i][k] += W::G[i][l] * g[l * 3 + k];
+                }
+#pragma GCC unroll 8
+            for (int i = 0; i < alpha; ++i)
+#pragma GCC unroll 8
+                for (int j = 0; j < alpha; ++j) {
+                    dvec u = (dvec){};
+                    for (int k = 0; k < 3; ++k)
+                        if (W::G[j][k] != 0.0) u += W::G[j][k] * tmp[i][k];
+                    const int n = mr - 8 * h < 8 ? mr - 8 * h : 8;
+                    for (int lane = 0; lane < n; ++lane) u_lanes[lane] = (T)u[lane];
+                    if (n > 0)
+                        std::memcpy(dst + (fc_index)(i * alpha + j) * xi_stride + 8 * h,
+                                    u_lanes, sizeof(T) * n);
+                }
+        }
     }
 }
 
