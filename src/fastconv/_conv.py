@@ -423,7 +423,7 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
         return 2 if gemm_size(2) < gemm_size(4) else 4
     if pixels <= 196 and weight_pairs >= 128 * 128:
         return 0
-    if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 512):
+    if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 256):
         return 2
     return 4
 
