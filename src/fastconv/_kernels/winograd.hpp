@@ -104,6 +104,23 @@ template <> struct fc_winograd_matrices<6> {
         {0.0, 1.0, -1.0, 32.0, -32.0, 1.0 / 32.0, -1.0 / 32.0, 1.0}};
 };
 
+/* Tiles are numbered row-major over a tiles_h x tiles_w grid. The gathers and
+ * scatters go through a block of them run by run: the tiles from `tile` to
+ * the end of its tile row (at most `left` of them) read one stretch of each
+ * input row and write one stretch of each output row. */
+struct fc_tile_run {
+    fc_index th, tw, run;
+};
+
+static inline fc_tile_run fc_tile_run_at(fc_index tile, fc_index left, fc_index tiles_w)
+{
+    fc_tile_run r;
+    r.th = tile / tiles_w;
+    r.tw = tile - r.th * tiles_w;
+    r.run = tiles_w - r.tw < left ? tiles_w - r.tw : left;
+    return r;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Gather: the alpha x alpha input tiles of one channel into scratch.        */
 /*                                                                          */
@@ -121,10 +138,8 @@ static FC_ALWAYS_INLINE void fc_wino_gather(const T *channel, fc_index height, f
 {
     const int alpha = M + 2;
     for (fc_index q = 0; q < n_tiles;) {
-        const fc_index tile = tile0 + q;
-        const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
-        fc_index run = tiles_w - tw;
-        if (run > n_tiles - q) run = n_tiles - q;
+        const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
+        const fc_index th = r.th, tw = r.tw, run = r.run;
         /* Tiles [t_lo, t_hi) of the run lie inside the image columns. */
         const fc_index col0 = tw * M - pad_left;
         fc_index t_lo = col0 >= 0 ? 0 : (-col0 + M - 1) / M;
@@ -282,10 +297,8 @@ static FC_ALWAYS_INLINE void fc_wino_scatter(const T *y, T *out_channel, fc_inde
                                    fc_index n_tiles, fc_index lane0, fc_index nr)
 {
     for (fc_index q = 0; q < n_tiles;) {
-        const fc_index tile = tile0 + q;
-        const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
-        fc_index run = tiles_w - tw;
-        if (run > n_tiles - q) run = n_tiles - q;
+        const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
+        const fc_index th = r.th, tw = r.tw, run = r.run;
         fc_index full = (out_w - tw * M) / M; /* tiles of the run with m columns */
         if (full > run) full = run;
         for (int i = 0; i < M; ++i) {
@@ -514,10 +527,8 @@ FC_AVX512_ATTR static void fc_wino_gather_f32_avx512_runs(FC_WINO_GATHER_ARGS(fl
 {
     const int alpha = M + 2;
     for (fc_index q = 0; q < n_tiles;) {
-        const fc_index tile = tile0 + q;
-        const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
-        fc_index run = tiles_w - tw;
-        if (run > n_tiles - q) run = n_tiles - q;
+        const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
+        const fc_index th = r.th, tw = r.tw, run = r.run;
         const fc_index col0 = tw * M - pad_left;
         for (fc_index t = 0; t < run; t += 16) {
             /* The same columns in every row of the tiles: masks once. */
@@ -584,10 +595,8 @@ template <int M>
 FC_AVX512_ATTR static void fc_wino_scatter_f32_avx512_runs(FC_WINO_SCATTER_ARGS(float))
 {
     for (fc_index q = 0; q < n_tiles;) {
-        const fc_index tile = tile0 + q;
-        const fc_index th = tile / tiles_w, tw = tile - th * tiles_w;
-        fc_index run = tiles_w - tw;
-        if (run > n_tiles - q) run = n_tiles - q;
+        const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
+        const fc_index th = r.th, tw = r.tw, run = r.run;
         /* Columns of the run inside the output (the last tile may be clipped). */
         fc_index columns = out_w - tw * M;
         if (columns > run * M) columns = run * M;
