@@ -305,3 +305,21 @@ def test_auto_rule_of_a_prepared_layer(shape, want):
     n, c, k, h = shape
     layer = fastconv.Conv2d(np.zeros((k, c, 3, 3), np.float32), padding=1)
     assert layer.algorithm_for((n, c, h, h)) == want
+
+
+def test_workspace_of_empty_and_invalid_shapes():
+    """Nothing to compute needs no scratch (these used to divide by zero in
+    the planner and kill the process); nonsense sizes are a ValueError."""
+    for batch, k, out_h in [(0, 64, 56), (1, 0, 56), (1, 64, 0)]:
+        packed, scratch = _winograd.workspace_bytes(4, batch, 64, k, out_h, 56, 1,
+                                                    np.float32, 2)
+        assert scratch == 0
+        assert (packed > 0) == (k > 0)  # the transformed weights, if any
+    with pytest.raises(ValueError, match="tile size"):
+        _winograd.workspace_bytes(3, 1, 64, 64, 56, 56, 1, np.float32, 2)
+    with pytest.raises(ValueError, match="sizes"):
+        _winograd.workspace_bytes(4, -1, 64, 64, 56, 56, 1, np.float32, 2)
+    x = np.zeros((1, 4, 5, 5), np.float32)
+    packed = _winograd.pack_weights(np.zeros((3, 4, 3, 3), np.float32), 1, 4, 1)
+    _winograd.conv2d_winograd(x, packed, np.zeros(3, np.float32),
+                              np.empty((1, 3, 0, 3), np.float32), 4, 1, 1, 1, 2)

@@ -401,7 +401,7 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
     plan.n_channel_blocks = _ceil_div(n_kpanels, plan.kpanels_per_block)
     # Tile blocks differ by up to a panel: 7 panels in two blocks give the
     # threads 3 and 4. Sharing out each block's output channels instead
-    # balances them ((1,64,64,56) and (1,256,256,56) at 2 threads: 18-20%
+    # balances them ((1,64,64,56) and (1,256,256,56) at 2 threads: 17-18%
     # faster).
     plan.cooperative = can_cooperate and _static_imbalance(plan, threads) > _IMBALANCE
     if plan.cooperative:
@@ -573,7 +573,7 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     if (packed.shape[0] != groups or packed.shape[1] != plan.alpha2
             or packed.shape[2] != plan.out_padded * plan.group_in):
         raise ValueError("packed weights do not match this geometry, tile size or ISA level")
-    if batch == 0 or plan.out_channels == 0:
+    if batch == 0 or plan.out_channels == 0 or plan.out_h == 0 or plan.out_w == 0:
         return
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, sizeof(floating), num_threads)
     zeros_array = np.zeros(mr, np.asarray(bias).dtype)
@@ -631,7 +631,12 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
     scratch does not grow with the image. When there are fewer tile blocks
     than threads, or the tile blocks split unevenly among them, the threads
     share one V (all input channels, at most 8 MiB) and keep an M each.
+    A call with nothing to compute (a zero size) allocates no scratch.
     """
+    if m not in TILE_SIZES:
+        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
+    if min(batch, channels, out_channels, out_h, out_w) < 0 or groups < 1:
+        raise ValueError("sizes must be >= 0 and groups >= 1")
     cdef Plan plan
     cdef int mr = 0, nr = 0
     dtype = np.dtype(dtype)
@@ -646,9 +651,11 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
     plan.group_out = out_channels // groups
     plan.out_padded = _ceil_div(plan.group_out, mr) * mr
     plan.out_h, plan.out_w = out_h, out_w
+    packed = groups * plan.alpha2 * plan.out_padded * plan.group_in
+    if min(batch, out_channels, out_h, out_w) == 0:
+        return packed * dtype.itemsize, 0
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, dtype.itemsize, num_threads)
     cdef int threads = _plan_threads(&plan, n_items, num_threads)
-    packed = groups * plan.alpha2 * plan.out_padded * plan.group_in
     if plan.cooperative:
         # One shared V; M and the tile scratch per thread.
         scratch = _v_elems(&plan) + threads * (_m_elems(&plan) + _scratch_elems(&plan))
