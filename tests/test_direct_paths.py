@@ -196,6 +196,8 @@ def test_channel_lanes_reject_mismatched_weights():
     bias = np.zeros(8, np.float32)
     with pytest.raises(ValueError, match="packed weights"):
         _direct.conv2d_channel_lanes(x, packed[:, :-1].copy(), bias, out, 3, 3, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="bias or out"):
+        _direct.conv2d_channel_lanes(x, packed, bias[:-1].copy(), out, 3, 3, 1, 1, 1, 1, 1)
     with pytest.raises(ValueError, match="padded input"):
         _direct.conv2d_channel_lanes(x[:, :, :8].copy(), packed, bias, out, 3, 3, 1, 1, 1, 1,
                                      1)

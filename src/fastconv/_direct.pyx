@@ -1028,6 +1028,8 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
     if (packed.shape[0] != n_kblocks or packed.shape[1] != channels * taps
             or packed.shape[2] != kb):
         raise ValueError("packed weights do not match this geometry or ISA level")
+    if bias.shape[0] != out_channels or out.shape[0] != batch:
+        raise ValueError("bias or out does not match the weights or the input")
     if ((out_h - 1) * stride_h + (kernel_h - 1) * dil_h >= height
             or (out_w - 1) * stride_w + (kernel_w - 1) * dil_w >= width):
         raise ValueError("the padded input is smaller than the output needs")
