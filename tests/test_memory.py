@@ -250,6 +250,24 @@ def _guard_cases():
     return cases
 
 
+def _guard_layer_cases():
+    """(id, x, w, b, kwargs) run through a prepared Conv2d: with AVX-512 these
+    take the channel-lanes kernel (small images, a tile of output channels)."""
+    rng = np.random.default_rng(98)
+    f32, f64 = np.float32, np.float64
+
+    def normal(*shape, dtype=f32):
+        return rng.standard_normal(shape).astype(dtype)
+
+    return [
+        ("lanes", normal(1, 5, 7, 9), normal(70, 5, 3, 3), normal(70), dict(padding=1)),
+        ("lanes-f64-strided", normal(2, 3, 8, 8, dtype=f64), normal(40, 3, 3, 3, dtype=f64),
+         None, dict(stride=2, padding=(1, 0))),
+        ("lanes-relu", normal(1, 4, 6, 6), normal(64, 4, 1, 1), None,
+         dict(activation="relu")),
+    ]
+
+
 def _guard_page_child():
     """Child process: run every case with guarded operands; print progress."""
     from fastconv import _direct, _isa, _winograd
@@ -275,6 +293,21 @@ def _guard_page_child():
                     assert np.array_equal(got, expected), f"{level} {name}: wrong result"
                     runs += 1
             del guard.maps[:]  # unmapped once nothing refers to them
+        for name, x, w, b, kwargs in _guard_layer_cases():
+            expected = fastconv.Conv2d(w, b, **kwargs)(x)
+            for at in ("end", "start"):
+                for threads in (1, 2):
+                    print(f"{level} layer {name} at={at} num_threads={threads}", flush=True)
+                    gw = guard.array(w, at, read_only=True)
+                    gb = None if b is None else guard.array(b, at, read_only=True)
+                    layer = fastconv.Conv2d(gw, gb, **kwargs)
+                    out = guard.array(np.zeros_like(expected), at)
+                    got = layer(guard.array(x, at, read_only=True), out=out,
+                                num_threads=threads)
+                    assert got is out
+                    assert np.array_equal(got, expected), f"{level} layer {name}: wrong result"
+                    runs += 1
+            del guard.maps[:]
     print(f"OK {runs} guarded calls", flush=True)
 
 
