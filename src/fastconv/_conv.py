@@ -366,8 +366,9 @@ class ConvSpec:
 # Output pixels per image up to which a prepared layer's direct convolution
 # puts output channels in the vector lanes (ConvSpec.uses_channel_lanes), if
 # they fill a tile's lanes. Measured against the pixel panels
-# (benchmarks/auto_rule.md): 1.0-1.36x faster up to 196 pixels, 0.9-1.13x at
-# 784, and 3x slower with 16 output channels (a quarter of the lanes).
+# (benchmarks/channel_lanes.py): 0.99-1.36x as fast up to 196 pixels,
+# 0.87-1.15x at 784, and 3x slower with 16 output channels (a quarter of the
+# lanes).
 _CHANNEL_LANES_PIXELS = 256
 
 
