@@ -172,6 +172,22 @@ def test_channel_lanes_relu_nan_and_threads(lanes_calls):
 
 
 @needs_lanes
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_channel_lanes_padding_modes(mode, lanes_calls):
+    """The kernel reads the padded copy pad_nchw makes, in every mode."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 5, 7, 8)).astype(np.float32)
+    weight = rng.standard_normal((64, 5, 3, 3)).astype(np.float32)
+    layer = fastconv.Conv2d(weight, padding=(2, 1), padding_mode=mode, algorithm="direct")
+    got = layer(x)
+    assert lanes_calls
+    np_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+               "circular": "wrap"}[mode]
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (1, 1)), mode=np_mode)
+    assert_conv_close(got, padded, weight)
+
+
+@needs_lanes
 def test_channel_lanes_only_where_they_fill_the_lanes():
     """Not for one-off calls, groups, larger images or too few output
     channels to fill a tile (16 of 64 lanes ran 3x slower)."""

@@ -275,9 +275,12 @@ class ConvSpec:
             return result
 
         algorithm, tile = self.choose_algorithm(n, (out_h, out_w), compute_dtype)
+        lanes = algorithm == "direct" and self.uses_channel_lanes(n, (out_h, out_w),
+                                                                  compute_dtype)
         (pad_top, _), (pad_left, _) = self.padding
-        if self.padding_mode != "zeros" and any(map(any, self.padding)):
-            # One pass: layout, dtype and padding at once; then no implicit padding.
+        if lanes or (self.padding_mode != "zeros" and any(map(any, self.padding))):
+            # One pass: layout, dtype and padding at once; then no implicit
+            # padding (the channel-lanes kernel reads a padded copy in any mode).
             x = pad_nchw(x, self.padding, self.padding_mode, compute_dtype)
             pad_top = pad_left = 0
         else:
@@ -290,12 +293,11 @@ class ConvSpec:
                   and result_nchw.flags.c_contiguous
                   else np.empty(nchw_shape, compute_dtype))
         relu = self.activation == "relu"
-        if algorithm == "direct" and self.uses_channel_lanes(n, (out_h, out_w), compute_dtype):
+        if lanes:
             packed, bias = self._packed("lanes", _direct.lanes_width(compute_dtype),
                                         compute_dtype, threads)
             _direct.conv2d_channel_lanes(
-                _zero_padded(x, pad_top, pad_left, self._padded_size((out_h, out_w))),
-                packed, bias, target, *self.kernel_size, *self.stride, *self.dilation,
+                x, packed, bias, target, *self.kernel_size, *self.stride, *self.dilation,
                 threads, relu)
         elif algorithm == "direct":
             weight, tails, padded_bias = self._packed("direct", None, compute_dtype, threads)
@@ -339,11 +341,6 @@ class ConvSpec:
                 and out_h * out_w <= _CHANNEL_LANES_PIXELS
                 and self.out_channels >= _direct.lanes_width(dtype) > 0)
 
-    def _padded_size(self, output_size: Tuple[int, int]) -> Tuple[int, int]:
-        """Rows and columns of padded input the output reads."""
-        return tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(
-            output_size, self.stride, self.kernel_size, self.dilation))
-
     def _packed(self, algorithm: str, tile: Optional[int], dtype: np.dtype[Any],
                 threads: int) -> Tuple[NDArray[Any], ...]:
         key = (algorithm, tile, dtype.str)
@@ -370,19 +367,6 @@ class ConvSpec:
 # 0.87-1.15x at 784, and 3x slower with 16 output channels (a quarter of the
 # lanes).
 _CHANNEL_LANES_PIXELS = 256
-
-
-def _zero_padded(x, pad_top, pad_left, size):
-    """``x`` (N, C, H, W) inside zeros of ``size`` rows and columns, from row
-    ``pad_top`` and column ``pad_left``; rows and columns past ``size`` are
-    left out (the output never reads them)."""
-    n, channels, height, width = x.shape
-    padded = np.zeros((n, channels) + tuple(size), x.dtype)
-    rows = min(height, size[0] - pad_top)
-    cols = min(width, size[1] - pad_left)
-    if rows > 0 and cols > 0:
-        padded[:, :, pad_top:pad_top + rows, pad_left:pad_left + cols] = x[:, :, :rows, :cols]
-    return padded
 
 
 def _winograd_tile_rule(spec, batch, output_size, dtype):

@@ -1,6 +1,7 @@
-"""Padding modes other than zeros: "reflect", "replicate", "circular" (private).
+"""Explicit padding: "reflect", "replicate", "circular", and "zeros" (private).
 
-The compiled kernels pad with zeros implicitly (no padded copy). The other
+The compiled kernels pad with zeros implicitly (no padded copy), except the
+channel-lanes direct kernel, which reads a zero-padded copy. The other
 modes of ``torch.nn.Conv2d`` are done as PyTorch does them: the input is
 padded explicitly, then convolved with no padding. :func:`pad_nchw` builds
 the padded input in one pass over the input (the copy that makes it
@@ -70,7 +71,7 @@ def pad_nchw(x: NDArray[Any], padding: Pads, padding_mode: str,
     x : ndarray of shape (N, C, H, W)
     padding : ((top, bottom), (left, right))
         Checked by :func:`check_padding` already.
-    padding_mode : {"reflect", "replicate", "circular"}
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
     dtype : dtype
         The dtype of the result.
 
@@ -80,7 +81,12 @@ def pad_nchw(x: NDArray[Any], padding: Pads, padding_mode: str,
     """
     (top, bottom), (left, right) = padding
     n, channels, height, width = x.shape
-    padded = np.empty((n, channels, height + top + bottom, width + left + right), dtype)
+    shape = (n, channels, height + top + bottom, width + left + right)
+    if padding_mode == "zeros":
+        padded = np.zeros(shape, dtype)
+        padded[:, :, top:top + height, left:left + width] = x
+        return padded
+    padded = np.empty(shape, dtype)
     padded[:, :, top:top + height, left:left + width] = x
     # Every mode copies along each axis independently, so the corners come
     # out right when the rows are padded first (interior columns only) and
