@@ -363,9 +363,9 @@ class ConvSpec:
 # Output pixels per image up to which a prepared layer's direct convolution
 # puts output channels in the vector lanes (ConvSpec.uses_channel_lanes), if
 # they fill a tile's lanes. Measured against the pixel panels
-# (benchmarks/channel_lanes.py): 0.99-1.36x as fast up to 196 pixels,
-# 0.87-1.15x at 784, and 3x slower with 16 output channels (a quarter of the
-# lanes).
+# (benchmarks/channel_lanes.py): 0.97-1.43x as fast up to 196 pixels,
+# 0.80-1.15x at 784; and, forced before the output-channel condition, 3x
+# slower with 16 output channels (a quarter of the lanes).
 _CHANNEL_LANES_PIXELS = 256
 
 
