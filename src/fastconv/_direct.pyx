@@ -39,6 +39,7 @@ cdef extern from "microkernel.hpp" nogil:
     int FC_ISA_AVX512
     void *fc_scratch_acquire(int slot, size_t nbytes)
     void fc_scratch_release(int slot)
+    size_t fc_scratch_peak_bytes(int reset)
     int fc_cpu_isa()
     int fc_select_isa(int requested)
     void fc_tile(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *b, float *c,
@@ -162,6 +163,13 @@ ISA_LEVELS = ("baseline", "avx2", "avx512")
 def cpu_isa():
     """Highest instruction-set level the running CPU (and OS) supports."""
     return ISA_LEVELS[fc_cpu_isa()]
+
+
+def scratch_peak_bytes(bint reset=False):
+    """The most per-thread scratch one thread of this module's kernels asked
+    to hold at once since the last reset, in bytes (for tests of the scratch
+    budgets). ``reset=True`` returns it and starts again from zero."""
+    return fc_scratch_peak_bytes(reset)
 
 
 def select_isa(str name):
@@ -531,11 +539,13 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
     cdef fc_rows_layout two_rows = fc_rows_plan(2, padded_w, geo.kernel_h, geo.kernel_w,
                                                 geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    # Output rows per block from the scratch budget.
+    # Output rows per block from the scratch budget, in signed arithmetic: a
+    # first row over the budget must leave one row per block, not wrap.
+    cdef Py_ssize_t elem = sizeof(numeric_t)
     cdef Py_ssize_t per_row = (geo.group_in * (two_rows.channel_stride - one_row.channel_stride)
-                               * sizeof(numeric_t))
+                               * elem)
     cdef Py_ssize_t rows_per_block = max(1, min(geo.out_height,
-        (_ROWS_BYTES - geo.group_in * one_row.channel_stride * sizeof(numeric_t)) // per_row + 1))
+        (_ROWS_BYTES - geo.group_in * one_row.channel_stride * elem) // per_row + 1))
     cdef Py_ssize_t row_blocks = _ceil_div(geo.out_height, rows_per_block)
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     cdef Py_ssize_t images_groups = batch * geo.groups
@@ -668,9 +678,17 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
     cdef Py_ssize_t batch = x.shape[0]
     cdef Py_ssize_t planes = batch * geo.out_channels
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    # Rows are cut only when there are too few planes for the threads.
-    cdef Py_ssize_t row_blocks = _balance(planes, 1, geo.out_height, threads) \
-        if planes < 4 * threads else 1
+    # Rows are cut when there are too few planes for the threads, and so that
+    # a block's padded rows fit the scratch budget (a whole 1080p plane would
+    # take 8 MB per thread and fall out of the caches).
+    cdef Py_ssize_t elem = sizeof(numeric_t)
+    cdef Py_ssize_t one_row = fc_plane_scratch(&plane, 1) * elem
+    cdef Py_ssize_t per_row = fc_plane_scratch(&plane, 2) * elem - one_row
+    cdef Py_ssize_t rows_per_block = max(1, min(geo.out_height,
+        (_ROWS_BYTES - one_row) // max(per_row, 1) + 1))
+    cdef Py_ssize_t row_blocks = _ceil_div(geo.out_height, rows_per_block)
+    if planes < 4 * threads:
+        row_blocks = _balance(planes, row_blocks, geo.out_height, threads)
     cdef Py_ssize_t n_items = planes * row_blocks
     threads = effective_num_threads(num_threads, n_items)
     cdef Py_ssize_t chunk, item, plane_index, block, previous_block, n, k, g

@@ -35,6 +35,7 @@ import numpy as np
 cdef extern from "winograd.hpp" nogil:
     void *fc_scratch_acquire(int slot, size_t nbytes)
     void fc_scratch_release(int slot)
+    size_t fc_scratch_peak_bytes(int reset)
     int fc_wino_select_isa(int requested)
     int fc_wino_matrix(int m, int which, double *dst)
     void fc_gemm_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
@@ -108,6 +109,13 @@ def _set_blocking(Py_ssize_t v_bytes, Py_ssize_t m_bytes, Py_ssize_t cb_min,
     _V_BYTES, _M_BYTES, _CB_MIN, _PANELS = v_bytes, m_bytes, cb_min, panels
     _NARROW_LANES = narrow_lanes
     return old
+
+
+def scratch_peak_bytes(bint reset=False):
+    """The most per-thread scratch one thread of this module's kernels asked
+    to hold at once since the last reset, in bytes (for tests of the scratch
+    budgets). ``reset=True`` returns it and starts again from zero."""
+    return fc_scratch_peak_bytes(reset)
 
 
 def select_isa(int level):

@@ -24,6 +24,7 @@
 #ifndef FASTCONV_MICROKERNEL_HPP
 #define FASTCONV_MICROKERNEL_HPP
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -83,6 +84,7 @@ static inline void fc_aligned_free(void *p)
 struct fc_scratch_slots {
     void *ptr[FC_SCRATCH_SLOTS];
     size_t size[FC_SCRATCH_SLOTS];
+    size_t in_use[FC_SCRATCH_SLOTS]; /* bytes asked for since the slot's acquire */
     ~fc_scratch_slots()
     {
         for (int i = 0; i < FC_SCRATCH_SLOTS; ++i) fc_aligned_free(ptr[i]);
@@ -95,10 +97,34 @@ static inline fc_scratch_slots &fc_thread_scratch(void)
     return slots;
 }
 
+/* The most scratch one thread asked to hold at once since the last reset,
+ * in bytes (kept buffers not counted): what the tests hold each driver's
+ * documented budget to, since a budget miscomputed there costs memory and
+ * speed but gives the right result. */
+static std::atomic<size_t> fc_scratch_peak(0);
+
+static inline void fc_scratch_note_use(const fc_scratch_slots &s)
+{
+    size_t held = 0;
+    for (int i = 0; i < FC_SCRATCH_SLOTS; ++i) held += s.in_use[i];
+    size_t peak = fc_scratch_peak.load(std::memory_order_relaxed);
+    while (held > peak && !fc_scratch_peak.compare_exchange_weak(
+                              peak, held, std::memory_order_relaxed)) {
+    }
+}
+
+/* fc_scratch_peak, then zero if `reset`. */
+static inline size_t fc_scratch_peak_bytes(int reset)
+{
+    return reset ? fc_scratch_peak.exchange(0) : fc_scratch_peak.load();
+}
+
 /* At least `nbytes` (64-byte aligned) in slot `slot`, or NULL. */
 static inline void *fc_scratch_acquire(int slot, size_t nbytes)
 {
     fc_scratch_slots &s = fc_thread_scratch();
+    s.in_use[slot] = nbytes;
+    fc_scratch_note_use(s);
     if (s.size[slot] < nbytes || s.ptr[slot] == NULL) {
         fc_aligned_free(s.ptr[slot]);
         s.ptr[slot] = fc_aligned_malloc(nbytes > 0 ? nbytes : 1);
@@ -111,6 +137,7 @@ static inline void *fc_scratch_acquire(int slot, size_t nbytes)
 static inline void fc_scratch_release(int slot)
 {
     fc_scratch_slots &s = fc_thread_scratch();
+    s.in_use[slot] = 0;
     size_t kept = 0;
     for (int i = 0; i < FC_SCRATCH_SLOTS; ++i) kept += s.size[i];
     if (kept > FC_SCRATCH_KEEP_BYTES) {
