@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import operator
+import sys
 import threading
-from typing import List, Optional
+from types import FrameType
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -35,10 +37,37 @@ OPENMP_DEFAULT = 0
 #: Requests above this are capped (more threads than this never help).
 MAX_THREADS = 1 << 16
 
-_UNSET = object()
 _process_default: Optional[int] = None
-_context: contextvars.ContextVar[object] = contextvars.ContextVar(
-    "fastconv_num_threads", default=_UNSET)
+
+
+class _Entry:
+    """One entry into a :class:`threads` block, until its exit."""
+
+    __slots__ = ("num_threads", "active", "frame")
+
+    def __init__(self, num_threads: Optional[int], frame: Optional[FrameType]) -> None:
+        self.num_threads = num_threads
+        # Cleared by the exit. A flag rather than a removal from the stack,
+        # because the exit may run in another thread or context, which
+        # cannot change this context's variable.
+        self.active = True
+        # The frame that entered (None once exited): a ``with`` statement
+        # exits from the frame that entered, which pairs an exit with its
+        # own entry when blocks of one object are exited out of order.
+        self.frame = frame
+
+
+#: The entries of the current thread or asyncio task, outermost first; an
+#: immutable tuple, so that contexts copied from this one never see later
+#: pushes and pops. Entries stay after an exit in another context until
+#: this context's next entry or exit drops them.
+_context: contextvars.ContextVar[Tuple[_Entry, ...]] = contextvars.ContextVar(
+    "fastconv_num_threads", default=())
+
+
+def _active(stack: Tuple[_Entry, ...]) -> Tuple[_Entry, ...]:
+    """``stack`` without its exited entries."""
+    return tuple(entry for entry in stack if entry.active)
 
 
 def check_num_threads(num_threads: object, name: str = "num_threads") -> Optional[int]:
@@ -67,10 +96,11 @@ def check_num_threads(num_threads: object, name: str = "num_threads") -> Optiona
 def _requested() -> Optional[int]:
     """The thread count asked for by a ``threads`` block or the process
     default, or None for OpenMP's default."""
-    value = _context.get()
-    if value is _UNSET:
-        return _process_default
-    return value  # type: ignore[return-value]
+    # Usually the innermost entry is active: the loop stops at once.
+    for entry in reversed(_context.get()):
+        if entry.active:
+            return entry.num_threads
+    return _process_default
 
 
 def kernel_threads(num_threads: object = None) -> int:
@@ -173,6 +203,9 @@ class threads(contextlib.ContextDecorator):
         If ``num_threads`` is not an int or None.
     ValueError
         If ``num_threads`` < 1.
+    RuntimeError
+        On exit, if the object has no block left to exit (it was exited
+        more times than entered).
 
     See Also
     --------
@@ -181,14 +214,25 @@ class threads(contextlib.ContextDecorator):
     Notes
     -----
     ``with threads(n) as count:`` binds ``count`` to the effective number in
-    the block, as :func:`get_num_threads` says. The previous setting is
-    restored when the block exits, also on an exception. The setting lives
-    in a :class:`contextvars.ContextVar`: it applies to the Python thread
-    (or asyncio task) that entered the block only, so concurrent threads
-    using different counts do not interfere, and a thread started inside the
-    block does not inherit it (it sees the :func:`set_num_threads` default).
-    Blocks nest, and the same object may be re-entered. It can also decorate
-    a function.
+    the block, as :func:`get_num_threads` says. The setting ends when the
+    block exits, also on an exception. It lives in a
+    :class:`contextvars.ContextVar`: it applies to the Python thread (or
+    asyncio task) that entered the block only, so concurrent threads using
+    different counts do not interfere, and a thread started inside the block
+    does not inherit it (it sees the :func:`set_num_threads` default). A
+    context copied inside the block (such as an asyncio task created there)
+    sees the setting until the block exits. Blocks nest, and the same object
+    may be re-entered. It can also decorate a function.
+
+    Blocks may exit in any order (generators suspended inside blocks and
+    closed out of order): an exit ends its own block only, and the innermost
+    block not yet exited applies. A block may also exit on another thread
+    than the one that entered it (a generator or a
+    :class:`contextlib.ExitStack` closed there); it ends for the entering
+    thread too. An exit ends the block of the same object that its ``with``
+    statement entered; where that is unknown (an ``ExitStack``), the
+    innermost open block of the object in the exiting thread, else the
+    object's latest open block elsewhere.
 
     Examples
     --------
@@ -202,16 +246,45 @@ class threads(contextlib.ContextDecorator):
 
     def __init__(self, num_threads: Optional[int]) -> None:
         self.num_threads = check_num_threads(num_threads)
-        self._local = threading.local()  # the tokens of this thread's entries
+        # This object's entries not yet exited, in entry order, shared by
+        # all threads: an exit may run on another thread than its entry.
+        self._entries: List[_Entry] = []
+        self._lock = threading.Lock()
 
     def __enter__(self) -> int:
-        tokens: List[contextvars.Token[object]] = self._local.__dict__.setdefault(
-            "tokens", [])
-        tokens.append(_context.set(self.num_threads))
+        entry = _Entry(self.num_threads, sys._getframe(1))
+        with self._lock:
+            self._entries.append(entry)
+        _context.set(_active(_context.get()) + (entry,))
         return get_num_threads()
 
     def __exit__(self, *exc_info: object) -> None:
-        _context.reset(self._local.tokens.pop())
+        caller = sys._getframe(1)
+        stack = _context.get()
+        with self._lock:
+            entry = self._pop_entry(caller, stack)
+            entry.active = False
+            entry.frame = None
+        _context.set(_active(stack))
+
+    def _pop_entry(self, caller: FrameType, stack: Tuple[_Entry, ...]) -> _Entry:
+        """Remove and return the entry an exit from ``caller`` ends.
+
+        The latest entry made by ``caller`` (a ``with`` statement), else the
+        innermost of this object in ``stack``, else its latest anywhere.
+        Call with ``self._lock`` held.
+        """
+        entries = self._entries
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i].frame is caller:
+                return entries.pop(i)
+        for entry in reversed(stack):
+            if entry in entries:
+                entries.remove(entry)
+                return entry
+        if entries:
+            return entries.pop()
+        raise RuntimeError(f"{self!r} exited more times than it was entered")
 
     def __repr__(self) -> str:
         return f"threads({self.num_threads!r})"
