@@ -15,6 +15,13 @@ __all__ = ["Conv2d"]
 
 _Layer = TypeVar("_Layer", bound="Conv2d")
 
+#: The keys of every state :meth:`Conv2d.__getstate__` has written.
+_STATE_KEYS = ("weight", "bias", "stride", "padding", "dilation", "groups", "algorithm",
+               "num_threads")
+#: Keys added later, with the values of the layers pickled before they existed.
+_LATER_STATE_KEYS: Dict[str, Any] = {"padding_mode": "zeros", "layout": "NCHW",
+                                     "activation": None}
+
 
 class Conv2d:
     """A 2-D convolution layer holding its weights, for repeated calls.
@@ -316,13 +323,47 @@ class Conv2d:
                 "algorithm": spec.algorithm, "num_threads": self.num_threads,
                 "layout": spec.layout, "activation": spec.activation}
 
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        # .get: pickles of layers made before these settings existed.
-        self.__init__(  # type: ignore[misc]
-            state["weight"], state["bias"], state["stride"], state["padding"],
-            state["dilation"], state["groups"], state.get("padding_mode", "zeros"),
-            state["algorithm"], state["num_threads"], layout=state.get("layout", "NCHW"),
-            activation=state.get("activation"))
+    def __setstate__(self, state: object) -> None:
+        """Rebuild the layer from a state of :meth:`__getstate__` (unpickling).
+
+        Parameters
+        ----------
+        state : dict
+            The keys :meth:`__getstate__` writes. ``padding_mode``,
+            ``layout`` and ``activation`` may be missing (pickles of layers
+            made before these settings existed): then "zeros", "NCHW" and
+            None.
+
+        Raises
+        ------
+        TypeError
+            If ``state`` is not a dict.
+        ValueError
+            If a key is missing, or unknown, or the constructor refuses a
+            value; the message names it. An unknown key is refused rather
+            than ignored: it is a setting of a newer fastconv (or not a
+            Conv2d's state), and a layer built without it could compute
+            something else.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"Conv2d state must be a dict; got {type(state).__name__}")
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(f"Conv2d state is missing {', '.join(map(repr, missing))}")
+        unknown = [key for key in state
+                   if key not in _STATE_KEYS and key not in _LATER_STATE_KEYS]
+        if unknown:
+            raise ValueError(f"Conv2d state has unknown key{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(map(repr, unknown))} (a state of a newer fastconv?)")
+        settings = {**_LATER_STATE_KEYS, **state}
+        try:
+            self.__init__(  # type: ignore[misc]
+                settings["weight"], settings["bias"], settings["stride"], settings["padding"],
+                settings["dilation"], settings["groups"], settings["padding_mode"],
+                settings["algorithm"], settings["num_threads"], layout=settings["layout"],
+                activation=settings["activation"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Conv2d state holds a value Conv2d refuses: {exc}") from exc
 
 
 def _int_pair(value: Sequence[int]) -> Tuple[int, int]:
