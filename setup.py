@@ -182,7 +182,8 @@ extensions = [
         ["src/fastconv/_direct.pyx"],
         include_dirs=[KERNEL_DIR, numpy.get_include()],
         depends=[os.path.join(KERNEL_DIR, name)
-                 for name in ("microkernel.hpp", "pack.hpp", "rows.hpp", "grouped.hpp")],
+                 for name in ("microkernel.hpp", "pack.hpp", "rows.hpp", "grouped.hpp",
+                              "interrupt.hpp")],
         language="c++",
     ),
     Extension(
@@ -190,7 +191,7 @@ extensions = [
         ["src/fastconv/_winograd.pyx"],
         include_dirs=[KERNEL_DIR, numpy.get_include()],
         depends=[os.path.join(KERNEL_DIR, name)
-                 for name in ("microkernel.hpp", "winograd.hpp")],
+                 for name in ("microkernel.hpp", "winograd.hpp", "interrupt.hpp")],
         language="c++",
     ),
 ]

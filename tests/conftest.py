@@ -50,3 +50,17 @@ settings.register_profile(
     max_examples=int(os.environ.get("FASTCONV_HYPOTHESIS_EXAMPLES", "2000")))
 if os.environ.get("FASTCONV_HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["FASTCONV_HYPOTHESIS_PROFILE"])
+
+
+# --- Threads on small calls ---------------------------------------------------
+# A call starts no more threads than its work pays for (two million
+# multiply-adds each), so most test shapes would run on one thread. The suite
+# checks the multithreaded kernels on small shapes (bit-identical results for
+# every thread count, races, the thread splits), so it lifts that minimum;
+# tests of the minimum itself use the `thread_minimum` marker.
+@pytest.fixture(autouse=True)
+def _threads_on_small_calls(request, monkeypatch):
+    if request.node.get_closest_marker("thread_minimum") is None:
+        from fastconv import _conv
+
+        monkeypatch.setattr(_conv, "_MIN_MULTIPLY_ADDS_PER_THREAD", 1)

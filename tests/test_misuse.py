@@ -144,9 +144,11 @@ def test_bias_shape(conv, shape):
     _raises(ValueError, "bias", conv, X, W, np.ones(shape))
 
 
-def test_zero_output_channels_give_an_empty_result():
-    got = fastconv.conv2d(X, np.ones((0, 2, 3, 3)))
-    assert got.shape == (1, 0, 3, 3)
+def test_zero_output_channels_are_refused():
+    """PyTorch refuses a weight with K = 0 ("expected weight to be at least 1
+    at dimension 0"); so does every entry point here, naming the weight."""
+    _raises(ValueError, "weight", fastconv.conv2d, X, np.ones((0, 2, 3, 3)))
+    _raises(ValueError, "weight", fastconv.Conv2d, np.ones((0, 2, 3, 3)))
 
 
 # --- dtypes and memory layouts that are legal ---------------------------------------

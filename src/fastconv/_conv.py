@@ -14,16 +14,17 @@ builds a throw-away spec per call; :class:`fastconv.Conv2d` keeps one.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any, Dict, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _direct, _winograd
+from . import _direct, _forksafe, _openmp_helpers, _winograd
 from ._isa import active_isa  # noqa: F401  (selects the kernels at import)
 from ._padding import PADDING_MODES, check_padding, check_padding_mode, pad_nchw
-from ._threads import kernel_threads
+from ._threads import OPENMP_DEFAULT, kernel_threads
 
 __all__ = ["conv2d", "ConvSpec", "ALGORITHMS", "ACTIVATIONS", "LAYOUTS", "PADDING_MODES"]
 
@@ -179,7 +180,7 @@ class ConvSpec:
         if self.groups < 1:
             raise ValueError(f"groups must be >= 1; got {self.groups}")
         out_channels, group_in, kernel_h, kernel_w = map(int, w.shape)
-        if group_in == 0 or kernel_h == 0 or kernel_w == 0:
+        if w.size == 0:
             raise ValueError(f"weight must not be zero-sized; got shape {w.shape}")
         if out_channels % self.groups:
             raise ValueError(
@@ -235,7 +236,7 @@ class ConvSpec:
     def apply(self, input: ArrayLike, *, num_threads: Optional[int] = None,
               out: Optional[NDArray[Any]] = None) -> NDArray[Any]:
         """Convolve ``input``; see :func:`conv2d` for the arguments."""
-        threads = kernel_threads(num_threads)
+        requested_threads = kernel_threads(num_threads)
         x = _as_array(input, "input")
         nhwc = self.layout == "NHWC"
         if x.ndim not in (3, 4):
@@ -263,6 +264,8 @@ class ConvSpec:
 
         result_dtype, compute_dtype = _result_dtypes(x, self.weight, self.bias)
         nchw_shape = (n, self.out_channels, out_h, out_w)
+        _check_sizes(nchw_shape, (n, channels, height, width), self.padding,
+                     self.padding_mode, result_dtype)
         full_shape = (n, out_h, out_w, self.out_channels) if nhwc else nchw_shape
         shape = full_shape if batched else full_shape[1:]
         # Overlap is judged on the arrays themselves (memoryviews, __array__
@@ -292,25 +295,42 @@ class ConvSpec:
         target = (result_nchw if result.dtype == compute_dtype
                   and result_nchw.flags.c_contiguous
                   else np.empty(nchw_shape, compute_dtype))
+        multiply_adds = (n * self.out_channels * out_h * out_w * (channels // self.groups)
+                         * self.kernel_size[0] * self.kernel_size[1])
+        threads = _useful_threads(requested_threads, multiply_adds)
+        _forksafe.call(self._run, threads, x, target, "lanes" if lanes else algorithm, tile,
+                       pad_top, pad_left, threads)
+        if target is not result_nchw:
+            result_nchw[...] = target
+        return result
+
+    def _run(self, x: NDArray[Any], target: NDArray[Any], kernel: str, tile: Optional[int],
+             pad_top: int, pad_left: int, threads: int) -> None:
+        """Run ``kernel`` ("direct", "lanes" or "winograd") into ``target``,
+        from ``x`` in the compute dtype (padded already for "lanes")."""
+        dtype = target.dtype
         relu = self.activation == "relu"
-        if lanes:
-            packed, bias = self._packed("lanes", _direct.lanes_width(compute_dtype),
-                                        compute_dtype, threads)
+        if kernel == "lanes":
+            packed, bias = self._packed("lanes", _direct.lanes_width(dtype), dtype, threads)
             _direct.conv2d_channel_lanes(
                 x, packed, bias, target, *self.kernel_size, *self.stride, *self.dilation,
                 threads, relu)
-        elif algorithm == "direct":
-            weight, tails, padded_bias = self._packed("direct", None, compute_dtype, threads)
+        elif kernel == "direct":
+            weight, tails, padded_bias = self._packed("direct", None, dtype, threads)
             _direct.conv2d_direct(
                 x, weight, tails, padded_bias, target, *self.kernel_size, *self.stride,
                 pad_top, pad_left, *self.dilation, self.groups, threads, relu)
         else:
-            packed, bias = self._packed("winograd", tile, compute_dtype, threads)
-            _winograd.conv2d_winograd(x, packed, bias, target, tile, pad_top, pad_left,
-                                      self.groups, threads, relu)
-        if target is not result_nchw:
-            result_nchw[...] = target
-        return result
+            packed, bias = self._packed("winograd", tile, dtype, threads)
+            finite = _winograd.conv2d_winograd(x, packed, bias, target, tile, pad_top,
+                                               pad_left, self.groups, threads, relu)
+            if not finite and self.algorithm == "auto":
+                # The transforms scale values up, so they can overflow where
+                # the direct sum is finite (float32 data near 1e37), and "auto"
+                # must not turn a finite result into Inf or NaN. NaN or Inf in
+                # the data also land here: the direct kernel then puts them
+                # exactly where PyTorch does (a tile spreads them further).
+                self._run(x, target, "direct", None, pad_top, pad_left, threads)
 
     def choose_algorithm(self, batch: int, output_size: Tuple[int, int],
                          dtype: np.dtype[Any]) -> Tuple[str, Optional[int]]:
@@ -411,6 +431,46 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 256):
         return 2
     return 4
+
+
+# A call starts a thread for at most this many multiply-adds of the direct
+# sum: waking a second thread costs tens of microseconds on an idle machine
+# and up to milliseconds when the cores are busy (libgomp's hand-off waits
+# for a descheduled thread). `python benchmarks/small_calls.py`, 3x3 layers,
+# median at 1 and 2 threads, idle: 0.035 / 0.026 ms at 0.1 M multiply-adds,
+# 0.045 / 0.034 ms at 2.1 M, 0.112 / 0.075 ms at 8.3 M; with both cores
+# busy, the mean over calls: 0.063 / 0.170 ms at 0.1 M, 0.096 / 0.155 ms at
+# 2.1 M, 0.29 / 0.39 ms at 8.3 M. At 2 M per thread an extra thread saves at
+# most ~10 microseconds idle and risks more under load.
+_MIN_MULTIPLY_ADDS_PER_THREAD = 2**21
+
+
+def _useful_threads(requested: int, multiply_adds: int) -> int:
+    """Threads for a call of ``multiply_adds`` when ``requested`` are asked
+    for (OPENMP_DEFAULT: OpenMP's default now, which follows
+    ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits)."""
+    if requested == OPENMP_DEFAULT:
+        requested = _openmp_helpers.default_num_threads()
+    return max(1, min(requested, multiply_adds // _MIN_MULTIPLY_ADDS_PER_THREAD))
+
+
+def _check_sizes(out_shape: Tuple[int, ...], in_shape: Tuple[int, ...],
+                 padding: Tuple[Tuple[int, int], Tuple[int, int]], padding_mode: str,
+                 dtype: np.dtype[Any]) -> None:
+    """ValueError naming ``padding`` when the output (or the padded copy of
+    the input that a padding mode other than zeros builds) is larger than
+    any array can be: only padding makes a shape grow past its input."""
+    (top, bottom), (left, right) = padding
+    n, channels, height, width = in_shape
+    padded = (n, channels, height + top + bottom, width + left + right)
+    largest = np.iinfo(np.intp).max
+    for what, shape in (("an output", out_shape), ("a padded input", padded)):
+        if what == "a padded input" and padding_mode == "zeros":
+            continue
+        if max(shape) > largest or math.prod(shape) * dtype.itemsize > largest:
+            raise ValueError(
+                f"padding {padding} gives {what} of shape {shape}, larger than an "
+                "array can be")
 
 
 def _as_array(value: Any, name: str) -> NDArray[Any]:

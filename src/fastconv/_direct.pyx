@@ -28,6 +28,8 @@ from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
+from ._interrupt cimport (fc_interrupt, fc_interrupted, raise_if_interrupted,
+                          start_interrupt_checks)
 from ._openmp_helpers cimport effective_num_threads
 
 import numpy as np
@@ -579,6 +581,9 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         raise MemoryError("fastconv: cannot allocate the tap offsets")
     fc_rows_offsets(&layout, 0, geo.taps, geo.kernel_h, geo.kernel_w, geo.stride_w,
                     geo.dil_w, offsets)
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         rows = <numeric_t *>fc_scratch_acquire(SLOT_INPUT, rows_elems * sizeof(numeric_t))
         if rows != NULL:
@@ -589,12 +594,13 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         if rows == NULL or tile == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
-            if rows != NULL and tile != NULL:
+            if rows != NULL and tile != NULL and not fc_interrupted(interrupt_ptr):
                 _run_rows_item(geo, &layout, item, row_blocks, x, weight, tails,
                                padded_bias, out, rows, offsets, tile)
         fc_scratch_release(SLOT_INPUT)
         fc_scratch_release(SLOT_TILE)
     fc_scratch_release(SLOT_OFFSETS)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -703,6 +709,9 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
     cdef numeric_t *padded
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         padded = <numeric_t *>fc_scratch_acquire(SLOT_INPUT, scratch_elems * sizeof(numeric_t))
         if padded == NULL:
@@ -712,7 +721,7 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
         for chunk in prange(threads, schedule='static'):
             previous_block = -1
             for item in range(chunk * n_items // threads, (chunk + 1) * n_items // threads):
-                if padded == NULL:
+                if padded == NULL or fc_interrupted(interrupt_ptr):
                     break
                 plane_index = item // row_blocks
                 block = item - plane_index * row_blocks
@@ -726,6 +735,7 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                               block == previous_block)
                 previous_block = block
         fc_scratch_release(SLOT_INPUT)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -760,6 +770,9 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
     cdef numeric_t *tile
     cdef numeric_t *c
     cdef const numeric_t *a
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         tile = <numeric_t *>fc_scratch_acquire(SLOT_TILE, <size_t>(mr * nr) * sizeof(numeric_t))
         if tile == NULL:
@@ -768,9 +781,10 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
             tap0 = chunk * chunk_taps
             kc = min(chunk_taps, taps - tap0)
             for r in prange(kc, schedule='static'):
-                fc_pack_input(&geo.pack, x, tap0, kc, r, r + 1, 0, n_pixels, col)
+                if not fc_interrupted(interrupt_ptr):
+                    fc_pack_input(&geo.pack, x, tap0, kc, r, r + 1, 0, n_pixels, col)
             for work in prange(n_mpanels * n_panels, schedule='static'):
-                if tile != NULL:
+                if tile != NULL and not fc_interrupted(interrupt_ptr):
                     mp = work // n_panels
                     jp = work - mp * n_panels
                     m0 = mp * mr
@@ -783,6 +797,7 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
                                  geo.relu and tap0 + kc == taps, tile)
         fc_scratch_release(SLOT_TILE)
     fc_scratch_release(SLOT_SHARED_COLUMNS)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -938,6 +953,9 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     cdef numeric_t *tile
     cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
     cdef numeric_t *out_ptr = &out[0, 0, 0, 0]
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         # Thread-local scratch: one packed input block and one edge tile.
         col = <numeric_t *>fc_scratch_acquire(SLOT_INPUT, scratch_elems * sizeof(numeric_t))
@@ -945,10 +963,11 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
         if col == NULL or tile == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
-            if col != NULL and tile != NULL:
+            if col != NULL and tile != NULL and not fc_interrupted(interrupt_ptr):
                 _run_work_item(&geo, item, x_ptr, w_ptr, tails_ptr, b_ptr, out_ptr, col, tile)
         fc_scratch_release(SLOT_INPUT)
         fc_scratch_release(SLOT_TILE)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
@@ -1085,16 +1104,20 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef floating *buf
     cdef Py_ssize_t item
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         buf = <floating *>fc_scratch_acquire(SLOT_TILE, buf_bytes)
         if buf == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
-            if buf != NULL:
+            if buf != NULL and not fc_interrupted(interrupt_ptr):
                 _lanes_work_item(item, n_kblocks, n_groups, n_tiles, x_ptr, w_ptr, b_ptr,
                                  out_ptr, &k_off[0], &p_off[0], channels, height * width,
                                  out_channels, pixels, taps, kb, chunk, relu, buf)
         fc_scratch_release(SLOT_TILE)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 

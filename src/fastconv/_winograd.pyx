@@ -27,6 +27,8 @@ shared ``V`` and then share out its output channels (``_conv2d_cooperative``).
 from cython.parallel cimport parallel, prange
 from libc.string cimport memset
 
+from ._interrupt cimport (fc_interrupt, fc_interrupted, raise_if_interrupted,
+                          start_interrupt_checks)
 from ._openmp_helpers cimport effective_num_threads
 
 import numpy as np
@@ -66,9 +68,9 @@ cdef extern from "winograd.hpp" nogil:
                            Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
     void fc_wino_input(int m, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
     void fc_wino_input(int m, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)
-    void fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
+    int fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
                         Py_ssize_t nr, float *scratch, int relu)
-    void fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
+    int fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
                         Py_ssize_t nr, double *scratch, int relu)
 
 
@@ -268,27 +270,30 @@ cdef void _gemm_block(const Plan *plan, const floating *u_group, Py_ssize_t c0,
                              nr, c0 > 0, zeros)
 
 
-cdef void _output_block(const Plan *plan, Py_ssize_t g, Py_ssize_t tile0,
+cdef bint _output_block(const Plan *plan, Py_ssize_t g, Py_ssize_t tile0,
                         Py_ssize_t n_tiles, Py_ssize_t kp_lo, Py_ssize_t kp_hi,
                         const floating *mbuf, Py_ssize_t m_xi_stride,
                         const floating *bias, floating *out,
                         floating *scratch) noexcept nogil:
     """Output transform A^T M A (+ bias, ReLU) of the block's output channels,
-    scattered into ``out`` with the last row/column of tiles clipped."""
+    scattered into ``out`` with the last row/column of tiles clipped. Returns
+    whether any result (clipped ones included) is NaN or infinite."""
     cdef Py_ssize_t nr = plan.nr, mr = plan.mr, panels = plan.panels
     cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
     cdef Py_ssize_t out_plane = plan.out_h * plan.out_w
     cdef floating *y = scratch + (plan.m + 2) * plan.m * nr
     cdef Py_ssize_t kp, k, k_global, p, t, t_end, lane, n, local, run
+    cdef bint nonfinite = False
     for kp in range(kp_lo, kp_hi):
         for k in range(mr):
             k_global = kp * mr + k
             if k_global >= plan.group_out:
                 break
             for p in range(n_panels):
-                fc_wino_output(plan.m, mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
-                               m_xi_stride, bias[g * plan.group_out + k_global],
-                               nr, scratch, plan.relu)
+                if fc_wino_output(plan.m, mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
+                                  m_xi_stride, bias[g * plan.group_out + k_global],
+                                  nr, scratch, plan.relu):
+                    nonfinite = True
                 t = tile0 + p * nr
                 t_end = min(t + nr, tile0 + n_tiles)
                 lane = 0
@@ -302,6 +307,7 @@ cdef void _output_block(const Plan *plan, Py_ssize_t g, Py_ssize_t tile0,
                                       plan.out_h, plan.out_w, plan.tiles_w, local, run, lane, nr)
                     t = t + run
                     lane = lane + run
+    return nonfinite
 
 
 cdef inline Py_ssize_t _block_kp_end(const Plan *plan, Py_ssize_t channel_block) noexcept nogil:
@@ -310,13 +316,14 @@ cdef inline Py_ssize_t _block_kp_end(const Plan *plan, Py_ssize_t channel_block)
     return min((channel_block + 1) * plan.kpanels_per_block, plan.out_padded // plan.mr)
 
 
-cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
+cdef bint _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
                          const floating *u, const floating *bias, floating *out,
                          floating *v, floating *mbuf, floating *scratch,
                          const floating *zeros) noexcept nogil:
     """One (group, block of tiles, block of output channels): the input
     transform of the block's tiles chunk by chunk of input channels, the
-    GEMMs accumulated in M, then the output transform."""
+    GEMMs accumulated in M, then the output transform. Returns whether a
+    result is NaN or infinite."""
     cdef Py_ssize_t nr = plan.nr, mr = plan.mr
     cdef Py_ssize_t channel_block = item % plan.n_channel_blocks
     cdef Py_ssize_t rest = item // plan.n_channel_blocks
@@ -327,7 +334,7 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
     cdef Py_ssize_t kp_lo = channel_block * plan.kpanels_per_block
     cdef Py_ssize_t kp_hi = _block_kp_end(plan, channel_block)
     if kp_lo >= kp_hi:
-        return
+        return False
     cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
     cdef const floating *u_group = u + g * plan.alpha2 * plan.out_padded * plan.group_in
     cdef Py_ssize_t m_xi_stride = (kp_hi - kp_lo) * plan.panels * mr * nr
@@ -342,8 +349,8 @@ cdef void _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
         _gemm_block(plan, u_group, c0, cb, v, v_xi_stride, n_panels, kp_lo, kp_hi,
                     mbuf, m_xi_stride, zeros)
         c0 = c0 + cb
-    _output_block(plan, g, tile0, n_tiles, kp_lo, kp_hi, mbuf, m_xi_stride, bias, out,
-                  scratch)
+    return _output_block(plan, g, tile0, n_tiles, kp_lo, kp_hi, mbuf, m_xi_stride, bias,
+                         out, scratch)
 
 
 cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
@@ -482,9 +489,9 @@ cdef int _plan_threads(const Plan *plan, Py_ssize_t n_items, int num_threads) no
     return effective_num_threads(num_threads, n_items)
 
 
-cdef void _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const floating *x,
+cdef bint _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const floating *x,
                               const floating *u, const floating *bias, floating *out,
-                              const floating *zeros, int num_threads) except *:
+                              const floating *zeros, int num_threads) except -1:
     """All threads on one (group, tile block) at a time: they transform its
     input into one shared V (a share of the (channel, tile panel) pairs
     each), then each computes the GEMMs and output transform of a block of
@@ -505,6 +512,11 @@ cdef void _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const float
     cdef const floating *u_group
     cdef floating *mbuf
     cdef floating *scratch
+    cdef int nonfinite = 0
+    cdef int *nonfinite_ptr = &nonfinite
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         mbuf = <floating *>fc_scratch_acquire(1, m_elems * sizeof(floating))
         scratch = <floating *>fc_scratch_acquire(2, scratch_elems * sizeof(floating))
@@ -517,25 +529,32 @@ cdef void _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const float
             n_tiles = _block_tiles(plan, round_ - g * plan.n_tile_blocks)
             n_panels = (n_tiles + nr - 1) // nr
             u_group = u + g * plan.alpha2 * plan.out_padded * plan.group_in
+            # Once stopped, the rounds run on empty, since every thread must
+            # meet the same barriers.
             for work in prange(cb * n_panels, schedule='static'):
-                if scratch != NULL:
+                if scratch != NULL and not fc_interrupted(interrupt_ptr):
                     c = work // n_panels
                     p = work - c * n_panels
                     _transform_panel(plan, x, g, tile0, n_tiles, c, p,
                                      v + (p * cb + c) * nr, v_xi_stride, scratch)
             for kb in prange(plan.n_channel_blocks, schedule='static'):
-                if mbuf != NULL and scratch != NULL and not alloc_failed_ptr[0]:
+                if (mbuf != NULL and scratch != NULL and not alloc_failed_ptr[0]
+                        and not fc_interrupted(interrupt_ptr)):
                     kp_lo = kb * plan.kpanels_per_block
                     kp_hi = _block_kp_end(plan, kb)
                     _gemm_block(plan, u_group, 0, cb, v, v_xi_stride, n_panels, kp_lo,
                                 kp_hi, mbuf, (kp_hi - kp_lo) * plan.panels * mr * nr, zeros)
-                    _output_block(plan, g, tile0, n_tiles, kp_lo, kp_hi, mbuf,
-                                  (kp_hi - kp_lo) * plan.panels * mr * nr, bias, out, scratch)
+                    if _output_block(plan, g, tile0, n_tiles, kp_lo, kp_hi, mbuf,
+                                     (kp_hi - kp_lo) * plan.panels * mr * nr, bias, out,
+                                     scratch):
+                        nonfinite_ptr[0] = 1
         fc_scratch_release(1)
         fc_scratch_release(2)
     fc_scratch_release(3)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
+    return nonfinite
 
 
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
@@ -561,6 +580,12 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
         <= 0 means the OpenMP default at call time.
     relu : bool, default=False
         Apply ``max(y, 0)`` in the output transform.
+
+    Returns
+    -------
+    finite : bool
+        False if a result is NaN or infinite: from NaN or Inf in the data,
+        or from the transforms overflowing where the direct sum would not.
     """
     if m not in TILE_SIZES:
         raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
@@ -582,14 +607,13 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
             or packed.shape[2] != plan.out_padded * plan.group_in):
         raise ValueError("packed weights do not match this geometry, tile size or ISA level")
     if batch == 0 or plan.out_channels == 0 or plan.out_h == 0 or plan.out_w == 0:
-        return
+        return True
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, sizeof(floating), num_threads)
     zeros_array = np.zeros(mr, np.asarray(bias).dtype)
     cdef const floating[::1] zeros = zeros_array
     if plan.cooperative:
-        _conv2d_cooperative(&plan, n_items, &x[0, 0, 0, 0], &packed[0, 0, 0], &bias[0],
-                            &out[0, 0, 0, 0], &zeros[0], num_threads)
-        return
+        return not _conv2d_cooperative(&plan, n_items, &x[0, 0, 0, 0], &packed[0, 0, 0],
+                                       &bias[0], &out[0, 0, 0, 0], &zeros[0], num_threads)
     cdef int threads = _plan_threads(&plan, n_items, num_threads)
 
     cdef size_t v_elems = <size_t>_v_elems(&plan)
@@ -606,6 +630,11 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     cdef floating *mbuf
     cdef floating *scratch
     cdef Py_ssize_t item
+    cdef int nonfinite = 0
+    cdef int *nonfinite_ptr = &nonfinite
+    cdef fc_interrupt interrupt
+    cdef fc_interrupt *interrupt_ptr = &interrupt
+    start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
         # Kept by each thread for its next call (microkernel.hpp).
         v = <floating *>fc_scratch_acquire(0, v_elems * sizeof(floating))
@@ -614,14 +643,18 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
         if v == NULL or mbuf == NULL or scratch == NULL:
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
-            if v != NULL and mbuf != NULL and scratch != NULL:
-                _run_work_item(&plan, item, x_ptr, u_ptr, b_ptr, out_ptr, v, mbuf,
-                               scratch, z_ptr)
+            if (v != NULL and mbuf != NULL and scratch != NULL
+                    and not fc_interrupted(interrupt_ptr)
+                    and _run_work_item(&plan, item, x_ptr, u_ptr, b_ptr, out_ptr, v, mbuf,
+                                       scratch, z_ptr)):
+                nonfinite_ptr[0] = 1
         fc_scratch_release(0)
         fc_scratch_release(1)
         fc_scratch_release(2)
+    raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
+    return not nonfinite
 
 
 def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out_channels,

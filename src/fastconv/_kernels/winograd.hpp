@@ -236,10 +236,13 @@ static FC_ALWAYS_INLINE void fc_wino_input_impl(fc_index nr, T *scratch, T *v,
 /* Output transform of one output channel for a panel of NR tiles.          */
 /* m_k[xi * xi_stride + q] holds the GEMM result of lane q for this channel; */
 /* y[i][j][q] = (A^T M A)[i][j] + bias (then max(., 0) if relu) goes to      */
-/* scratch + alpha * m * NR, laid out [m][m][NR].                            */
+/* scratch + alpha * m * NR, laid out [m][m][NR]. Returns whether any y is   */
+/* NaN or infinite: the transforms can overflow where the direct sum is      */
+/* finite, and "auto" then recomputes the call directly (y * 0 is 0 for      */
+/* every finite y and NaN otherwise; one multiply-add per output vector).    */
 
 template <typename T, int M, int LANES>
-static FC_ALWAYS_INLINE void fc_wino_output_impl(const T *m_k, fc_index xi_stride,
+static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride,
                                                  T bias, fc_index nr, T *scratch,
                                                  int relu)
 {
@@ -266,6 +269,7 @@ static FC_ALWAYS_INLINE void fc_wino_output_impl(const T *m_k, fc_index xi_strid
         }
     }
     T *y_out = scratch + (fc_index)alpha * M * nr;
+    vec nonfinite = (vec){};
     for (int j = 0; j < M; ++j) {
         for (fc_index q0 = 0; q0 < nr; q0 += LANES) {
             vec x[alpha];
@@ -282,10 +286,14 @@ static FC_ALWAYS_INLINE void fc_wino_output_impl(const T *m_k, fc_index xi_strid
                     /* max(y, 0) that keeps NaN, as torch.relu does. */
                     y = y < 0 ? (vec){} : y;
                 }
+                nonfinite += y * (T)0;
                 *(uvec *)(y_out + ((fc_index)i * M + j) * nr + q0) = y;
             }
         }
     }
+    for (int q = 0; q < LANES; ++q)
+        if (nonfinite[q] != nonfinite[q]) return 1;
+    return 0;
 }
 
 /* Scatter lanes lane0 .. lane0 + n_tiles of y[m][m][NR] (the output
@@ -405,8 +413,8 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
 
 typedef void (*fc_wino_input_f32_fn)(fc_index, float *, float *, fc_index);
 typedef void (*fc_wino_input_f64_fn)(fc_index, double *, double *, fc_index);
-typedef void (*fc_wino_output_f32_fn)(const float *, fc_index, float, fc_index, float *, int);
-typedef void (*fc_wino_output_f64_fn)(const double *, fc_index, double, fc_index, double *, int);
+typedef int (*fc_wino_output_f32_fn)(const float *, fc_index, float, fc_index, float *, int);
+typedef int (*fc_wino_output_f64_fn)(const double *, fc_index, double, fc_index, double *, int);
 #define FC_WINO_GATHER_ARGS(T)                                                 \
     const T *channel, fc_index height, fc_index width, fc_index pad_top,      \
         fc_index pad_left, fc_index tiles_w, fc_index tile0, fc_index n_tiles, \
@@ -437,9 +445,9 @@ typedef void (*fc_wino_scatter_f64_fn)(FC_WINO_SCATTER_ARGS(double));
     template <int M> ATTR static void fc_wino_input_##SUFFIX(                  \
         fc_index nr, T *scratch, T *v, fc_index xi_stride)                     \
     { fc_wino_input_impl<T, M, VBYTES / sizeof(T)>(nr, scratch, v, xi_stride); } \
-    template <int M> ATTR static void fc_wino_output_##SUFFIX(                 \
+    template <int M> ATTR static int fc_wino_output_##SUFFIX(                  \
         const T *m_k, fc_index xi_stride, T bias, fc_index nr, T *scratch, int relu) \
-    { fc_wino_output_impl<T, M, VBYTES / sizeof(T)>(m_k, xi_stride, bias, nr, scratch, relu); } \
+    { return fc_wino_output_impl<T, M, VBYTES / sizeof(T)>(m_k, xi_stride, bias, nr, scratch, relu); } \
     /* The strided copies vectorise (with permutes) at each ISA too. */      \
     template <int M> ATTR static void fc_wino_gather_##SUFFIX(                 \
         FC_WINO_GATHER_ARGS(T))                                                \
@@ -691,12 +699,12 @@ static inline void fc_wino_input(int m, fc_index nr, float *scratch, float *v, f
 { fc_wino_active.input_f32[fc_wino_index(m)](nr, scratch, v, xi_stride); }
 static inline void fc_wino_input(int m, fc_index nr, double *scratch, double *v, fc_index xi_stride)
 { fc_wino_active.input_f64[fc_wino_index(m)](nr, scratch, v, xi_stride); }
-static inline void fc_wino_output(int m, const float *m_k, fc_index xi_stride, float bias,
-                                  fc_index nr, float *scratch, int relu)
-{ fc_wino_active.output_f32[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
-static inline void fc_wino_output(int m, const double *m_k, fc_index xi_stride, double bias,
-                                  fc_index nr, double *scratch, int relu)
-{ fc_wino_active.output_f64[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
+static inline int fc_wino_output(int m, const float *m_k, fc_index xi_stride, float bias,
+                                 fc_index nr, float *scratch, int relu)
+{ return fc_wino_active.output_f32[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
+static inline int fc_wino_output(int m, const double *m_k, fc_index xi_stride, double bias,
+                                 fc_index nr, double *scratch, int relu)
+{ return fc_wino_active.output_f64[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
 
 static inline void fc_wino_gather_m(int m, FC_WINO_GATHER_ARGS(float))
 { fc_wino_active.gather_f32[fc_wino_index(m)](FC_WINO_GATHER_PASS); }
