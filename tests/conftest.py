@@ -53,7 +53,7 @@ if os.environ.get("FASTCONV_HYPOTHESIS_PROFILE"):
 
 
 # --- Threads on small calls ---------------------------------------------------
-# A call starts no more threads than its work pays for (two million
+# A call starts no more threads than its work pays for (about a million
 # multiply-adds each), so most test shapes would run on one thread. The suite
 # checks the multithreaded kernels on small shapes (bit-identical results for
 # every thread count, races, the thread splits), so it lifts that minimum;
@@ -63,4 +63,4 @@ def _threads_on_small_calls(request, monkeypatch):
     if request.node.get_closest_marker("thread_minimum") is None:
         from fastconv import _conv
 
-        monkeypatch.setattr(_conv, "_MIN_MULTIPLY_ADDS_PER_THREAD", 1)
+        monkeypatch.setattr(_conv, "_MIN_WORK_PER_THREAD", 1)

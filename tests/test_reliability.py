@@ -229,9 +229,11 @@ def test_small_calls_start_no_second_thread(monkeypatch):
             fastconv.conv2d(large_x, large_w, algorithm="direct", num_threads=num_threads)
     # 66 thousand multiply-adds: one thread; 35 million: the two asked for.
     assert seen == [1, 2, 1, 2]
-    per_thread = _conv._MIN_MULTIPLY_ADDS_PER_THREAD
-    assert _conv._useful_threads(8, 3 * per_thread) == 3
-    assert _conv._useful_threads(8, per_thread - 1) == 1
+    per_thread = _conv._MIN_WORK_PER_THREAD
+    assert _conv._useful_threads(8, 3 * per_thread, 0) == 3
+    assert _conv._useful_threads(8, per_thread - 1, 0) == 1
+    # Memory-bound work counts too: a depthwise layer's elements.
+    assert _conv._useful_threads(8, 0, 3 * per_thread // _conv._WORK_PER_ELEMENT) == 3
 
 
 # --- Winograd overflow ---------------------------------------------------------------

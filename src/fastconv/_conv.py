@@ -80,13 +80,19 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         with stride 1 and dilation 1 only, float dtypes, tile size chosen by
         shape) or ``"winograd2"``, ``"winograd4"``, ``"winograd6"`` for output
         tiles F(2x2), F(4x4), F(6x6); ``"auto"`` picks the fastest for the
-        shape (see the README for the rule and its measurements).
+        shape (see the README for the rule and its measurements). A forced
+        Winograd call can overflow to Inf or NaN where the direct sum is
+        finite (float32 data near 1e37); ``"auto"`` then recomputes with the
+        direct kernel, so its NaN and Inf are exactly the direct kernel's.
     num_threads : int, optional
         OpenMP threads for this call. ``None`` uses the active
         :class:`fastconv.threads` block, else the
         :func:`fastconv.set_num_threads` default, else OpenMP's default at
         call time (``OMP_NUM_THREADS``, ``threadpoolctl`` limits). Never more
-        threads are started than there are work items.
+        threads are started than there are work items, nor more than one per
+        million multiply-adds or so (a thread costs more than it saves on
+        less). A signal handler that raises (Ctrl-C) stops a call from the
+        main thread within about 0.1 s, leaving ``out`` partly written.
     out : ndarray, optional
         C-contiguous, writeable array of exactly the result's shape (in
         ``layout``) and dtype, not overlapping the operands; written in place
@@ -297,7 +303,8 @@ class ConvSpec:
                   else np.empty(nchw_shape, compute_dtype))
         multiply_adds = (n * self.out_channels * out_h * out_w * (channels // self.groups)
                          * self.kernel_size[0] * self.kernel_size[1])
-        threads = _useful_threads(requested_threads, multiply_adds)
+        threads = _useful_threads(requested_threads, multiply_adds,
+                                  x.size + math.prod(nchw_shape))
         _forksafe.call(self._run, threads, x, target, "lanes" if lanes else algorithm, tile,
                        pad_top, pad_left, threads)
         if target is not result_nchw:
@@ -433,25 +440,29 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
     return 4
 
 
-# A call starts a thread for at most this many multiply-adds of the direct
-# sum: waking a second thread costs tens of microseconds on an idle machine
-# and up to milliseconds when the cores are busy (libgomp's hand-off waits
-# for a descheduled thread). `python benchmarks/small_calls.py`, 3x3 layers,
-# median at 1 and 2 threads, idle: 0.035 / 0.026 ms at 0.1 M multiply-adds,
-# 0.045 / 0.034 ms at 2.1 M, 0.112 / 0.075 ms at 8.3 M; with both cores
-# busy, the mean over calls: 0.063 / 0.170 ms at 0.1 M, 0.096 / 0.155 ms at
-# 2.1 M, 0.29 / 0.39 ms at 8.3 M. At 2 M per thread an extra thread saves at
-# most ~10 microseconds idle and risks more under load.
-_MIN_MULTIPLY_ADDS_PER_THREAD = 2**21
+# A call starts a thread per this much work at most, counted as the direct
+# sum's multiply-adds plus 16 per element read or written (what bounds the
+# memory-bound depthwise layers): waking a second thread costs tens of
+# microseconds on an idle machine and more when the cores are busy (libgomp's
+# hand-off waits for a descheduled thread). `python benchmarks/small_calls.py
+# [--busy 2]` at fc9e40b, 3x3 layers, 1 against 2 threads in ms, median idle /
+# mean with both cores busy: 0.12 M multiply-adds 0.032, 0.027 / 0.083, 0.181;
+# 0.45 M 0.025, 0.025 / 0.053, 0.124; 2.1 M 0.044, 0.035 / 0.115, 0.202;
+# 8.3 M 0.112, 0.072 / 0.249, 0.370. Depthwise (1,512,512,14), 0.9 M
+# multiply-adds and 0.2 M elements: 0.088 ms at 1 thread, 0.052 at 2.
+_MIN_WORK_PER_THREAD = 2**20
+_INTP_MAX = int(np.iinfo(np.intp).max)
+_WORK_PER_ELEMENT = 16
 
 
-def _useful_threads(requested: int, multiply_adds: int) -> int:
-    """Threads for a call of ``multiply_adds`` when ``requested`` are asked
-    for (OPENMP_DEFAULT: OpenMP's default now, which follows
-    ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits)."""
+def _useful_threads(requested: int, multiply_adds: int, elements: int) -> int:
+    """Threads for a call of ``multiply_adds`` over ``elements`` of input and
+    output when ``requested`` are asked for (OPENMP_DEFAULT: OpenMP's default
+    now, which follows ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits)."""
     if requested == OPENMP_DEFAULT:
         requested = _openmp_helpers.default_num_threads()
-    return max(1, min(requested, multiply_adds // _MIN_MULTIPLY_ADDS_PER_THREAD))
+    work = multiply_adds + _WORK_PER_ELEMENT * elements
+    return max(1, min(requested, work // _MIN_WORK_PER_THREAD))
 
 
 def _check_sizes(out_shape: Tuple[int, ...], in_shape: Tuple[int, ...],
@@ -463,11 +474,10 @@ def _check_sizes(out_shape: Tuple[int, ...], in_shape: Tuple[int, ...],
     (top, bottom), (left, right) = padding
     n, channels, height, width = in_shape
     padded = (n, channels, height + top + bottom, width + left + right)
-    largest = np.iinfo(np.intp).max
     for what, shape in (("an output", out_shape), ("a padded input", padded)):
         if what == "a padded input" and padding_mode == "zeros":
             continue
-        if max(shape) > largest or math.prod(shape) * dtype.itemsize > largest:
+        if math.prod(shape) * dtype.itemsize > _INTP_MAX or max(shape) > _INTP_MAX:
             raise ValueError(
                 f"padding {padding} gives {what} of shape {shape}, larger than an "
                 "array can be")
