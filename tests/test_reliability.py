@@ -144,17 +144,16 @@ def _long_input(image_shape, call, min_seconds=0.6, max_bytes=1 << 29):
                          ids=[case[0] for case in _LONG_CALLS])
 def test_a_signal_stops_a_long_call(label, image_shape, w_shape, kwargs):
     """A handler that raises (Ctrl-C's KeyboardInterrupt) ends the call within
-    about the kernels' check interval (0.1 s), not when it returns; the
-    process stays sound."""
+    about the kernels' check interval (0.1 s), not when it returns: the rest
+    of the output is never written. The process stays sound."""
     w = np.ones(w_shape, np.float32) / np.prod(w_shape[1:])
-    call = lambda x: fastconv.conv2d(x, w, padding=1, **kwargs)  # noqa: E731
+    call = lambda x, out=None: fastconv.conv2d(x, w, padding=1, out=out,  # noqa: E731
+                                               **kwargs)
     x = _long_input(image_shape, call)
     if x is None:
         pytest.skip("this machine is too fast for a long call of bounded size")
     first_image = call(x[:1])
-    start = time.perf_counter()
-    call(x)
-    full = time.perf_counter() - start
+    out = np.full((x.shape[0],) + first_image.shape[1:], np.nan, first_image.dtype)
 
     def handler(signum, frame):
         raise Stop
@@ -162,14 +161,13 @@ def test_a_signal_stops_a_long_call(label, image_shape, w_shape, kwargs):
     previous = signal.signal(signal.SIGALRM, handler)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.02)
-        start = time.perf_counter()
         with pytest.raises(Stop):
-            call(x)
-        stopped = time.perf_counter() - start
+            call(x, out)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert stopped < 0.5 * full, (label, stopped, full)
+    # Stopped early (timing-free): work items were left undone.
+    assert np.isnan(out).any(), label
     # Sound afterwards: the same call gives the same result as before.
     np.testing.assert_array_equal(call(x[:1]), first_image)
 
