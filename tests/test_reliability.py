@@ -126,17 +126,21 @@ _LONG_CALLS = [
 ]
 
 
-def _long_input(image_shape, call, min_seconds=0.6, max_bytes=1 << 29):
-    """An input of as many images as make ``call`` take about ``min_seconds``
-    (None when that would exceed ``max_bytes``: a machine too fast)."""
-    one = np.ones((1,) + image_shape, np.float32)
-    call(one)
-    start = time.perf_counter()
-    call(one)
-    batch = int(np.ceil(min_seconds / (time.perf_counter() - start)))
-    if batch * one.nbytes > max_bytes:
-        return None
-    return np.ones((batch,) + image_shape, np.float32)
+def _long_input(image_shape, call, min_seconds=0.5, max_bytes=1 << 29):
+    """An input of as many images as make ``call`` take ``min_seconds`` or
+    more (None when that would exceed ``max_bytes``: a machine too fast)."""
+    batch = 1
+    while batch * np.prod(image_shape) * 4 <= max_bytes:
+        x = np.ones((batch,) + image_shape, np.float32)
+        call(x)  # faults the pages in, transforms the weights
+        start = time.perf_counter()
+        call(x)
+        seconds = time.perf_counter() - start
+        if seconds >= min_seconds:
+            return x
+        # Aim at twice the time: a loaded machine's timings jump.
+        batch = max(batch + 1, int(np.ceil(batch * 2 * min_seconds / seconds)))
+    return None
 
 
 @pytest.mark.slow
