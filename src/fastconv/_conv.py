@@ -451,7 +451,6 @@ def _winograd_tile_rule(spec, batch, output_size, dtype):
 # 8.3 M 0.112, 0.072 / 0.249, 0.370. Depthwise (1,512,512,14), 0.9 M
 # multiply-adds and 0.2 M elements: 0.088 ms at 1 thread, 0.052 at 2.
 _MIN_WORK_PER_THREAD = 2**20
-_INTP_MAX = int(np.iinfo(np.intp).max)
 _WORK_PER_ELEMENT = 16
 
 
@@ -463,6 +462,10 @@ def _useful_threads(requested: int, multiply_adds: int, elements: int) -> int:
         requested = _openmp_helpers.default_num_threads()
     work = multiply_adds + _WORK_PER_ELEMENT * elements
     return max(1, min(requested, work // _MIN_WORK_PER_THREAD))
+
+
+# The most bytes (and elements) one array can have.
+_INTP_MAX = int(np.iinfo(np.intp).max)
 
 
 def _check_sizes(out_shape: Tuple[int, ...], in_shape: Tuple[int, ...],

@@ -149,11 +149,25 @@ cdef Py_ssize_t _PIXELS_PER_BLOCK = 256
 # Packed columns of one small image that the threads share (all taps at once
 # when they fit).
 cdef Py_ssize_t _SHARED_COLUMNS_BYTES = 4 * 1024 * 1024
-# Input rows (all channels of a group, padded) one row-panel work item holds.
+# Input rows (all channels of a group, padded) one row-panel work item holds;
+# the plane kernel's padded rows too.
 cdef Py_ssize_t _ROWS_BYTES = 512 * 1024
 # Groups with at most this many input channels (depthwise and the like) skip
 # the GEMM: there is too little reduction to be worth packing.
 cdef Py_ssize_t _PLANE_KERNEL_MAX_GROUP_IN = 4
+
+
+cdef inline Py_ssize_t _row_blocks_in_budget(Py_ssize_t one_row_bytes,
+                                             Py_ssize_t two_rows_bytes,
+                                             Py_ssize_t out_height) noexcept nogil:
+    """Blocks of output rows whose scratch fits _ROWS_BYTES, from the scratch
+    of one and of two output rows. Signed arithmetic: a first row over the
+    budget leaves one row per block (the unsigned difference had wrapped, and
+    a block took every row)."""
+    cdef Py_ssize_t per_row = max(two_rows_bytes - one_row_bytes, 1)
+    cdef Py_ssize_t rows_per_block = max(1, min(out_height,
+        (_ROWS_BYTES - one_row_bytes) // per_row + 1))
+    return _ceil_div(out_height, rows_per_block)
 
 
 cdef inline bint _uses_plane_kernel(Py_ssize_t groups, Py_ssize_t group_in) noexcept nogil:
@@ -541,14 +555,10 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
     cdef fc_rows_layout two_rows = fc_rows_plan(2, padded_w, geo.kernel_h, geo.kernel_w,
                                                 geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    # Output rows per block from the scratch budget, in signed arithmetic: a
-    # first row over the budget must leave one row per block, not wrap.
-    cdef Py_ssize_t elem = sizeof(numeric_t)
-    cdef Py_ssize_t per_row = (geo.group_in * (two_rows.channel_stride - one_row.channel_stride)
-                               * elem)
-    cdef Py_ssize_t rows_per_block = max(1, min(geo.out_height,
-        (_ROWS_BYTES - geo.group_in * one_row.channel_stride * elem) // per_row + 1))
-    cdef Py_ssize_t row_blocks = _ceil_div(geo.out_height, rows_per_block)
+    cdef Py_ssize_t channels_bytes = geo.group_in * <Py_ssize_t>sizeof(numeric_t)
+    cdef Py_ssize_t row_blocks = _row_blocks_in_budget(
+        channels_bytes * one_row.channel_stride, channels_bytes * two_rows.channel_stride,
+        geo.out_height)
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     cdef Py_ssize_t images_groups = batch * geo.groups
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
@@ -558,7 +568,7 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         _split_rows(geo, images_groups, row_blocks, n_mpanels, threads, dense, padded_w,
                     &row_blocks, &channel_blocks)
     geo.n_channel_blocks = channel_blocks
-    rows_per_block = _ceil_div(geo.out_height, row_blocks)
+    cdef Py_ssize_t rows_per_block = _ceil_div(geo.out_height, row_blocks)
     cdef fc_rows_layout layout = fc_rows_plan(rows_per_block, padded_w, geo.kernel_h,
                                               geo.kernel_w, geo.stride_h, geo.stride_w,
                                               geo.dil_h, geo.dil_w)
@@ -688,11 +698,9 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
     # a block's padded rows fit the scratch budget (a whole 1080p plane would
     # take 8 MB per thread and fall out of the caches).
     cdef Py_ssize_t elem = sizeof(numeric_t)
-    cdef Py_ssize_t one_row = fc_plane_scratch(&plane, 1) * elem
-    cdef Py_ssize_t per_row = fc_plane_scratch(&plane, 2) * elem - one_row
-    cdef Py_ssize_t rows_per_block = max(1, min(geo.out_height,
-        (_ROWS_BYTES - one_row) // max(per_row, 1) + 1))
-    cdef Py_ssize_t row_blocks = _ceil_div(geo.out_height, rows_per_block)
+    cdef Py_ssize_t row_blocks = _row_blocks_in_budget(
+        fc_plane_scratch(&plane, 1) * elem, fc_plane_scratch(&plane, 2) * elem,
+        geo.out_height)
     if planes < 4 * threads:
         row_blocks = _balance(planes, row_blocks, geo.out_height, threads)
     cdef Py_ssize_t n_items = planes * row_blocks
