@@ -129,8 +129,9 @@ _LONG_CALLS = [
 def _long_input(image_shape, call, min_seconds=0.5, max_bytes=1 << 29):
     """An input of as many images as make ``call`` take ``min_seconds`` or
     more (None when that would exceed ``max_bytes``: a machine too fast)."""
+    largest = max_bytes // (int(np.prod(image_shape)) * 4)
     batch = 1
-    while batch * np.prod(image_shape) * 4 <= max_bytes:
+    while True:
         x = np.ones((batch,) + image_shape, np.float32)
         call(x)  # faults the pages in, transforms the weights
         start = time.perf_counter()
@@ -138,9 +139,11 @@ def _long_input(image_shape, call, min_seconds=0.5, max_bytes=1 << 29):
         seconds = time.perf_counter() - start
         if seconds >= min_seconds:
             return x
+        if batch >= largest:
+            return None
         # Aim at twice the time: a loaded machine's timings jump.
-        batch = max(batch + 1, int(np.ceil(batch * 2 * min_seconds / seconds)))
-    return None
+        batch = min(largest, max(batch + 1,
+                                 int(np.ceil(batch * 2 * min_seconds / seconds))))
 
 
 @pytest.mark.slow
