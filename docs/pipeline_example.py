@@ -75,8 +75,8 @@ def main():
     ).eval()
     layers = fastconv_network(torch_network)
     for layer in layers:
-        print(layer, "->", layer.algorithm_for(x.shape[:1] + (layer.in_channels,)
-                                               + x.shape[2:]))
+        plan = layer.plan(x.shape[:1] + (layer.in_channels,) + x.shape[2:])
+        print(layer, "->", plan.algorithm, plan.path)
 
     y = forward(layers, x)
     with torch.no_grad():

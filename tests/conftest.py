@@ -61,6 +61,6 @@ if os.environ.get("FASTCONV_HYPOTHESIS_PROFILE"):
 @pytest.fixture(autouse=True)
 def _threads_on_small_calls(request, monkeypatch):
     if request.node.get_closest_marker("thread_minimum") is None:
-        from fastconv import _conv
+        from fastconv import _plan
 
-        monkeypatch.setattr(_conv, "_MIN_WORK_PER_THREAD", 1)
+        monkeypatch.setattr(_plan, "MIN_WORK_PER_THREAD", 1)

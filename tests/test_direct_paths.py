@@ -191,17 +191,17 @@ def test_channel_lanes_padding_modes(mode, lanes_calls):
 def test_channel_lanes_only_where_they_fill_the_lanes():
     """Not for one-off calls, groups, larger images or too few output
     channels to fill a tile (16 of 64 lanes ran 3x slower)."""
-    spec = fastconv.Conv2d(np.zeros((128, 64, 3, 3), np.float32), padding=1)._spec
-    f32 = np.dtype(np.float32)
-    assert spec.uses_channel_lanes(1, (14, 14), f32)
-    assert not spec.uses_channel_lanes(1, (28, 28), f32)
-    assert not spec.uses_channel_lanes(1, (7, 7), np.dtype(np.int64))
-    small = fastconv.Conv2d(np.zeros((16, 64, 3, 3), np.float32), padding=1)._spec
-    assert not small.uses_channel_lanes(1, (7, 7), f32)
-    grouped = fastconv.Conv2d(np.zeros((128, 32, 3, 3), np.float32), padding=1, groups=2)
-    assert not grouped._spec.uses_channel_lanes(1, (7, 7), f32)
-    one_off = _conv.ConvSpec(np.zeros((128, 64, 3, 3), np.float32), padding=1, cache=False)
-    assert not one_off.uses_channel_lanes(1, (7, 7), f32)
+    def lanes(input_shape, weight_shape, dtype=np.float32, **options):
+        plan = fastconv.plan(input_shape, weight_shape, padding=1, dtype=dtype,
+                             algorithm="direct", **{"prepared": True, **options})
+        return plan.path == "channel_lanes"
+
+    assert lanes((1, 64, 14, 14), (128, 64, 3, 3))
+    assert not lanes((1, 64, 28, 28), (128, 64, 3, 3))
+    assert not lanes((1, 64, 7, 7), (128, 64, 3, 3), np.int64)
+    assert not lanes((1, 64, 7, 7), (16, 64, 3, 3))
+    assert not lanes((1, 64, 7, 7), (128, 32, 3, 3), groups=2)
+    assert not lanes((1, 64, 7, 7), (128, 64, 3, 3), prepared=False)
 
 
 @needs_lanes
@@ -233,7 +233,7 @@ def test_channel_lanes_property(n, c, extra_k, h, w, kh, kw, stride, pad, dil, d
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     weight = rng.standard_normal((k, c, kh, kw)).astype(dtype)
     layer = fastconv.Conv2d(weight, None, stride, pad, dil, algorithm="direct")
-    assert layer._spec.uses_channel_lanes(n, layer._spec.output_shape((h, w)), np.dtype(dtype))
+    assert layer.plan(x.shape, dtype).path == "channel_lanes"
     assert_conv_close(layer(x), x, weight, None, stride, pad, dil)
 
 
@@ -241,7 +241,8 @@ def test_channel_lanes_property(n, c, extra_k, h, w, kh, kw, stride, pad, dil, d
 def test_no_channel_lanes_below_avx512():
     """Below AVX-512 the layer keeps the pixel panels, and the private entry
     points refuse rather than run a missing tile."""
-    spec = fastconv.Conv2d(np.zeros((128, 64, 3, 3), np.float32), padding=1)._spec
-    assert not spec.uses_channel_lanes(1, (7, 7), np.dtype(np.float32))
+    layer = fastconv.Conv2d(np.zeros((128, 64, 3, 3), np.float32), padding=1,
+                            algorithm="direct")
+    assert layer.plan((1, 64, 7, 7)).path != "channel_lanes"
     with pytest.raises(ValueError, match="instruction-set level"):
         _direct.pack_channel_lanes(np.zeros((8, 4, 3, 3), np.float32))

@@ -83,8 +83,7 @@ def test_layer(rng):
     assert layer.layout == "NHWC" and "layout='NHWC'" in repr(layer)
     want = fastconv.Conv2d(w, padding=1)(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     np.testing.assert_array_equal(layer(x), to_nhwc(want))
-    assert layer.algorithm_for(x.shape) == fastconv.Conv2d(w, padding=1).algorithm_for(
-        (1, 16, 30, 30))
+    assert layer.plan(x.shape) == fastconv.Conv2d(w, padding=1).plan((1, 16, 30, 30))
 
 
 def test_errors():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import fastconv
+from fastconv import _plan
 from fastconv import _conv, _openmp_helpers
 
 needs_openmp = pytest.mark.skipif(not _openmp_helpers.openmp_enabled(),
@@ -234,11 +235,19 @@ def test_small_calls_start_no_second_thread(monkeypatch):
             fastconv.conv2d(large_x, large_w, algorithm="direct", num_threads=num_threads)
     # 66 thousand multiply-adds: one thread; 35 million: the two asked for.
     assert seen == [1, 2, 1, 2]
-    per_thread = _conv._MIN_WORK_PER_THREAD
-    assert _conv._useful_threads(8, 3 * per_thread, 0) == 3
-    assert _conv._useful_threads(8, per_thread - 1, 0) == 1
-    # Memory-bound work counts too: a depthwise layer's elements.
-    assert _conv._useful_threads(8, 0, 3 * per_thread // _conv._WORK_PER_ELEMENT) == 3
+    per_thread = _plan.MIN_WORK_PER_THREAD
+    # A 1x1 layer of one input channel: per output element one multiply-add
+    # and two elements touched.
+    def calls(elements):
+        return _plan.Geometry(1, 1, 1, elements, 1, 1, elements, 1, 1, 1, 1, 0, 0, 0, 0,
+                              1, 1, 1)
+    cost = 1 + 2 * _plan.WORK_PER_ELEMENT
+    assert _plan.plan_threads(8, calls(per_thread // cost - 1)) == 1
+    # Memory-bound work counts too (a depthwise layer's elements): these
+    # multiply-adds alone would get one thread.
+    geometry = calls(3 * per_thread // cost + 1)
+    assert geometry.multiply_adds < per_thread
+    assert _plan.plan_threads(8, geometry) == 3
 
 
 # --- Winograd overflow ---------------------------------------------------------------
@@ -255,7 +264,7 @@ def test_auto_never_turns_a_finite_result_into_inf(algorithm):
     got = fastconv.conv2d(x, w, algorithm=algorithm)
     layer = fastconv.Conv2d(w, algorithm=algorithm)(x)
     if algorithm == "auto":
-        assert _conv.ConvSpec(w).choose_algorithm(1, (22, 22), x.dtype)[0] == "winograd"
+        assert fastconv.plan(x.shape, w.shape).algorithm == "winograd"
         np.testing.assert_array_equal(got, direct)
         np.testing.assert_array_equal(layer, direct)
     else:

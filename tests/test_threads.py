@@ -31,15 +31,15 @@ def no_default():
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """The num_threads argument of every direct-kernel call (pixel panels or
-    channel lanes)."""
+    """The threads every call asks the planner for (it then starts no more
+    than the call's work items)."""
     seen = []
-    for name in ("conv2d_direct", "conv2d_channel_lanes"):
-        def spy(*args, _kernel=getattr(_conv._direct, name)):
-            seen.append(args[-2])  # (..., num_threads, relu)
-            return _kernel(*args)
 
-        monkeypatch.setattr(_conv._direct, name, spy)
+    def spy(requested, geometry, _plan_threads=_conv.plan_threads):
+        seen.append(requested)
+        return _plan_threads(requested, geometry)
+
+    monkeypatch.setattr(_conv, "plan_threads", spy)
     return seen
 
 

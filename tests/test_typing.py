@@ -24,7 +24,7 @@ PUBLIC = [getattr(fastconv, name) for name in fastconv.__all__
 PUBLIC_CALLABLES = [fastconv.conv2d, fastconv.conv1d, fastconv.set_num_threads,
                     fastconv.get_num_threads, fastconv.threads.__init__,
                     fastconv.Conv2d.__init__, fastconv.Conv2d.__call__,
-                    fastconv.Conv2d.from_torch, fastconv.Conv2d.algorithm_for]
+                    fastconv.Conv2d.from_torch, fastconv.Conv2d.plan]
 
 
 def test_marker_and_stubs_present():
@@ -55,7 +55,7 @@ def test_annotated(function):
 
 @pytest.mark.parametrize("obj", PUBLIC + [fastconv.Conv2d.from_torch,
                                           fastconv.Conv2d.__call__,
-                                          fastconv.Conv2d.algorithm_for],
+                                          fastconv.Conv2d.plan],
                          ids=lambda f: f.__qualname__)
 def test_numpydoc_sections(obj):
     doc = inspect.getdoc(obj)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _winograd
+from fastconv import _plan, _winograd
 from reference import conv2d_ref, tolerance_scale
 
 POINTS = {
@@ -169,12 +169,16 @@ def test_rows_of_tiles_around_vector_widths(m, pad):
 
 
 @pytest.fixture
-def panel_width():
+def panel_width(monkeypatch):
     """Set which tile panels Winograd uses: ``panel_width(1.0)`` takes the
     narrow (NR / 2) panels whenever they need fewer lanes, ``0.0`` never."""
-    old = _winograd._set_blocking(8 << 20, 8 << 20, 32, 4)
-    yield lambda narrow: _winograd._set_blocking(*old[:4], narrow)
-    _winograd._set_blocking(*old)
+    def set_narrow(narrow):
+        monkeypatch.setattr(_plan.winograd, "NARROW_LANES", narrow)
+        _plan.clear_cache()
+
+    yield set_narrow
+    monkeypatch.undo()
+    _plan.clear_cache()
 
 
 @pytest.mark.parametrize("narrow", [0.0, 1.0])
@@ -200,7 +204,8 @@ def test_narrow_panels_are_chosen_for_few_tiles(panel_width):
     """A 7x7 image has 16 F(2x2) tiles: narrow panels halve the per-thread
     scratch (proportional to the panel width) when allowed."""
     def scratch():
-        return _winograd.workspace_bytes(2, 1, 64, 64, 7, 7, 1, np.float32, 1)[1]
+        return fastconv.plan((1, 64, 7, 7), (64, 64, 3, 3), padding=1, num_threads=1,
+                             algorithm="winograd2", prepared=True).workspace_bytes
     panel_width(0.0)
     full = scratch()
     panel_width(1.0)
@@ -304,21 +309,21 @@ def test_auto_rule_of_a_prepared_layer(shape, want):
     """The documented choices of algorithm="auto" for a Conv2d layer."""
     n, c, k, h = shape
     layer = fastconv.Conv2d(np.zeros((k, c, 3, 3), np.float32), padding=1)
-    assert layer.algorithm_for((n, c, h, h)) == want
+    plan = layer.plan((n, c, h, h))
+    assert (f"winograd{plan.tile}" if plan.tile else plan.algorithm) == want
 
 
 def test_workspace_of_empty_and_invalid_shapes():
     """Nothing to compute needs no scratch (these used to divide by zero in
     the planner and kill the process); nonsense sizes are a ValueError."""
-    for batch, k, out_h in [(0, 64, 56), (1, 0, 56), (1, 64, 0)]:
-        packed, scratch = _winograd.workspace_bytes(4, batch, 64, k, out_h, 56, 1,
-                                                    np.float32, 2)
-        assert scratch == 0
-        assert (packed > 0) == (k > 0)  # the transformed weights, if any
-    with pytest.raises(ValueError, match="tile size"):
-        _winograd.workspace_bytes(3, 1, 64, 64, 56, 56, 1, np.float32, 2)
-    with pytest.raises(ValueError, match="sizes"):
-        _winograd.workspace_bytes(4, -1, 64, 64, 56, 56, 1, np.float32, 2)
+    for prepared in (False, True):
+        plan = fastconv.plan((0, 64, 56, 56), (64, 64, 3, 3), padding=1,
+                             algorithm="winograd4", num_threads=2, prepared=prepared)
+        assert plan.workspace_bytes == 0 and plan.threads == 0
+    with pytest.raises(ValueError, match="algorithm"):
+        fastconv.plan((1, 64, 56, 56), (64, 64, 3, 3), algorithm="winograd3")
+    with pytest.raises(ValueError, match="weight_shape"):
+        fastconv.plan((1, 64, 56, 56), (64, 64, 3))
     x = np.zeros((1, 4, 5, 5), np.float32)
     packed = _winograd.pack_weights(np.zeros((3, 4, 3, 3), np.float32), 1, 4, 1)
     _winograd.conv2d_winograd(x, packed, np.zeros(3, np.float32),

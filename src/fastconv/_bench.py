@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from ._config import config_info
-from ._conv import ALGORITHMS, ConvSpec, conv2d
+from ._conv import ALGORITHMS, conv2d, plan
 from ._layer import Conv2d
 
 __all__ = ["Layer", "DEFAULT_LAYERS", "parse_layers", "add_arguments", "run_bench"]
@@ -244,15 +244,12 @@ class FastconvSystem(System):
         """The algorithm the timed call runs: a one-off ``conv2d`` call may
         choose differently from a ``Conv2d`` layer, which keeps its
         transformed weights."""
-        spec = ConvSpec(np.zeros(layer.weight_shape, dtype), algorithm=self.algorithm,
-                        cache=self.prepared, **layer.conv_kwargs())
-        size = (layer.output_size, layer.output_size)
-        kind, tile = spec.choose_algorithm(layer.batch, size, np.dtype(dtype))
-        chosen = kind if tile is None else f"winograd{tile}"
-        if kind == "direct" and spec.uses_channel_lanes(layer.batch, size, np.dtype(dtype)):
-            chosen += " (channel lanes)"
+        chosen = plan(layer.input_shape, layer.weight_shape, dtype=dtype,
+                      algorithm=self.algorithm, num_threads=self.threads,
+                      prepared=self.prepared, **layer.conv_kwargs())
+        name = f"winograd{chosen.tile}" if chosen.tile else chosen.algorithm
         suffix = " (auto)" if self.algorithm == "auto" else ""
-        return chosen + suffix + (", prepared" if self.prepared else "")
+        return f"{chosen.path}: {name}{suffix}{', prepared' if self.prepared else ''}"
 
     def prepare(self, layer, x, w):
         if self.prepared:

@@ -14,8 +14,8 @@ from typing import Any, Literal, Optional, Tuple, Union, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._conv import (Activation, ConvSpec, PaddingArg, _as_array, _check_out, _choice,
-                    _integer, _result_dtypes)
+from ._checks import _as_array, _check_out, _choice, _integer, _result_dtypes
+from ._conv import Activation, ConvSpec, PaddingArg
 from ._padding import check_padding
 
 __all__ = ["conv1d", "LAYOUTS_1D"]

@@ -114,6 +114,7 @@ cdef extern from "grouped.hpp" nogil:
         Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
         int relu
     int fc_plane_select_isa(int requested)
+    int FC_PLANE_SLACK
     Py_ssize_t fc_plane_scratch(const fc_plane_geometry *geo, Py_ssize_t rows)
     void fc_plane_rows(const fc_plane_geometry *geo, const float *x, const float *w,
                        float bias, float *out, Py_ssize_t row0, Py_ssize_t row1,
@@ -174,6 +175,10 @@ cdef inline bint _uses_plane_kernel(Py_ssize_t groups, Py_ssize_t group_in) noex
     return groups > 1 and group_in <= _PLANE_KERNEL_MAX_GROUP_IN
 
 ISA_LEVELS = ("baseline", "avx2", "avx512")
+#: Pixels of one channel-lanes tile.
+CHANNEL_LANES_TILE_PIXELS = FC_LANES_MR
+#: Elements past the right end of each of the plane kernel's padded rows.
+PLANE_ROW_SLACK = FC_PLANE_SLACK
 
 
 def cpu_isa():
@@ -893,10 +898,11 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
             return
         # A huge dilation spans mostly padding: the packed path gathers only
         # what exists (and needs the bias padded to whole panels).
-        weight_array = np.asarray(weight).reshape(
-            geo.out_channels, geo.group_in, kernel_h, kernel_w)
-        weight, tails, padded_bias = pack_weights(weight_array, np.asarray(padded_bias),
-                                                  groups, True)
+        if padded_bias.shape[0] != groups * geo.group_out_padded:
+            weight_array = np.asarray(weight).reshape(
+                geo.out_channels, geo.group_in, kernel_h, kernel_w)
+            weight, tails, padded_bias = pack_weights(weight_array, np.asarray(padded_bias),
+                                                      groups, True)
     if (weight.shape[0] != geo.out_channels * geo.taps
             or tails.shape[0] != (0 if geo.group_out_padded == geo.group_out
                                   else groups * mr * geo.taps)

@@ -7,9 +7,10 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Type, TypeVar, cast
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._conv import (Activation, Algorithm, ConvSpec, IntPair, Layout, PaddingArg,
-                    PaddingMode, _as_array)
-from ._threads import check_num_threads
+from ._checks import _as_array, _result_dtypes
+from ._conv import Activation, Algorithm, ConvSpec, IntPair, Layout, PaddingArg, PaddingMode
+from ._plan import Plan
+from ._threads import check_num_threads, kernel_threads
 
 __all__ = ["Conv2d"]
 
@@ -268,25 +269,29 @@ class Conv2d:
         threads = self.num_threads if num_threads is None else num_threads
         return self._spec.apply(input, num_threads=threads, out=out)
 
-    def algorithm_for(self, input_shape: Sequence[int], dtype: DTypeLike = np.float32) -> str:
-        """The algorithm a call runs for an input of ``input_shape``.
+    def plan(self, input_shape: Sequence[int], dtype: DTypeLike = np.float32, *,
+             num_threads: Optional[int] = None) -> Plan:
+        """What a call on an input of ``input_shape`` runs: the algorithm,
+        kernel path, threads and workspace (see :func:`fastconv.plan`).
 
         Parameters
         ----------
         input_shape : tuple of ints
             The input's shape in the layer's layout, batched or not.
         dtype : dtype, default=float32
-            The dtype computed in.
+            The input's dtype.
+        num_threads : int, optional
+            As for a call: overrides the layer's ``num_threads``.
 
         Returns
         -------
-        algorithm : str
-            ``"direct"`` or ``"winograd2"``/``"winograd4"``/``"winograd6"``.
+        plan : fastconv.Plan
         """
-        batch, height, width = self._spec.spatial_shape(input_shape)
-        out_size = self._spec.output_shape((height, width))
-        kind, tile = self._spec.choose_algorithm(batch, out_size, np.dtype(dtype))
-        return kind if tile is None else f"winograd{tile}"
+        threads = self.num_threads if num_threads is None else num_threads
+        probe = np.empty(0, dtype)
+        compute_dtype = _result_dtypes(probe, self._spec.weight, self._spec.bias)[1]
+        return self._spec.plan(self._spec.geometry(tuple(input_shape)), compute_dtype,
+                               kernel_threads(threads))
 
     def __repr__(self) -> str:
         parts = [f"{self.in_channels}, {self.out_channels}",

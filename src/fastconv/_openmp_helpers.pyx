@@ -40,6 +40,14 @@ def default_num_threads():
     return omp_get_max_threads()
 
 
+def thread_limit():
+    """Most threads a call may run: four per processor (or per OpenMP default
+    thread), 1 in a build without OpenMP."""
+    if not FASTCONV_OPENMP_ENABLED:
+        return 1
+    return 4 * max(omp_get_num_procs(), omp_get_max_threads())
+
+
 cdef int effective_num_threads(int requested, Py_ssize_t work_items) noexcept nogil:
     """Threads for a parallel region: ``requested`` (<= 0: the OpenMP default
     now) capped by the number of work items, since an idle thread only costs a

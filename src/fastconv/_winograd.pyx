@@ -657,6 +657,16 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     return not nonfinite
 
 
+def gemm_tile_shape(dtype):
+    """``(MR, NR)`` of the GEMM tile for ``dtype`` at the level in use."""
+    cdef int mr = 0, nr = 0
+    if np.dtype(dtype) == np.float32:
+        fc_gemm_tile_shape(<const float *>NULL, &mr, &nr)
+    else:
+        fc_gemm_tile_shape(<const double *>NULL, &mr, &nr)
+    return mr, nr
+
+
 def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out_channels,
                     Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t groups, dtype,
                     int num_threads):

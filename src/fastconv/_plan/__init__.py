@@ -1,0 +1,272 @@
+"""What a convolution call runs: the one planner (private).
+
+From the validated geometry, the compute dtype, the thread count and whether
+the weights are prepared (``Conv2d``), :func:`make_plan` returns a
+:class:`Plan`: the algorithm, the kernel path, its blocking (how the work is
+cut into items for the threads), the threads and the workspace. The compiled
+drivers (:mod:`fastconv._direct`, :mod:`fastconv._winograd`) execute a plan's
+``blocking`` as it is and decide nothing.
+
+Every threshold and cost model lives here, each with the measurement that
+set it. They were measured on the development machine (2-core AMD EPYC,
+AVX-512; and, where said, a 16-core Xeon); `tools/tuning/` holds the scripts.
+
+Paths
+-----
+direct
+    ``planes``: groups of at most 4 input channels (depthwise), one output
+    plane at a time, no GEMM. ``rows``: implicit GEMM reading B panels in
+    place from a copy of the input rows (kernels larger than 1x1).
+    ``packed``: implicit GEMM over packed column blocks (1x1 kernels, small
+    images, huge dilations). ``shared_columns``: one small image whose
+    columns all threads pack together. ``channel_lanes``: output channels in
+    the vector lanes, for prepared layers on small images (AVX-512).
+winograd
+    ``winograd_tiles``: each thread transforms, multiplies and transforms
+    back its own blocks of tiles. ``winograd_cooperative``: all threads on
+    one block of tiles at a time, sharing its transformed input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Mapping, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from .. import _direct, _openmp_helpers
+
+__all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
+
+DIRECT_PATHS = ("planes", "rows", "packed", "shared_columns", "channel_lanes")
+WINOGRAD_PATHS = ("winograd_tiles", "winograd_cooperative")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one convolution call runs (see :func:`fastconv.plan`).
+
+    Parameters
+    ----------
+    algorithm : {"direct", "winograd"}
+    path : str
+        The kernel path: "planes", "rows", "packed", "shared_columns" or
+        "channel_lanes" (direct); "winograd_tiles" or "winograd_cooperative".
+    tile : int or None
+        Winograd's output tile size m of F(m x m, 3 x 3); None for direct.
+    threads : int
+        The threads the kernel runs (never more than its work items).
+    workspace_bytes : int
+        Memory the call allocates beside its input and output: the kernel's
+        scratch for all its threads, plus the packed or transformed weights
+        unless the layer keeps them (``prepared``), plus the padded copy of
+        the input that the channel-lanes path reads.
+    blocking : mapping
+        The path's blocking, exactly as its compiled driver receives it.
+    """
+
+    algorithm: str
+    path: str
+    tile: Optional[int]
+    threads: int
+    workspace_bytes: int
+    blocking: Mapping[str, int] = field(hash=False, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        tile = f", tile={self.tile}" if self.tile else ""
+        blocking = ", ".join(f"{k}={v}" for k, v in self.blocking.items())
+        return (f"Plan(algorithm={self.algorithm!r}, path={self.path!r}{tile}, "
+                f"threads={self.threads}, workspace_bytes={self.workspace_bytes}, "
+                f"blocking=({blocking}))")
+
+
+class Geometry(NamedTuple):
+    """One call's shapes, NCHW, after padding rules (bottom/right padding is
+    implied by the output size)."""
+
+    batch: int
+    channels: int
+    height: int
+    width: int
+    out_channels: int
+    out_h: int
+    out_w: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    dil_h: int
+    dil_w: int
+    groups: int
+
+    @property
+    def group_in(self) -> int:
+        return self.channels // self.groups
+
+    @property
+    def group_out(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def taps(self) -> int:
+        return self.group_in * self.kernel_h * self.kernel_w
+
+    @property
+    def multiply_adds(self) -> int:
+        return (self.batch * self.out_channels * self.out_h * self.out_w * self.taps)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# -- threads ------------------------------------------------------------------
+
+# A call starts a thread per this much work at most, counted as the direct
+# sum's multiply-adds plus 16 per element read or written (what bounds the
+# memory-bound depthwise layers): waking a second thread costs tens of
+# microseconds on an idle machine and more when the cores are busy (libgomp's
+# hand-off waits for a descheduled thread). `python tools/tuning/small_calls.py
+# [--busy 2]` at fc9e40b, 3x3 layers, 1 against 2 threads in ms, median idle /
+# mean with both cores busy: 0.12 M multiply-adds 0.032, 0.027 / 0.083, 0.181;
+# 0.45 M 0.025, 0.025 / 0.053, 0.124; 2.1 M 0.044, 0.035 / 0.115, 0.202;
+# 8.3 M 0.112, 0.072 / 0.249, 0.370. Depthwise (1,512,512,14), 0.9 M
+# multiply-adds and 0.2 M elements: 0.088 ms at 1 thread, 0.052 at 2.
+MIN_WORK_PER_THREAD = 2**20
+WORK_PER_ELEMENT = 16
+
+
+def plan_threads(requested: int, geo: Geometry) -> int:
+    """Threads for a call of geometry ``geo`` when ``requested`` (>= 1) are
+    asked for: one per MIN_WORK_PER_THREAD of work, and at most four per
+    processor (a runtime may fail to create thousands); 1 without OpenMP."""
+    elements = (geo.batch * (geo.channels * geo.height * geo.width
+                             + geo.out_channels * geo.out_h * geo.out_w))
+    work = geo.multiply_adds + WORK_PER_ELEMENT * elements
+    return max(1, min(requested, _openmp_helpers.thread_limit(),
+                      work // MIN_WORK_PER_THREAD))
+
+
+# -- the algorithm --------------------------------------------------------------
+
+# Output pixels per image up to which a prepared layer's direct convolution
+# puts output channels in the vector lanes, if they fill a tile's lanes.
+# Measured against the pixel panels (tools/tuning/channel_lanes.py): 0.97-1.43x
+# as fast up to 196 pixels, 0.80-1.15x at 784; and, forced before the
+# output-channel condition, 3x slower with 16 output channels (a quarter of
+# the lanes).
+CHANNEL_LANES_PIXELS = 256
+
+
+def winograd_applies(geo: Geometry) -> bool:
+    return ((geo.kernel_h, geo.kernel_w) == (3, 3) and (geo.stride_h, geo.stride_w) == (1, 1)
+            and (geo.dil_h, geo.dil_w) == (1, 1))
+
+
+def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
+    """Winograd tile size for ``algorithm="auto"``, or 0 for the direct kernel.
+
+    Derived from ``tools/tuning/tune_auto.py`` on the development machine (the
+    tables are in tools/tuning/auto_rule.md). Winograd F(4x4) beats the
+    direct kernel on most 3x3 layers with 8 or more input channels. The
+    direct kernel wins with 8-16 input channels on larger images, and where a
+    large weight meets a tiny image (the transformed weights, 16/9 or 36/9
+    times the weights, are streamed from memory for a few pixels), from
+    ``pixels * 2048 < pairs``: (1,512,512,7) prepared, beside PyTorch at 2
+    threads, F(2x2) 0.82 ms, direct 0.68 ms (channel lanes);
+    (1,256,256,7): F(2x2) 0.12 ms, direct 0.21 ms. F(6x6) is never picked:
+    it was at most ~8% faster than F(4x4) here, at twice the rounding error.
+
+    A prepared layer takes the tile size whose GEMMs are smallest: ``alpha^2``
+    products over the batch's tiles rounded up to panels of 16 (the narrow
+    panel of the AVX-512 float32 GEMM), so F(2x2) for a single 7x7 image and
+    F(4x4) from 14x14 or a batch of 7x7 images on. A one-off call also pays
+    for transforming the weights, which only the direct kernel avoids, and
+    F(2x2)'s transform is the cheaper one.
+    """
+    pixels = geo.batch * geo.out_h * geo.out_w
+    weight_pairs = geo.group_in * geo.group_out
+    if (geo.group_in < 8 or (geo.group_in <= 16 and pixels > 1024)
+            or pixels * 2048 < weight_pairs):
+        return 0
+    if prepared:
+        def gemm_size(m: int) -> int:
+            tiles = geo.batch * _ceil_div(geo.out_h, m) * _ceil_div(geo.out_w, m)
+            return (m + 2) ** 2 * _ceil_div(tiles, 16) * 16
+
+        return 2 if gemm_size(2) < gemm_size(4) else 4
+    if pixels <= 196 and weight_pairs >= 128 * 128:
+        return 0
+    if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 256):
+        return 2
+    return 4
+
+
+def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
+                     prepared: bool) -> Tuple[str, Optional[int]]:
+    """("direct", None) or ("winograd", m) for ``algorithm`` (validated)."""
+    if algorithm.startswith("winograd"):
+        if dtype.kind != "f":
+            raise ValueError(
+                f"algorithm={algorithm!r} needs floating-point data; integer "
+                "convolutions are computed exactly by algorithm='direct'")
+        if algorithm == "winograd":
+            return "winograd", winograd_tile_rule(geo, prepared) or 4
+        return "winograd", int(algorithm[len("winograd"):])
+    if algorithm == "direct" or not winograd_applies(geo) or dtype.kind != "f":
+        return "direct", None
+    tile = winograd_tile_rule(geo, prepared)
+    return ("winograd", tile) if tile else ("direct", None)
+
+
+def uses_channel_lanes(geo: Geometry, dtype: np.dtype[Any], prepared: bool) -> bool:
+    """Whether the direct kernel runs with output channels in the vector
+    lanes: for a prepared layer without groups on a small image, where pixel
+    panels would be mostly empty; it needs its own transposed copy of the
+    weights. AVX-512 only (lanes_width 0 below)."""
+    return (prepared and geo.groups == 1 and dtype.kind == "f"
+            and geo.out_h * geo.out_w <= CHANNEL_LANES_PIXELS
+            and geo.out_channels >= _direct.lanes_width(dtype) > 0)
+
+
+# -- the plan -------------------------------------------------------------------
+
+def make_plan(geo: Geometry, dtype: np.dtype[Any], threads: int, *, algorithm: str = "auto",
+              prepared: bool = False) -> Plan:
+    """The plan of one call (``threads`` from :func:`plan_threads`), cached:
+    a layer's repeated calls and a loop of one-off calls plan once."""
+    dtype = np.dtype(dtype)
+    return _make_plan(geo, dtype.str, threads, algorithm, prepared,
+                      _direct.tile_shape(dtype.name))
+
+
+@functools.lru_cache(maxsize=512)
+def _make_plan(geo: Geometry, dtype_str: str, threads: int, algorithm: str, prepared: bool,
+               direct_tile: Tuple[int, int]) -> Plan:
+    # direct_tile is only part of the key: it changes with the ISA level.
+    dtype = np.dtype(dtype_str)
+    kind, tile = choose_algorithm(geo, dtype, algorithm, prepared)
+    if geo.batch == 0:
+        # Nothing runs: no threads, no scratch, no weights packed.
+        one = _make_plan(geo._replace(batch=1), dtype_str, threads, algorithm, prepared,
+                         direct_tile)
+        return dataclasses.replace(one, threads=0, workspace_bytes=0, blocking={})
+    if kind == "winograd":
+        assert tile is not None
+        return winograd.plan(geo, dtype, tile, threads, prepared)
+    return direct.plan(geo, dtype, threads, prepared, uses_channel_lanes(geo, dtype, prepared))
+
+
+def clear_cache() -> None:
+    """Forget the cached plans (after a tuning script or test changed a
+    threshold of this module)."""
+    _make_plan.cache_clear()
+
+
+from . import direct, winograd  # noqa: E402  (they use Plan and Geometry)
