@@ -3,6 +3,8 @@ links point to files (and headings) that exist.
 
 * ``docs/pipeline_example.py`` runs without PyTorch (torch made unimportable in
   a child process): it skips the comparison with a note and exits 0.
+* The README's example (its first ``python`` block) prints exactly the
+  ``text`` block that follows it.
 * Every relative link in README.md, CONTRIBUTING.md, CHANGELOG.md and docs/*.md
   names a file of the checkout, and a ``#fragment`` a heading of that file.
 """
@@ -48,6 +50,25 @@ def test_pipeline_example_runs_without_torch(tmp_path):
     assert "max |fastconv - torch|" not in result.stdout
     assert "max |NHWC - NCHW| = 0.00e+00" in result.stdout
     assert "1 thread == " in result.stdout and ": True" in result.stdout
+
+
+def _readme_example():
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    match = re.search(r"```python\n(.*?)```\s*\n(?:[^`\n][^\n]*\n|\n)*?```text\n(.*?)```",
+                      text, re.S)
+    assert match, "README.md has no ```python block followed by a ```text block"
+    return match.group(1), match.group(2)
+
+
+@pytest.mark.subprocess
+def test_readme_example_prints_what_the_readme_says(tmp_path):
+    _need(README)
+    code, expected = _readme_example()
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_child_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
 
 
 def _markdown_files():
