@@ -1,6 +1,7 @@
 """A small inference pipeline on NumPy images with fastconv, checked against PyTorch.
 
-Run it from a checkout (PyTorch is needed only for the comparison)::
+Run it from a checkout (PyTorch is needed only for the comparison; without
+it the layers get random NumPy weights and the comparison is skipped)::
 
     python docs/pipeline_example.py
 
@@ -58,8 +59,22 @@ def forward(layers, x):
     return x
 
 
+def numpy_network(seed=0):
+    """The same two layers with random NumPy weights, for a machine without PyTorch."""
+    rng = np.random.default_rng(seed)
+    w1 = (rng.uniform(-1, 1, (32, 3, 3, 3)) / np.sqrt(27)).astype(np.float32)
+    w2 = (rng.uniform(-1, 1, (16, 32, 3, 3)) / np.sqrt(288)).astype(np.float32)
+    b1 = rng.uniform(-0.1, 0.1, 32).astype(np.float32)
+    b2 = rng.uniform(-0.1, 0.1, 16).astype(np.float32)
+    return [fastconv.Conv2d(w1, b1, padding=1, padding_mode="reflect", activation="relu"),
+            fastconv.Conv2d(w2, b2, padding=1)]
+
+
 def main():
-    import torch
+    try:
+        import torch
+    except ImportError:  # PyTorch is only needed for the comparison
+        torch = None
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "images.npy")
@@ -67,28 +82,37 @@ def main():
         x = load_batch(path)
     print(f"input batch: {x.shape} {x.dtype}")
 
-    torch.manual_seed(0)
-    torch_network = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1, padding_mode="reflect"),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(32, 16, 3, padding=1),
-    ).eval()
-    layers = fastconv_network(torch_network)
+    if torch is None:
+        print("PyTorch is not installed: random NumPy weights, no comparison with torch")
+        torch_network = None
+        layers = numpy_network()
+    else:
+        torch.manual_seed(0)
+        torch_network = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 32, 3, padding=1, padding_mode="reflect"),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 16, 3, padding=1),
+        ).eval()
+        layers = fastconv_network(torch_network)
     for layer in layers:
         plan = layer.plan(x.shape[:1] + (layer.in_channels,) + x.shape[2:])
         print(layer, "->", plan.algorithm, plan.path)
 
     y = forward(layers, x)
-    with torch.no_grad():
-        y_torch = torch_network(torch.from_numpy(x)).numpy()
     print(f"output: {y.shape} {y.dtype}")
-    print(f"max |fastconv - torch| = {np.abs(y - y_torch).max():.2e} "
-          f"(outputs up to {np.abs(y_torch).max():.2f})")
+    difference = None
+    if torch_network is not None:
+        with torch.no_grad():
+            y_torch = torch_network(torch.from_numpy(x)).numpy()
+        difference = float(np.abs(y - y_torch).max())
+        print(f"max |fastconv - torch| = {difference:.2e} "
+              f"(outputs up to {np.abs(y_torch).max():.2f})")
 
     # The same network on channels-last data: no transpose in user code.
-    nhwc_layers = [fastconv.Conv2d.from_torch(torch_network[0], activation="relu",
-                                              layout="NHWC"),
-                   fastconv.Conv2d.from_torch(torch_network[2], layout="NHWC")]
+    nhwc_layers = [fastconv.Conv2d(layer.weight, layer.bias, padding=layer.padding,
+                                   padding_mode=layer.padding_mode,
+                                   activation=layer.activation, layout="NHWC")
+                   for layer in layers]
     y_nhwc = forward(nhwc_layers, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
     print(f"NHWC pipeline: {y_nhwc.shape}, max |NHWC - NCHW| = "
           f"{np.abs(y_nhwc.transpose(0, 3, 1, 2) - y).max():.2e}")
@@ -98,7 +122,7 @@ def main():
         y_one_thread = forward(layers, x)
     print(f"1 thread == {fastconv.get_num_threads()} threads: "
           f"{np.array_equal(y_one_thread, y)}")
-    return float(np.abs(y - y_torch).max())
+    return difference
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ import fastconv
 from fastconv import _conv, _conv1d, _layer, _threads
 
 PACKAGE = os.path.dirname(os.path.abspath(fastconv.__file__))
-ROOT = os.path.dirname(os.path.dirname(PACKAGE))
+# The checkout is where this file is, not where fastconv was imported from: an
+# installed fastconv (pip install . && python -m pytest) lives in site-packages.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUBLIC = [getattr(fastconv, name) for name in fastconv.__all__
           if callable(getattr(fastconv, name))]
 PUBLIC_CALLABLES = [fastconv.conv2d, fastconv.conv1d, fastconv.set_num_threads,
@@ -37,7 +39,7 @@ def test_marker_and_stubs_are_package_data():
     tomllib = pytest.importorskip("tomllib")
     path = os.path.join(ROOT, "pyproject.toml")
     if not os.path.isfile(path):
-        pytest.skip("not a source checkout")
+        pytest.skip(f"no pyproject.toml beside the tests ({ROOT})")
     with open(path, "rb") as f:
         data = tomllib.load(f)["tool"]["setuptools"]["package-data"]["fastconv"]
     assert "py.typed" in data and "*.pyi" in data

@@ -791,7 +791,7 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
     parser.add_argument("--plot", metavar="PATH.png",
                         help="bar chart of GFLOP/s per layer and system (needs matplotlib: "
-                             "pip install 'fastconv[bench]')")
+                             "pip install matplotlib)")
     parser.add_argument("--peak", type=float, metavar="GFLOPS",
                         help="peak GFLOP/s of one core drawn (times --threads) on the plot. "
                              "Default: an estimate, not a measurement: "
@@ -834,8 +834,8 @@ def main(args):
 
 def _require_matplotlib():
     if _optional_import("matplotlib") is None:
-        raise SystemExit("error: --plot needs matplotlib: pip install 'fastconv[bench]' "
-                         "(or pip install matplotlib)")
+        raise SystemExit("error: --plot needs matplotlib: pip install matplotlib "
+                         "(or pip install \".[bench]\" from a checkout)")
 
 
 def _write_json(path, data):
