@@ -1,0 +1,124 @@
+"""fastconv.plan: every kernel path is reachable and named, a call runs the
+plan it reports, and the workspace it reports is what the call allocates."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import _direct, _winograd
+
+LANES = _direct.lanes_width(np.float32) > 0
+
+# (input shape, weight shape, options, threads, path)
+PATHS = [
+    ((2, 8, 20, 20), (8, 1, 3, 3), dict(groups=8, padding=1), 2, "planes"),
+    ((1, 16, 30, 30), (24, 16, 3, 3), dict(padding=1, algorithm="direct"), 2, "rows"),
+    ((2, 16, 30, 30), (24, 16, 3, 3), dict(stride=2, algorithm="direct"), 1, "rows"),
+    ((2, 32, 20, 20), (24, 32, 1, 1), {}, 2, "packed"),
+    ((1, 256, 7, 7), (512, 256, 1, 1), {}, 2, "shared_columns"),
+    pytest.param((1, 64, 7, 7), (128, 64, 3, 3), dict(padding=1, algorithm="direct",
+                                                       prepared=True), 2, "channel_lanes",
+                 marks=pytest.mark.skipif(not LANES, reason="needs the AVX-512 tile")),
+    ((2, 16, 24, 24), (32, 16, 3, 3), dict(padding=1, algorithm="winograd4"), 1,
+     "winograd_tiles"),
+    ((1, 64, 14, 14), (64, 64, 3, 3), dict(padding=1, algorithm="winograd4"), 2,
+     "winograd_cooperative"),
+]
+
+
+def _call(input_shape, weight_shape, options, threads, dtype=np.float32):
+    """Run the call ``fastconv.plan`` describes; returns (plan, scratch bytes
+    the kernels held at once on the busiest thread, bytes NumPy allocated)."""
+    options = dict(options)
+    prepared = options.pop("prepared", False)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(input_shape).astype(dtype)
+    w = rng.standard_normal(weight_shape).astype(dtype)
+    plan = fastconv.plan(input_shape, weight_shape, dtype=dtype, num_threads=threads,
+                         prepared=prepared, **options)
+    if prepared:
+        layer = fastconv.Conv2d(w, **options, num_threads=threads)
+        layer(x)  # transforms its weights once
+        run = layer
+    else:
+        def run(x, out):
+            return fastconv.conv2d(x, w, **options, num_threads=threads, out=out)
+    out = np.empty_like(run(x, None) if not prepared else run(x))
+    _direct.scratch_peak_bytes(True)
+    _winograd.scratch_peak_bytes(True)
+    tracemalloc.start()
+    try:
+        run(x, out)
+        numpy_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    scratch = _direct.scratch_peak_bytes(True) + _winograd.scratch_peak_bytes(True)
+    want = fastconv.conv2d(x, w, **{**options, "algorithm": "direct"}, num_threads=1)
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    return plan, scratch, numpy_bytes
+
+
+@pytest.mark.parametrize("input_shape, weight_shape, options, threads, path", PATHS)
+def test_every_path_is_reachable_and_named(input_shape, weight_shape, options, threads,
+                                           path):
+    plan, scratch, _ = _call(input_shape, weight_shape, options, threads)
+    assert plan.path == path
+    assert plan.algorithm == ("winograd" if path.startswith("winograd") else "direct")
+    assert (plan.tile is not None) == (plan.algorithm == "winograd")
+    assert 1 <= plan.threads <= threads
+    assert scratch > 0
+    assert path in repr(plan) and "workspace_bytes" in repr(plan)
+
+
+@pytest.mark.parametrize("input_shape, weight_shape, options, threads, path", PATHS)
+def test_workspace_is_what_the_call_allocates(input_shape, weight_shape, options, threads,
+                                              path):
+    """At one thread the workspace is the kernel's scratch plus what NumPy
+    allocates for the call (packed weights, padded copies), within 5%; at
+    more threads every thread holds its share."""
+    plan, scratch, numpy_bytes = _call(input_shape, weight_shape, options, 1)
+    assert plan.threads == 1
+    assert abs(plan.workspace_bytes - (scratch + numpy_bytes)) <= 0.05 * plan.workspace_bytes
+    if threads > 1:
+        plan, busiest, numpy_bytes = _call(input_shape, weight_shape, options, threads)
+        kernel = plan.workspace_bytes - numpy_bytes
+        assert busiest <= kernel * 1.05 and kernel <= plan.threads * busiest * 1.05
+
+
+def test_plan_follows_threads_and_dtype():
+    args = ((1, 64, 56, 56), (64, 64, 3, 3))
+    with fastconv.threads(1):
+        assert fastconv.plan(*args, padding=1).threads == 1
+    assert fastconv.plan(*args, padding=1, num_threads=2).threads == 2
+    assert fastconv.plan(*args, dtype=np.int32).algorithm == "direct"
+    half = fastconv.plan(*args, padding=1, dtype=np.float16)
+    assert half == fastconv.plan(*args, padding=1, dtype=np.float32)
+    # unbatched and channels-last shapes plan like their NCHW batch of one
+    assert fastconv.plan(args[0][1:], args[1], padding=1) == fastconv.plan(*args, padding=1)
+    nhwc = fastconv.plan((1, 56, 56, 64), args[1], padding=1, layout="NHWC")
+    assert nhwc == fastconv.plan(*args, padding=1)
+
+
+def test_layer_plan_is_the_prepared_plan():
+    w = np.zeros((128, 64, 3, 3), np.float32)
+    layer = fastconv.Conv2d(w, padding=1, num_threads=2)
+    assert layer.plan((1, 64, 7, 7)) == fastconv.plan((1, 64, 7, 7), w.shape, padding=1,
+                                                      num_threads=2, prepared=True)
+    assert layer.plan((1, 64, 7, 7), num_threads=1).threads == 1
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fastconv.plan((1, 3, 8, 8), (4, 3, 3)), "weight_shape"),
+    (lambda: fastconv.plan((3, 8), (4, 3, 3, 3)), "input must have 4 dimensions"),
+    (lambda: fastconv.plan((1, 4, 8, 8), (4, 3, 3, 3)), "C = weight.shape"),
+    (lambda: fastconv.plan((1, 3, 8, 8), (4, 3, 3, 3), stride=2, algorithm="winograd"),
+     "3x3 kernel, stride 1"),
+    (lambda: fastconv.plan((1, 3, 8, 8), (4, 3, 3, 3), algorithm="fast"), "algorithm"),
+    (lambda: fastconv.plan((1, 3, 8, 8), (4, 3, 3, 3), dtype=np.int64,
+                           algorithm="winograd"), "floating-point"),
+])
+def test_plan_checks_its_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
