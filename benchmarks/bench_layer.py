@@ -9,7 +9,7 @@ layers the weight transform is a visible share of a call.
 ``LayerVsFunctional`` times both (``time_layer``, ``time_conv2d``) and tracks
 the ratio (``track_speedup``, interleaved best-of-7). The same comparison as
 a Markdown table: ``python tools/tuning/prepared_layer.py``. On a fastconv
-without ``Conv2d`` the benchmarks are skipped.
+without ``Conv2d.algorithm_for`` the benchmarks are skipped.
 """
 
 import numpy as np
@@ -35,8 +35,8 @@ class LayerVsFunctional:
     timeout = 120
 
     def setup(self, name, algorithm):
-        if not hasattr(fastconv, "Conv2d"):
-            raise NotImplementedError("this fastconv has no Conv2d layer")
+        if not hasattr(getattr(fastconv, "Conv2d", None), "algorithm_for"):
+            raise NotImplementedError("this fastconv has no Conv2d layer with algorithm_for")
         self.x, self.w = LAYERS[name].data(np.float32)
         self.layer = fastconv.Conv2d(self.w, padding=1, algorithm=algorithm)
         self.algorithm = self.layer.algorithm_for(self.x.shape)
