@@ -19,8 +19,8 @@ NotImplementedError in ``setup``, asv's way of skipping them.
 
 import numpy as np
 
-from .common import (ALGORITHMS, ALL_LAYERS, DTYPES, LAYERS, LONG_LAYERS, THREADS, best_time,
-                     convolve, data, flops, output_size, reference, require)
+from .common import (ALGORITHMS, ALL_LAYERS, DTYPES, LAYERS, LONG_LAYERS, THREADS, convolve,
+                     data, reference, require, timing)
 
 
 class _Case:
@@ -30,9 +30,9 @@ class _Case:
     timeout = 120
 
     def setup(self, layer, algorithm, dtype, *num_threads):
-        self.shape = ALL_LAYERS[layer]
-        require(self.shape, algorithm)
-        self.x, self.w = data(self.shape, dtype)
+        self.layer = ALL_LAYERS[layer]
+        require(self.layer, algorithm)
+        self.x, self.w = data(self.layer, dtype)
 
 
 class _Speed(_Case):
@@ -41,12 +41,12 @@ class _Speed(_Case):
     param_names = _Case.param_names + ["num_threads"]
 
     def time_conv2d(self, layer, algorithm, dtype, num_threads):
-        convolve(self.shape, self.x, self.w, algorithm, num_threads)
+        convolve(self.layer, self.x, self.w, algorithm, num_threads)
 
     def track_gflops(self, layer, algorithm, dtype, num_threads):
-        seconds = best_time(lambda: convolve(self.shape, self.x, self.w, algorithm,
-                                             num_threads))
-        return flops(self.shape) / seconds / 1e9
+        seconds = timing.best_time(lambda: convolve(self.layer, self.x, self.w, algorithm,
+                                                    num_threads))
+        return self.layer.flops / seconds / 1e9
 
     track_gflops.unit = "GFLOP/s"
 
@@ -73,11 +73,10 @@ class Memory(_Case):
     params = [list(ALL_LAYERS), ALGORITHMS, DTYPES]
 
     def peakmem_conv2d(self, layer, algorithm, dtype):
-        convolve(self.shape, self.x, self.w, algorithm)
+        convolve(self.layer, self.x, self.w, algorithm)
 
     def peakmem_reference(self, layer, algorithm, dtype):
-        size = output_size(self.shape)
-        np.ones((self.shape.batch, self.shape.out_channels, size, size), dtype)
+        np.ones(self.layer.output_shape, dtype)
 
 
 class Accuracy(_Case):
@@ -87,9 +86,9 @@ class Accuracy(_Case):
     params = [list(ALL_LAYERS), ALGORITHMS, DTYPES]
 
     def track_max_error(self, layer, algorithm, dtype):
-        result = convolve(self.shape, self.x, self.w, algorithm)
-        exact = reference(self.shape, self.x, self.w)
-        scale = reference(self.shape, np.abs(self.x), np.abs(self.w)).max()
-        return float(np.abs(result - exact).max() / scale)
+        result = convolve(self.layer, self.x, self.w, algorithm)
+        exact = reference.reference_conv2d(self.layer, self.x, self.w)
+        scale = reference.error_scale(self.layer, self.x, self.w)
+        return reference.relative_error(result, exact, scale)
 
     track_max_error.unit = "relative error"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _bench
+from fastconv._benchmarking import plot, report, systems
+from fastconv._benchmarking.layers import Layer, parse_layers
 from fastconv.__main__ import main
 
 TINY = "1,8,8,16"
@@ -33,7 +34,7 @@ def test_bench_command_prints_table_and_writes_json(tmp_path):
         capture_output=True, text=True, env=_env(), timeout=120, check=True)
     out = result.stdout
     header = next(line for line in out.splitlines() if line.startswith("| layer"))
-    assert [cell.strip() for cell in header.strip("|").split("|")] == _bench.TABLE_HEADERS
+    assert [cell.strip() for cell in header.strip("|").split("|")] == report.TABLE_HEADERS
     assert "CPU:" in out and "Threads:" in out and "Versions:" in out
     assert TINY in out
     assert "done: " + TINY in result.stderr  # progress on stderr, not in the table
@@ -63,14 +64,14 @@ def test_bench_main_in_process(capsys):
 
 
 @pytest.mark.parametrize("text, layers", [
-    ("1,64,64,56", [_bench.Layer(1, 64, 64, 56)]),
-    ("1,3,8,32,7,2,3; 2,4,4,8,1", [_bench.Layer(1, 3, 8, 32, 7, 2, 3),
-                                   _bench.Layer(2, 4, 4, 8, 1, 1, 0)]),
-    ("1,8,8,16,3,1,1,4  1,8,8,16", [_bench.Layer(1, 8, 8, 16, groups=4),
-                                    _bench.Layer(1, 8, 8, 16)]),
+    ("1,64,64,56", [Layer(1, 64, 64, 56)]),
+    ("1,3,8,32,7,2,3; 2,4,4,8,1", [Layer(1, 3, 8, 32, 7, 2, 3),
+                                   Layer(2, 4, 4, 8, 1, 1, 0)]),
+    ("1,8,8,16,3,1,1,4  1,8,8,16", [Layer(1, 8, 8, 16, groups=4),
+                                    Layer(1, 8, 8, 16)]),
 ])
 def test_parse_layers(text, layers):
-    assert list(_bench.parse_layers(text)) == layers
+    assert list(parse_layers(text)) == layers
 
 
 @pytest.mark.parametrize("text, message", [
@@ -83,26 +84,26 @@ def test_parse_layers(text, layers):
 ])
 def test_parse_layers_errors(text, message):
     with pytest.raises(ValueError, match=message):
-        _bench.parse_layers(text)
+        parse_layers(text)
 
 
 def test_layer_spec_and_flops():
-    layer = _bench.Layer(1, 128, 128, 56, stride=2)
+    layer = Layer(1, 128, 128, 56, stride=2)
     assert layer.spec == "1,128,128,56,3,2"
     assert layer.output_size == 28
     assert layer.flops == 2 * 128 * 128 * 9 * 28 * 28
 
 
 def test_im2col_matches_fastconv_with_groups():
-    layer = _bench.Layer(2, 6, 4, 9, kernel=3, stride=2, padding=1, groups=2)
+    layer = Layer(2, 6, 4, 9, kernel=3, stride=2, padding=1, groups=2)
     x, w = layer.data(np.float64)
     expected = fastconv.conv2d(x, w, **layer.conv_kwargs())
-    got = _bench.im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups)
+    got = systems.im2col_conv2d(x, w, layer.stride, layer.padding, layer.groups)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_plot_without_matplotlib_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(_bench, "_optional_import", lambda name: None)
+    monkeypatch.setattr(plot, "optional_import", lambda name: None)
     with pytest.raises(SystemExit, match="--plot needs matplotlib"):
         main(["bench", "--layers", TINY, "--plot", "x.png"])
 

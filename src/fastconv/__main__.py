@@ -3,11 +3,13 @@
 
 import argparse
 import sys
-import time
 
 import numpy as np
 
-from . import _bench, conv2d, show_config
+from . import conv2d, show_config
+from ._benchmarking import cli as bench_cli
+from ._benchmarking.layers import RESNET50_3X3
+from ._benchmarking.timing import best_of
 
 EXAMPLE_INPUT = [[1, 2, 0, 3, 1],
                  [0, 1, 2, 3, 1],
@@ -30,22 +32,13 @@ def demo():
         print(f"conv2d(input, kernel, {label}) =")
         print(conv2d(x, kernel, **kwargs))
 
-    n, c, k, size = 1, 128, 128, 28
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, size, size), dtype=np.float32)
-    w = rng.standard_normal((k, c, 3, 3), dtype=np.float32)
-    conv2d(x, w, padding=1)  # warm-up: page faults, thread start
-    best = min(_timed(conv2d, x, w, padding=1) for _ in range(10))
-    gflop = 2 * n * k * c * 9 * size * size / 1e9
-    print(f"\nResNet-50 layer (N={n}, C={c}, K={k}, {size}x{size}, 3x3, pad 1), "
-          f"float32: best of 10 {best * 1e3:.2f} ms, {gflop / best:.0f} GFLOP/s")
+    layer = RESNET50_3X3[1]  # conv3_x: (1, 128, 128, 28), 3x3, padding 1
+    x, w = layer.data(np.float32)
+    best = best_of(lambda: conv2d(x, w, padding=1), 10)  # after a warm-up call
+    print(f"\nResNet-50 layer (N={layer.batch}, C={layer.in_channels}, K={layer.out_channels}, "
+          f"{layer.size}x{layer.size}, 3x3, pad 1), float32: best of 10 {best * 1e3:.2f} ms, "
+          f"{layer.flops / 1e9 / best:.0f} GFLOP/s")
     return 0
-
-
-def _timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    function(*args, **kwargs)
-    return time.perf_counter() - start
 
 
 def build_parser():
@@ -61,8 +54,8 @@ def build_parser():
                     "torch.nn.functional.conv2d, scipy.signal.correlate on small layers), "
                     "interleaved, best of repeats, and print a Markdown table with ms, "
                     "GFLOP/s, speedups, fastconv's algorithm and max errors against float64.")
-    _bench.add_arguments(bench)
-    bench.set_defaults(run=_bench.main)
+    bench_cli.add_arguments(bench)
+    bench.set_defaults(run=bench_cli.main)
     return parser
 
 

@@ -15,55 +15,39 @@ so the functional ``conv2d`` cost of Winograd is ``wN + packN`` and the
 ``Conv2d`` (prepared) cost is ``wN``, to compare with ``direct`` and
 ``dprep`` respectively.
 
-Usage: ``python benchmarks/tune_auto.py --threads 2 [--json out.json]``
+Usage: ``python tools/tuning/tune_auto.py --threads 2 [--json out.json]``
 """
 
 import argparse
-import itertools
 import json
-import time
 
 import numpy as np
 
 import fastconv
 from fastconv import _winograd
+from fastconv._benchmarking.layers import auto_rule_grid
+from fastconv._benchmarking.timing import interleaved_best
 
 TILES = (2, 4, 6)
 
 
-def best_times(functions, repeats):
-    """Best wall time of each callable, calls interleaved round-robin."""
-    best = [float("inf")] * len(functions)
-    for function in functions:
-        function()  # warm-up
-    for _ in range(repeats):
-        for i, function in enumerate(functions):
-            start = time.perf_counter()
-            function()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
-def measure(n, c, k, size, threads, repeats, rng):
-    x = rng.standard_normal((n, c, size, size), dtype=np.float32)
-    w = rng.standard_normal((k, c, 3, 3), dtype=np.float32)
-    bias = np.zeros(k, np.float32)
-    out = np.empty((n, k, size, size), np.float32)
+def measure(layer, threads, repeats):
+    """One row of the table: the best seconds of each call (see the module
+    docstring), interleaved, after a warm-up call of each."""
+    x, w = layer.data(np.float32)
+    bias = np.zeros(layer.out_channels, np.float32)
+    out = np.empty(layer.output_shape, np.float32)
     prepared = {m: _winograd.pack_weights(w, 1, m, threads) for m in TILES}
-    layer = fastconv.Conv2d(w, padding=1, algorithm="direct", num_threads=threads)
-    functions = [lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct",
-                                         num_threads=threads, out=out),
-                 lambda: layer(x, out=out)]
+    conv = fastconv.Conv2d(w, padding=1, algorithm="direct", num_threads=threads)
+    calls = {"direct": lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct",
+                                               num_threads=threads, out=out),
+             "dprep": lambda: conv(x, out=out)}
     for m in TILES:
-        functions.append(lambda m=m: _winograd.conv2d_winograd(
-            x, prepared[m], bias, out, m, 1, 1, 1, threads))
-        functions.append(lambda m=m: _winograd.pack_weights(w, 1, m, threads))
-    times = best_times(functions, repeats)
-    row = {"n": n, "c": c, "k": k, "size": size, "direct": times[0], "dprep": times[1]}
-    for i, m in enumerate(TILES):
-        row[f"w{m}"] = times[2 + 2 * i]
-        row[f"pack{m}"] = times[3 + 2 * i]
-    return row
+        calls[f"w{m}"] = lambda m=m: _winograd.conv2d_winograd(
+            x, prepared[m], bias, out, m, 1, 1, 1, threads)
+        calls[f"pack{m}"] = lambda m=m: _winograd.pack_weights(w, 1, m, threads)
+    return {"n": layer.batch, "c": layer.in_channels, "k": layer.out_channels,
+            "size": layer.size, **interleaved_best(calls, repeats)}
 
 
 def main():
@@ -72,16 +56,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="write the raw rows here")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
     rows = []
-    grid = itertools.product((1, 8), (16, 32, 64, 128, 256, 512), (7, 14, 28, 56, 112))
     print(f"{'N':>2} {'C=K':>4} {'H':>4} {'direct':>8} {'dprep':>8} "
           + " ".join(f"{'w' + str(m):>7} {'+pack':>7}" for m in TILES)
           + "  best(functional) best(prepared)")
-    for n, c, size in grid:
-        if n * c * c * size * size * 9 * 2 > 6e9:  # keep the run short
-            continue
-        row = measure(n, c, c, size, args.threads, args.repeats, rng)
+    for layer in auto_rule_grid():  # up to 6 GFLOP a call: keeps the run short
+        row = measure(layer, args.threads, args.repeats)
         functional = {"direct": row["direct"],
                       **{f"winograd{m}": row[f"w{m}"] + row[f"pack{m}"] for m in TILES}}
         prepared = {"direct": row["dprep"],
@@ -89,7 +69,8 @@ def main():
         row["best_functional"] = min(functional, key=functional.get)
         row["best_prepared"] = min(prepared, key=prepared.get)
         rows.append(row)
-        print(f"{n:>2} {c:>4} {size:>4} {row['direct'] * 1e3:8.3f} {row['dprep'] * 1e3:8.3f} "
+        print(f"{row['n']:>2} {row['c']:>4} {row['size']:>4} {row['direct'] * 1e3:8.3f} "
+              f"{row['dprep'] * 1e3:8.3f} "
               + " ".join(f"{row[f'w{m}'] * 1e3:7.3f} {row[f'pack{m}'] * 1e3:7.3f}"
                          for m in TILES)
               + f"  {row['best_functional']:>10} {row['best_prepared']:>10}", flush=True)
