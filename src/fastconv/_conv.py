@@ -225,7 +225,7 @@ class ConvSpec:
                  stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
                  groups: int = 1, *, algorithm: str = "auto", cache: bool = True,
                  padding_mode: str = "zeros", layout: str = "NCHW",
-                 activation: Optional[str] = None) -> None:
+                 activation: Optional[str] = None, spatial: int = 2) -> None:
         if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise ValueError(
                 f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
@@ -259,6 +259,10 @@ class ConvSpec:
             padding, self.stride,
             (self.dilation[0] * (kernel_h - 1), self.dilation[1] * (kernel_w - 1)))
         self.weight, self.bias = w, b
+        # conv1d's spec (spatial=1) holds its weight with a kernel height of
+        # 1 and speaks of the shapes its caller passed.
+        self.spatial = spatial
+        self.weight_shape = w.shape if spatial == 2 else w.shape[:2] + w.shape[3:]
         self.out_channels: int = out_channels
         self.in_channels: int = group_in * self.groups
         self.kernel_size: Tuple[int, int] = (kernel_h, kernel_w)
@@ -279,59 +283,82 @@ class ConvSpec:
         """(H_out, W_out) for an input of spatial size ``input_shape``."""
         height, width = input_shape
         (pad_top, pad_bottom), (pad_left, pad_right) = self.padding
-        span_h = self.dilation[0] * (self.kernel_size[0] - 1) + 1
-        span_w = self.dilation[1] * (self.kernel_size[1] - 1) + 1
-        padded_h = height + pad_top + pad_bottom
-        padded_w = width + pad_left + pad_right
-        if span_h > padded_h or span_w > padded_w:
+        span = (self.dilation[0] * (self.kernel_size[0] - 1) + 1,
+                self.dilation[1] * (self.kernel_size[1] - 1) + 1)
+        padded = (height + pad_top + pad_bottom, width + pad_left + pad_right)
+        if span[0] > padded[0] or span[1] > padded[1]:
+            if self.spatial == 1:
+                raise ValueError(
+                    f"kernel size {self.kernel_size[1]} with dilation {self.dilation[1]} "
+                    f"spans {span[1]}, larger than the padded input length {padded[1]}")
             raise ValueError(
                 f"kernel size {self.kernel_size} with dilation {self.dilation} spans "
-                f"({span_h}, {span_w}), larger than the padded input "
-                f"({padded_h}, {padded_w})")
-        return ((padded_h - span_h) // self.stride[0] + 1,
-                (padded_w - span_w) // self.stride[1] + 1)
-
-    def spatial_shape(self, input_shape: Sequence[int]) -> Tuple[int, int, int]:
-        """(N, H, W) of an input shape in this spec's layout (unbatched: N = 1)."""
-        shape = tuple(input_shape)
-        batch = shape[0] if len(shape) == 4 else 1
-        height, width = shape[-3:-1] if self.layout == "NHWC" else shape[-2:]
-        return batch, height, width
+                f"{span}, larger than the padded input {padded}")
+        return ((padded[0] - span[0]) // self.stride[0] + 1,
+                (padded[1] - span[1]) // self.stride[1] + 1)
 
     def geometry(self, input_shape: Sequence[int]) -> Geometry:
         """The geometry of a call on an input of ``input_shape`` (in this
         spec's layout, batched or not); a ValueError names what is wrong."""
         shape = tuple(input_shape)
-        nhwc = self.layout == "NHWC"
-        if len(shape) not in (3, 4):
-            dims = "(N, H, W, C) or 3 (H, W, C)" if nhwc else "(N, C, H, W) or 3 (C, H, W)"
-            raise ValueError(
-                f"input must have 4 dimensions {dims}"
-                f"{' for layout=NHWC' if nhwc else ''}; got shape {shape}")
-        channels = shape[-1] if nhwc else shape[-3]
+        channels_last = self.layout == "NHWC"
+        batched_ndim = 2 + self.spatial
+        if len(shape) not in (batched_ndim - 1, batched_ndim):
+            raise ValueError(f"input must have {batched_ndim} dimensions "
+                             f"{self._dims_text()}; got shape {shape}")
+        channels = shape[-1] if channels_last else shape[-1 - self.spatial]
         if channels != self.in_channels:
             raise ValueError(self._channels_message(shape, channels))
-        batch, height, width = self.spatial_shape(shape)
-        if height == 0 or width == 0:
-            raise ValueError(
-                f"input must have nonzero height and width; got shape {shape}")
-        check_padding(self.padding, (height, width), self.padding_mode)
+        sizes = shape[-1 - self.spatial:-1] if channels_last else shape[-self.spatial:]
+        if 0 in sizes:
+            what = "length" if self.spatial == 1 else "height and width"
+            raise ValueError(f"input must have nonzero {what}; got shape {shape}")
+        check_padding(self.padding[-self.spatial:], sizes, self.padding_mode,
+                      names=("length",) if self.spatial == 1 else ("height", "width"))
+        height, width = (1,) + sizes if self.spatial == 1 else sizes
         out_h, out_w = self.output_shape((height, width))
         (pad_top, pad_bottom), (pad_left, pad_right) = self.padding
-        return Geometry(batch, channels, height, width, self.out_channels, out_h, out_w,
-                        *self.kernel_size, *self.stride, pad_top, pad_bottom, pad_left,
-                        pad_right, *self.dilation, self.groups)
+        return Geometry(shape[0] if len(shape) == batched_ndim else 1, channels, height, width,
+                        self.out_channels, out_h, out_w, *self.kernel_size, *self.stride,
+                        pad_top, pad_bottom, pad_left, pad_right, *self.dilation, self.groups)
+
+    def _dims_text(self) -> str:
+        channels_last = self.layout == "NHWC"
+        if self.spatial == 1:
+            return "(N, L, C) or 2 (L, C)" if channels_last else "(N, C, L) or 2 (C, L)"
+        if channels_last:
+            return "(N, H, W, C) or 3 (H, W, C) for layout=NHWC"
+        return "(N, C, H, W) or 3 (C, H, W)"
 
     def _channels_message(self, shape: Tuple[int, ...], channels: int) -> str:
         message = (f"input has C={channels} channels but weight of shape "
-                   f"{self.weight.shape} with groups={self.groups} expects "
+                   f"{self.weight_shape} with groups={self.groups} expects "
                    f"C = weight.shape[1] * groups = {self.in_channels}")
         if channels % self.groups:
             message += f" (groups={self.groups} must divide the input channels)"
         if self.layout == "NCHW" and shape[-1] == self.in_channels:
-            message += ("; the input's last axis has that size: for channels-last "
-                        "data pass layout='NHWC'")
+            last = "NLC" if self.spatial == 1 else "NHWC"
+            message += (f"; the input's last axis has that size: for channels-last "
+                        f"data pass layout='{last}'")
         return message
+
+    def _result_shape(self, geo: Geometry, batched: bool) -> Tuple[int, ...]:
+        """The result's shape in this spec's layout (and number of spatial
+        axes), batched or not."""
+        sizes = (geo.out_w,) if self.spatial == 1 else (geo.out_h, geo.out_w)
+        if self.layout == "NHWC":
+            shape = (geo.batch,) + sizes + (geo.out_channels,)
+        else:
+            shape = (geo.batch, geo.out_channels) + sizes
+        return shape if batched else shape[1:]
+
+    def _as_nchw(self, array: NDArray[Any], batched: bool) -> NDArray[Any]:
+        """A view of an input or result in this spec's layout as 4-D NCHW."""
+        if not batched:
+            array = array[np.newaxis]
+        if self.spatial == 1:  # a height of 1
+            array = array[:, np.newaxis] if self.layout == "NHWC" else array[:, :, np.newaxis]
+        return array.transpose(0, 3, 1, 2) if self.layout == "NHWC" else array
 
     # -- the call -----------------------------------------------------------
 
@@ -348,23 +375,18 @@ class ConvSpec:
         requested_threads = kernel_threads(num_threads)
         x = _as_array(input, "input")
         geo = self.geometry(x.shape)
-        batched = x.ndim == 4
-        if not batched:
-            x = x[np.newaxis]
-        nhwc = self.layout == "NHWC"
-        if nhwc:
-            x = x.transpose(0, 3, 1, 2)  # an NCHW view, no copy yet
+        batched = x.ndim == 2 + self.spatial
+        x = self._as_nchw(x, batched)  # a view, no copy yet
         result_dtype, compute_dtype = _result_dtypes(x, self.weight, self.bias)
         nchw_shape = (geo.batch, geo.out_channels, geo.out_h, geo.out_w)
         _check_sizes(nchw_shape, x.shape, self.padding, self.padding_mode, result_dtype)
-        full_shape = (geo.batch, geo.out_h, geo.out_w, geo.out_channels) if nhwc else nchw_shape
-        shape = full_shape if batched else full_shape[1:]
         # Overlap is judged on the arrays themselves (memoryviews, __array__
         # objects and views of the caller's buffers included), not on what
         # the caller passed.
-        result = _check_out(out, shape, result_dtype, (x, self.weight, self.bias))
+        result = _check_out(out, self._result_shape(geo, batched), result_dtype,
+                            (x, self.weight, self.bias))
         if result is None:
-            result = np.empty(shape, result_dtype)
+            result = np.empty(self._result_shape(geo, batched), result_dtype)
         if result.size == 0:
             return result
         plan = self.plan(geo, compute_dtype, requested_threads)
@@ -377,8 +399,7 @@ class ConvSpec:
             pad_top = pad_left = 0
         else:
             x = np.ascontiguousarray(x, dtype=compute_dtype)
-        result4d = result if batched else result[np.newaxis]
-        result_nchw = result4d.transpose(0, 3, 1, 2) if nhwc else result4d
+        result_nchw = self._as_nchw(result, batched)
         # The kernels write C-contiguous NCHW in the compute dtype; anything
         # else goes through a buffer copied into the result at the end.
         target = (result_nchw if result.dtype == compute_dtype

@@ -3,8 +3,9 @@
 A 1-D convolution of ``(N, C, L)`` is the 2-D convolution of the view
 ``(N, C, 1, L)`` with the weight view ``(K, C/groups, 1, kL)``, stride
 ``(1, s)``, padding ``(0, p)`` and dilation ``(1, d)``: no data is copied
-beyond what :func:`fastconv.conv2d` itself does. The arguments are checked
-here first, so that errors speak of conv1d's arguments and shapes.
+beyond what :func:`fastconv.conv2d` itself does. Its spec (``spatial=1``)
+checks shapes as conv2d's does, in messages that speak of conv1d's
+arguments and shapes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import Any, Literal, Optional, Tuple, Union, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._checks import _as_array, _check_out, _choice, _integer, _result_dtypes
+from ._checks import _as_array, _choice, _integer
 from ._conv import Activation, ConvSpec, PaddingArg
-from ._padding import check_padding
 
 __all__ = ["conv1d", "LAYOUTS_1D"]
 
@@ -122,40 +122,9 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         pad = (0, _single(padding, "padding", minimum=0))
     spec = ConvSpec(w[:, :, np.newaxis, :], bias, (1, step), pad, (1, spread), groups,
                     algorithm=algorithm, cache=False, padding_mode=padding_mode,
-                    layout="NHWC" if layout == "NLC" else "NCHW", activation=activation)
-
-    channels_last = layout == "NLC"
-    if x.ndim not in (2, 3):
-        dims = "(N, L, C) or 2 (L, C)" if channels_last else "(N, C, L) or 2 (C, L)"
-        raise ValueError(f"input must have 3 dimensions {dims}; got shape {x.shape}")
-    channels, length = (x.shape[-1], x.shape[-2]) if channels_last else x.shape[-2:]
-    if channels != spec.in_channels:
-        raise ValueError(
-            f"input has C={channels} channels but weight of shape {w.shape} with "
-            f"groups={spec.groups} expects C = weight.shape[1] * groups = "
-            f"{spec.in_channels}")
-    if length == 0:
-        raise ValueError(f"input must have a nonzero length; got shape {x.shape}")
-    check_padding(spec.padding[1:], (length,), spec.padding_mode, names=("length",))
-    (pad_start, pad_end) = spec.padding[1]
-    span = spread * (w.shape[2] - 1) + 1
-    if span > length + pad_start + pad_end:
-        raise ValueError(
-            f"kernel size {w.shape[2]} with dilation {spread} spans {span}, larger than "
-            f"the padded input length {length + pad_start + pad_end}")
-    out_length = spec.output_shape((1, length))[1]
-    batch = x.shape[:-2]
-    shape = (batch + (out_length, spec.out_channels) if channels_last
-             else batch + (spec.out_channels, out_length))
-    result_dtype, _ = _result_dtypes(x, w, spec.bias)
-    _check_out(out, shape, result_dtype, (input, weight, bias))
-
-    # (N, C, 1, L) or (N, 1, L, C): views, as is the output.
-    axis = -3 if channels_last else -2
-    x2d = np.expand_dims(x, axis)
-    out2d = None if out is None else np.expand_dims(out, axis)
-    result = spec.apply(x2d, num_threads=num_threads, out=out2d)
-    return out if out is not None else result.reshape(shape)
+                    layout="NHWC" if layout == "NLC" else "NCHW", activation=activation,
+                    spatial=1)
+    return spec.apply(x, num_threads=num_threads, out=out)
 
 
 def _single(value: Any, name: str, minimum: int) -> int:
