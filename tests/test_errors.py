@@ -230,3 +230,19 @@ def test_error_leaves_out_untouched():
     with pytest.raises(ValueError):
         fastconv.conv2d(X, W, np.zeros(5), out=out)
     assert (out == 7.0).all()
+
+
+def test_channel_errors_say_what_to_change():
+    """groups that do not divide C say so; channels-last data passed as NCHW
+    gets a hint about layout (conv2d, conv1d and a layer alike)."""
+    with pytest.raises(ValueError, match=r"groups=2 must divide the input channels"):
+        fastconv.conv2d(np.zeros((1, 3, 8, 8)), np.zeros((4, 3, 3, 3)), groups=2)
+    with pytest.raises(ValueError, match=r"pass layout='NHWC'"):
+        fastconv.conv2d(np.zeros((1, 8, 8, 4)), W)
+    with pytest.raises(ValueError, match=r"pass layout='NHWC'"):
+        fastconv.Conv2d(W)(np.zeros((8, 8, 4)))
+    with pytest.raises(ValueError, match=r"pass layout='NLC'"):
+        fastconv.conv1d(np.zeros((1, 9, 4)), np.zeros((6, 4, 3)))
+    with pytest.raises(ValueError) as error:  # no hint for data that is not channels-last
+        fastconv.conv2d(np.zeros((1, 5, 8, 8)), W)
+    assert "layout" not in str(error.value) and "must divide" not in str(error.value)
