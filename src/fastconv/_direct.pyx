@@ -13,7 +13,7 @@ built whole: each work item packs one block of it -- at most ``_KC_MAX`` taps
 by ``_PIXELS_PER_BLOCK`` pixels, a few hundred KiB that stay in L2 -- into
 panels of ``NR`` pixels (or, in the row-panel path, read in place from a
 copy of the rows they come from), and the register-blocked micro-kernel
-(``microkernel.hpp``) multiplies them with ``MR`` weight rows read in place.
+(``_kernels/gemm_tile.hpp``) multiplies them with ``MR`` weight rows read in place.
 Padding therefore costs no padded copy of the input, and stride, dilation
 and asymmetric padding are just different gathers.
 
@@ -31,99 +31,15 @@ from libc.string cimport memcpy, memset
 from ._interrupt cimport (fc_interrupt, fc_interrupted, raise_if_interrupted,
                           start_interrupt_checks)
 from ._openmp_helpers cimport effective_num_threads
+from ._cpu cimport kernel_table
+from ._kernels cimport *
+
+from . import _cpu
 
 import numpy as np
 
-
-cdef extern from "microkernel.hpp" nogil:
-    int FC_ISA_BASELINE
-    int FC_ISA_AVX2
-    int FC_ISA_AVX512
-    void *fc_scratch_acquire(int slot, size_t nbytes)
-    void fc_scratch_release(int slot)
-    size_t fc_scratch_peak_bytes(int reset)
-    int fc_cpu_isa()
-    int fc_select_isa(int requested)
-    void fc_tile(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *b, float *c,
-                 Py_ssize_t ldc, int accumulate, const float *bias)
-    void fc_tile(Py_ssize_t kc, const double *a, Py_ssize_t lda, const double *b, double *c,
-                 Py_ssize_t ldc, int accumulate, const double *bias)
-    void fc_tile(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *b, int64_t *c,
-                 Py_ssize_t ldc, int accumulate, const int64_t *bias)
-    void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
-    void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
-    void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)
-    int FC_LANES_MR
-    void fc_lanes_tile(Py_ssize_t kc, const float *base, const Py_ssize_t *k_offsets,
-                       const Py_ssize_t *pixel_offsets, const float *w, float *c)
-    void fc_lanes_tile(Py_ssize_t kc, const double *base, const Py_ssize_t *k_offsets,
-                       const Py_ssize_t *pixel_offsets, const double *w, double *c)
-    int fc_lanes_width(const float *dtype_tag)
-    int fc_lanes_width(const double *dtype_tag)
-
-
-cdef extern from "pack.hpp" nogil:
-    ctypedef struct fc_pack_geometry:
-        Py_ssize_t height, width, out_w
-        Py_ssize_t kernel_h, kernel_w
-        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
-        Py_ssize_t nr
-    void fc_pack_select(int level)
-    void fc_pack_input(const fc_pack_geometry *g, const float *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, float *dst)
-    void fc_pack_input(const fc_pack_geometry *g, const double *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, double *dst)
-    void fc_pack_input(const fc_pack_geometry *g, const int64_t *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, int64_t *dst)
-
-
-cdef extern from "rows.hpp" nogil:
-    ctypedef struct fc_rows_layout:
-        Py_ssize_t phase_len, channel_stride
-        bint dense
-    fc_rows_layout fc_rows_plan(Py_ssize_t out_rows, Py_ssize_t out_w_padded,
-                                Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                                Py_ssize_t stride_h, Py_ssize_t stride_w,
-                                Py_ssize_t dil_h, Py_ssize_t dil_w)
-    void fc_rows_fill[T](const fc_rows_layout *l, const T *x, Py_ssize_t channels,
-                         Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh0,
-                         Py_ssize_t kernel_h, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                         Py_ssize_t dil_h, Py_ssize_t pad_top, Py_ssize_t pad_left, T *dst)
-    void fc_rows_offsets(const fc_rows_layout *l, Py_ssize_t tap0, Py_ssize_t kc,
-                         Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_w,
-                         Py_ssize_t dil_w, Py_ssize_t *offsets)
-    void fc_tile_indirect(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *base,
-                          const Py_ssize_t *offsets, float *c, Py_ssize_t ldc,
-                          int accumulate, const float *bias)
-    void fc_tile_indirect(Py_ssize_t kc, const double *a, Py_ssize_t lda, const double *base,
-                          const Py_ssize_t *offsets, double *c, Py_ssize_t ldc,
-                          int accumulate, const double *bias)
-    void fc_tile_indirect(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *base,
-                          const Py_ssize_t *offsets, int64_t *c, Py_ssize_t ldc,
-                          int accumulate, const int64_t *bias)
-
-
-cdef extern from "grouped.hpp" nogil:
-    ctypedef struct fc_plane_geometry:
-        Py_ssize_t in_channels, height, width
-        Py_ssize_t kernel_h, kernel_w
-        Py_ssize_t out_h, out_w
-        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
-        int relu
-    int fc_plane_select_isa(int requested)
-    Py_ssize_t fc_plane_scratch(const fc_plane_geometry *geo, Py_ssize_t rows)
-    void fc_plane_rows(const fc_plane_geometry *geo, const float *x, const float *w,
-                       float bias, float *out, Py_ssize_t row0, Py_ssize_t row1,
-                       float *padded, int borders_ready)
-    void fc_plane_rows(const fc_plane_geometry *geo, const double *x, const double *w,
-                       double bias, double *out, Py_ssize_t row0, Py_ssize_t row1,
-                       double *padded, int borders_ready)
-    void fc_plane_rows(const fc_plane_geometry *geo, const int64_t *x, const int64_t *w,
-                       int64_t bias, int64_t *out, Py_ssize_t row0, Py_ssize_t row1,
-                       int64_t *padded, int borders_ready)
+# Kernels of the level in use: fastconv._cpu's one table.
+fc_use_kernel_table(kernel_table())
 
 
 ctypedef fused numeric_t:
@@ -133,7 +49,7 @@ ctypedef fused numeric_t:
 
 
 # Per-thread scratch buffers, kept by each thread for its next call
-# (fc_scratch_acquire in microkernel.hpp); buffers held at once use distinct
+# (fc_scratch_acquire in _kernels/scratch.hpp); buffers held at once use distinct
 # slots.
 cdef enum:
     SLOT_INPUT = 0            # packed columns, row scratch or padded planes
@@ -173,12 +89,8 @@ cdef inline Py_ssize_t _row_blocks_in_budget(Py_ssize_t one_row_bytes,
 cdef inline bint _uses_plane_kernel(Py_ssize_t groups, Py_ssize_t group_in) noexcept nogil:
     return groups > 1 and group_in <= _PLANE_KERNEL_MAX_GROUP_IN
 
-ISA_LEVELS = ("baseline", "avx2", "avx512")
-
-
-def cpu_isa():
-    """Highest instruction-set level the running CPU (and OS) supports."""
-    return ISA_LEVELS[fc_cpu_isa()]
+ISA_LEVELS = _cpu.ISA_LEVELS
+cpu_isa = _cpu.cpu_isa
 
 
 def scratch_peak_bytes(bint reset=False):
@@ -189,13 +101,12 @@ def scratch_peak_bytes(bint reset=False):
 
 
 def select_isa(str name):
-    """Use the kernels of level ``name`` (capped at :func:`cpu_isa`).
+    """Use the kernels of level ``name`` (capped at :func:`cpu_isa`) in every
+    extension: :func:`fastconv._cpu.select_isa`, the one ISA state.
 
     Returns the level now in use.
     """
-    cdef int level = fc_plane_select_isa(ISA_LEVELS.index(name))
-    fc_pack_select(level)
-    return ISA_LEVELS[level]
+    return _cpu.select_isa(name)
 
 
 def tile_shape(dtype):
@@ -1009,8 +920,8 @@ cdef Py_ssize_t _LANES_CHUNK_BYTES = 256 * 1024
 def lanes_width(dtype):
     """KB, the output channels of one channel-lanes tile, for ``dtype``; 0
     where the instruction-set level in use has no such tile (below AVX-512)."""
-    return (fc_lanes_width(<const float *>NULL) if np.dtype(dtype) == np.float32
-            else fc_lanes_width(<const double *>NULL))
+    return (fc_channel_lanes_width(<const float *>NULL) if np.dtype(dtype) == np.float32
+            else fc_channel_lanes_width(<const double *>NULL))
 
 
 def pack_channel_lanes(weight):
@@ -1065,7 +976,7 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_channels = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
-    cdef Py_ssize_t kb = fc_lanes_width(<const floating *>NULL)
+    cdef Py_ssize_t kb = fc_channel_lanes_width(<const floating *>NULL)
     if kb == 0:
         raise ValueError("no channel-lanes tile at this instruction-set level")
     cdef Py_ssize_t taps = kernel_h * kernel_w
@@ -1080,7 +991,7 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
         raise ValueError("the padded input is smaller than the output needs")
     if batch == 0 or out_channels == 0 or out_h == 0 or out_w == 0:
         return
-    cdef Py_ssize_t mr = FC_LANES_MR, pixels = out_h * out_w
+    cdef Py_ssize_t mr = FC_CHANNEL_LANES_PIXELS, pixels = out_h * out_w
     cdef Py_ssize_t n_tiles = _ceil_div(pixels, mr)
     # Reduction step (c, i, j) reads the input at c*H*W + i*dil_h*W + j*dil_w
     # from the pixel's origin; pixels past the last read the last one again.
@@ -1140,7 +1051,7 @@ cdef void _lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_g
     """Pixel tiles t0 .. t1 of one image and block of output channels: the
     results, [pixel][KB] in ``buf`` from the bias on, gather the reduction
     chunk by chunk, then go to ``out`` transposed."""
-    cdef Py_ssize_t mr = FC_LANES_MR
+    cdef Py_ssize_t mr = FC_CHANNEL_LANES_PIXELS
     cdef Py_ssize_t group = item % n_groups
     cdef Py_ssize_t rest = item // n_groups
     cdef Py_ssize_t kblock = rest % n_kblocks
@@ -1159,7 +1070,7 @@ cdef void _lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_g
     c0 = 0
     while c0 < channels:
         for t in range(t0, t1):
-            fc_lanes_tile(min(chunk, channels - c0) * taps, image, k_offsets + c0 * taps,
+            fc_channel_lanes_tile(min(chunk, channels - c0) * taps, image, k_offsets + c0 * taps,
                           pixel_offsets + t * mr, w + c0 * taps * kb,
                           buf + (t - t0) * mr * kb)
         c0 = c0 + chunk

@@ -6,7 +6,7 @@ One call runs, per work item (image, group, block of NR output tiles, block
 of output channels):
 
 1. for each chunk of ``CB`` input channels: the input transform
-   ``V[xi][c][tile] = (B^T d B)[xi]`` of the block's tiles (``winograd.hpp``),
+   ``V[xi][c][tile] = (B^T d B)[xi]`` of the block's tiles (``_kernels/winograd_transforms.hpp``),
 2. the ``alpha^2`` GEMMs ``M[xi] += U[xi] (K_block x CB) . V[xi] (CB x NR)``
    on the register-blocked micro-kernel, with ``M`` kept in L2,
 3. the output transform ``A^T M A`` (+ bias) scattered into the output with
@@ -30,48 +30,16 @@ from libc.string cimport memset
 from ._interrupt cimport (fc_interrupt, fc_interrupted, raise_if_interrupted,
                           start_interrupt_checks)
 from ._openmp_helpers cimport effective_num_threads
+from ._cpu cimport kernel_table
+from ._kernels cimport *
+
+from . import _cpu
 
 import numpy as np
 
 
-cdef extern from "winograd.hpp" nogil:
-    void *fc_scratch_acquire(int slot, size_t nbytes)
-    void fc_scratch_release(int slot)
-    size_t fc_scratch_peak_bytes(int reset)
-    int fc_wino_select_isa(int requested)
-    int fc_wino_matrix(int m, int which, double *dst)
-    void fc_gemm_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
-                      Py_ssize_t ldc, int accumulate, const float *bias)
-    void fc_gemm_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
-                      Py_ssize_t ldc, int accumulate, const double *bias)
-    void fc_gemm_tile_shape(const float *dtype_tag, int *mr, int *nr)
-    void fc_gemm_tile_shape(const double *dtype_tag, int *mr, int *nr)
-    void fc_wino_pack_panel_m(int m, const float *weight, Py_ssize_t out_channels,
-                              Py_ssize_t channels, int mr, Py_ssize_t panel,
-                              float *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_pack_panel_m(int m, const double *weight, Py_ssize_t out_channels,
-                              Py_ssize_t channels, int mr, Py_ssize_t panel,
-                              double *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_gather_m(int m, const float *channel, Py_ssize_t height,
-                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
-                          Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
-                          Py_ssize_t lane0, Py_ssize_t nr, float *scratch)
-    void fc_wino_gather_m(int m, const double *channel, Py_ssize_t height,
-                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
-                          Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
-                          Py_ssize_t lane0, Py_ssize_t nr, double *scratch)
-    void fc_wino_scatter_m(int m, const float *y, float *out_channel, Py_ssize_t out_h,
-                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
-                           Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_scatter_m(int m, const double *y, double *out_channel, Py_ssize_t out_h,
-                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
-                           Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_input(int m, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
-    void fc_wino_input(int m, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)
-    int fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
-                        Py_ssize_t nr, float *scratch, int relu)
-    int fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
-                        Py_ssize_t nr, double *scratch, int relu)
+# Kernels of the level in use: fastconv._cpu's one table.
+fc_use_kernel_table(kernel_table())
 
 
 TILE_SIZES = (2, 4, 6)
@@ -121,8 +89,21 @@ def scratch_peak_bytes(bint reset=False):
 
 
 def select_isa(int level):
-    """Follow the instruction-set level of :mod:`fastconv._direct`."""
-    return fc_wino_select_isa(level)
+    """Use the kernels of level ``ISA_LEVELS[level]`` in every extension (the
+    one ISA state, :func:`fastconv._cpu.select_isa`); returns the level in
+    use, as an index."""
+    return _cpu.ISA_LEVELS.index(_cpu.select_isa(_cpu.ISA_LEVELS[level]))
+
+
+def tile_shape(dtype):
+    """``(MR, NR)`` of the GEMM tile of the level in use for ``dtype``
+    (float32 or float64)."""
+    cdef int mr = 0, nr = 0
+    if np.dtype(dtype) == np.float32:
+        fc_gemm_tile_shape(<const float *>NULL, &mr, &nr)
+    else:
+        fc_gemm_tile_shape(<const double *>NULL, &mr, &nr)
+    return mr, nr
 
 
 def transform_matrices(int m):
@@ -636,7 +617,7 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
-        # Kept by each thread for its next call (microkernel.hpp).
+        # Kept by each thread for its next call (_kernels/scratch.hpp).
         v = <floating *>fc_scratch_acquire(0, v_elems * sizeof(floating))
         mbuf = <floating *>fc_scratch_acquire(1, m_elems * sizeof(floating))
         scratch = <floating *>fc_scratch_acquire(2, scratch_elems * sizeof(floating))

@@ -9,14 +9,14 @@
  * padding as zeros, so no padded copy of the input is ever made. (Several
  * threads may fill one block, each its own rows.)
  *
- * Compiled per instruction set like the micro-kernels: the copies along an
- * output row are contiguous (stride 1) or fixed-step (stride 2) loops that
- * vectorise; other strides take a generic loop.
+ * Compiled per instruction set like the GEMM tiles (cpu_kernels.hpp): the
+ * copies along an output row are contiguous (stride 1) or fixed-step
+ * (stride 2) loops that vectorise; other strides take a generic loop.
  */
 #ifndef FASTCONV_PACK_HPP
 #define FASTCONV_PACK_HPP
 
-#include "microkernel.hpp"
+#include "platform.hpp"
 
 struct fc_pack_geometry {
     fc_index height, width, out_w;
@@ -115,40 +115,5 @@ static FC_ALWAYS_INLINE void fc_pack_any(FC_PACK_ARGS(T))
 
 typedef void (*fc_pack_f32_fn)(FC_PACK_ARGS(float));
 typedef void (*fc_pack_f64_fn)(FC_PACK_ARGS(double));
-
-static void fc_pack_f32_baseline(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
-static void fc_pack_f64_baseline(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
-#if FC_HAVE_X86_DISPATCH
-__attribute__((target("avx2,fma")))
-static void fc_pack_f32_avx2(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
-__attribute__((target("avx2,fma")))
-static void fc_pack_f64_avx2(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_pack_f32_avx512(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_pack_f64_avx512(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
-#endif
-
-static fc_pack_f32_fn fc_pack_f32 = fc_pack_f32_baseline;
-static fc_pack_f64_fn fc_pack_f64 = fc_pack_f64_baseline;
-
-static void fc_pack_select(int level)
-{
-    fc_pack_f32 = fc_pack_f32_baseline;
-    fc_pack_f64 = fc_pack_f64_baseline;
-#if FC_HAVE_X86_DISPATCH
-    if (level == FC_ISA_AVX512) {
-        fc_pack_f32 = fc_pack_f32_avx512;
-        fc_pack_f64 = fc_pack_f64_avx512;
-    } else if (level == FC_ISA_AVX2) {
-        fc_pack_f32 = fc_pack_f32_avx2;
-        fc_pack_f64 = fc_pack_f64_avx2;
-    }
-#endif
-}
-
-static inline void fc_pack_input(FC_PACK_ARGS(float)) { fc_pack_f32(FC_PACK_PASS); }
-static inline void fc_pack_input(FC_PACK_ARGS(double)) { fc_pack_f64(FC_PACK_PASS); }
-static inline void fc_pack_input(FC_PACK_ARGS(int64_t)) { fc_pack_any<int64_t>(FC_PACK_PASS); }
 
 #endif /* FASTCONV_PACK_HPP */

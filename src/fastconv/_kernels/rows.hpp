@@ -31,7 +31,7 @@
 #ifndef FASTCONV_ROWS_HPP
 #define FASTCONV_ROWS_HPP
 
-#include "microkernel.hpp"
+#include "platform.hpp"
 
 struct fc_rows_layout {
     fc_index out_rows;          /* output rows of the block */
