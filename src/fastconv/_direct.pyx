@@ -122,12 +122,7 @@ def tile_shape(dtype):
 
 
 cdef struct Geometry:
-    # Shapes
-    Py_ssize_t channels, height, width            # input, per image
-    Py_ssize_t out_channels, out_height, out_width
-    Py_ssize_t kernel_h, kernel_w
-    Py_ssize_t groups, group_in, group_out        # C/groups, K/groups
-    Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
+    fc_geometry conv                  # shapes, hyperparameters, relu (geometry.hpp)
     # Blocking
     Py_ssize_t mr, nr                 # micro-tile: output channels x pixels
     Py_ssize_t taps                   # C/groups * kH * kW (reduction length)
@@ -137,8 +132,6 @@ cdef struct Geometry:
     Py_ssize_t n_pixel_blocks
     Py_ssize_t mpanels_per_block      # MR-channel panels per work item
     Py_ssize_t n_channel_blocks
-    bint relu                         # max(y, 0) after the last reduction chunk
-    fc_pack_geometry pack             # the same shapes, for the C++ packer
 
 
 cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
@@ -196,8 +189,8 @@ cdef inline const numeric_t *_weight_rows(const Geometry *geo, const numeric_t *
     """The MR weight rows of output channels m0 .. m0 + MR of group g, ``taps``
     apart: in place, or for the panel cut by K/groups its zero-padded copy
     in ``tails`` (pack_weights)."""
-    if m0 + geo.mr <= geo.group_out:
-        return weight + (g * geo.group_out + m0) * geo.taps
+    if m0 + geo.mr <= geo.conv.group_out:
+        return weight + (g * geo.conv.group_out + m0) * geo.taps
     return tails + g * geo.mr * geo.taps
 
 
@@ -207,13 +200,13 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                          numeric_t *out, numeric_t *col, numeric_t *tile) noexcept nogil:
     """Compute one (image, group, pixel block, channel block) of the output."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_pixels_out = geo.conv.out_h * geo.conv.out_w
     cdef Py_ssize_t channel_block = item % geo.n_channel_blocks
     cdef Py_ssize_t rest = item // geo.n_channel_blocks
     cdef Py_ssize_t pixel_block = rest % geo.n_pixel_blocks
     rest = rest // geo.n_pixel_blocks
-    cdef Py_ssize_t g = rest % geo.groups
-    cdef Py_ssize_t n = rest // geo.groups
+    cdef Py_ssize_t g = rest % geo.conv.groups
+    cdef Py_ssize_t n = rest // geo.conv.groups
 
     # Block b of B covers panels [b*P/B, (b+1)*P/B): sizes differ by one at most.
     cdef Py_ssize_t total_panels = (n_pixels_out + nr - 1) // nr
@@ -230,8 +223,10 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
     cdef Py_ssize_t mpanel_lo = _mpanel_bound(geo, channel_block)
     cdef Py_ssize_t mpanel_hi = _mpanel_bound(geo, channel_block + 1)
 
-    cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
-    cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
+    cdef const numeric_t *image = x + ((n * geo.conv.channels + g * geo.conv.group_in)
+                                       * geo.conv.height * geo.conv.width)
+    cdef numeric_t *out_group = out + ((n * geo.conv.out_channels + g * geo.conv.group_out)
+                                       * n_pixels_out)
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
 
     cdef Py_ssize_t tap0, kc, jp, mp, m0, rows, cols, m
@@ -244,7 +239,7 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
         kc = geo.kc_max
         if kc > taps - tap0:
             kc = taps - tap0
-        fc_pack_input(&geo.pack, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
+        fc_pack_input(&geo.conv, geo.nr, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
         accumulate = tap0 > 0
         for jp in range(n_panels):
             b = col + jp * kc * nr
@@ -255,9 +250,9 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                 m0 = mp * mr
                 a = _weight_rows(geo, weight, tails, g, m0) + tap0
                 c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
-                rows = min(mr, geo.group_out - m0)
+                rows = min(mr, geo.conv.group_out - m0)
                 _output_tile(kc, a, taps, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
-                             accumulate, bias_group + m0, geo.relu and tap0 + kc == taps,
+                             accumulate, bias_group + m0, geo.conv.relu and tap0 + kc == taps,
                              tile)
         tap0 = tap0 + kc
 
@@ -296,8 +291,8 @@ cdef void _dense_rows(const Geometry *geo, const fc_rows_layout *layout,
     reach / stride), so panels run across row ends and waste only the reach
     columns, whatever the output width."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
-    cdef Py_ssize_t row_len = layout.phase_len, out_w = geo.out_width
+    cdef Py_ssize_t n_pixels_out = geo.conv.out_h * geo.conv.out_w
+    cdef Py_ssize_t row_len = layout.phase_len, out_w = geo.conv.out_w
     cdef Py_ssize_t v_end = (oh1 - oh0 - 1) * row_len + out_w
     cdef Py_ssize_t v0, r, ow, mp, m0, rows_valid
     cdef bint inside
@@ -314,17 +309,17 @@ cdef void _dense_rows(const Geometry *geo, const fc_rows_layout *layout,
             m0 = mp * mr
             a = _weight_rows(geo, weight, tails, g, m0)
             c_block = out_group + m0 * n_pixels_out + oh0 * out_w
-            rows_valid = min(mr, geo.group_out - m0)
+            rows_valid = min(mr, geo.conv.group_out - m0)
             if inside and rows_valid == mr:
                 c = c_block + r * out_w + ow
                 fc_tile_indirect(taps, a, taps, rows + v0, offsets, c, n_pixels_out, 0,
                                  bias_group + m0)
-                if geo.relu:
+                if geo.conv.relu:
                     _relu_rows(c, mr, nr, n_pixels_out)
             else:
                 fc_tile_indirect(taps, a, taps, rows + v0, offsets, tile, nr, 0,
                                  bias_group + m0)
-                if geo.relu:
+                if geo.conv.relu:
                     _relu_rows(tile, rows_valid, nr, nr)
                 _panel_copy(tile, c_block, rows_valid, nr, v0, v_end, row_len, out_w,
                             n_pixels_out)
@@ -340,24 +335,25 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
     """One (image, group, block of output rows, block of channels) of the
     row-panel path (rows.hpp): B rows are read in place from ``rows``."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_pixels_out = geo.conv.out_h * geo.conv.out_w
     cdef Py_ssize_t channel_block = item % geo.n_channel_blocks
     cdef Py_ssize_t rest = item // geo.n_channel_blocks
     cdef Py_ssize_t row_block = rest % n_row_blocks
     rest = rest // n_row_blocks
-    cdef Py_ssize_t g = rest % geo.groups
-    cdef Py_ssize_t n = rest // geo.groups
-    cdef Py_ssize_t oh0 = row_block * geo.out_height // n_row_blocks
-    cdef Py_ssize_t oh1 = (row_block + 1) * geo.out_height // n_row_blocks
+    cdef Py_ssize_t g = rest % geo.conv.groups
+    cdef Py_ssize_t n = rest // geo.conv.groups
+    cdef Py_ssize_t oh0 = row_block * geo.conv.out_h // n_row_blocks
+    cdef Py_ssize_t oh1 = (row_block + 1) * geo.conv.out_h // n_row_blocks
     if oh0 >= oh1:
         return
     cdef Py_ssize_t mpanel_lo = _mpanel_bound(geo, channel_block)
     cdef Py_ssize_t mpanel_hi = _mpanel_bound(geo, channel_block + 1)
-    cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
-    cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
+    cdef const numeric_t *image = x + ((n * geo.conv.channels + g * geo.conv.group_in)
+                                       * geo.conv.height * geo.conv.width)
+    cdef numeric_t *out_group = out + ((n * geo.conv.out_channels + g * geo.conv.group_out)
+                                       * n_pixels_out)
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
-    fc_rows_fill(layout, image, geo.group_in, geo.height, geo.width, oh0, geo.kernel_h,
-                 geo.stride_h, geo.stride_w, geo.dil_h, geo.pad_top, geo.pad_left, rows)
+    fc_rows_fill(layout, &geo.conv, image, oh0, rows)
 
     # The whole reduction in one chunk (see _conv2d_rows).
     cdef Py_ssize_t oh, ow0, mp, m0, rows_valid, cols
@@ -369,27 +365,27 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
         return
     for oh in range(oh0, oh1):
         ow0 = 0
-        while ow0 < geo.out_width:
+        while ow0 < geo.conv.out_w:
             base = rows + (oh - oh0) * layout.phase_len + ow0
-            cols = min(nr, geo.out_width - ow0)
+            cols = min(nr, geo.conv.out_w - ow0)
             for mp in range(mpanel_lo, mpanel_hi):
                 m0 = mp * mr
-                c = out_group + m0 * n_pixels_out + oh * geo.out_width + ow0
-                rows_valid = min(mr, geo.group_out - m0)
+                c = out_group + m0 * n_pixels_out + oh * geo.conv.out_w + ow0
+                rows_valid = min(mr, geo.conv.group_out - m0)
                 _output_tile(taps, _weight_rows(geo, weight, tails, g, m0), taps, base, offsets,
                              c, n_pixels_out, rows_valid, cols, mr, nr, 0, bias_group + m0,
-                             geo.relu, tile)
+                             geo.conv.relu, tile)
             ow0 = ow0 + nr
 
 
 cdef bint _uses_row_kernel(const Geometry *geo) noexcept nogil:
     """Row panels (rows.hpp) skip the per-tap copies of im2col for kernels
     larger than 1x1 on images of more than 4 panels."""
-    if geo.kernel_h * geo.kernel_w == 1:
+    if geo.conv.kernel_h * geo.conv.kernel_w == 1:
         return False
     # A small image: packed panels waste less of the last panel than rows
     # do, and its per-tap copies are few in absolute terms.
-    return _ceil_div(geo.out_height * geo.out_width, geo.nr) > 4
+    return _ceil_div(geo.conv.out_h * geo.conv.out_w, geo.nr) > 4
 
 
 cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
@@ -398,8 +394,9 @@ cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
     rounded up to NR, and the fewer wins (measured: dense 7-8% faster on 56
     and 112 wide stride-1 outputs; whole panels, which never go through the
     edge tile, when the counts tie)."""
-    cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, geo.nr) * geo.nr
-    return geo.out_width + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w >= padded_w
+    cdef Py_ssize_t padded_w = _ceil_div(geo.conv.out_w, geo.nr) * geo.nr
+    return (geo.conv.out_w + (geo.conv.kernel_w - 1) * geo.conv.dil_w // geo.conv.stride_w
+            >= padded_w)
 
 
 cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
@@ -417,7 +414,7 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
     cdef Py_ssize_t nr = geo.nr, rb, cb, rows, panels, items, kp
     cdef double cost, best = -1.0
     cdef bint full, best_full = False
-    cdef double copy_cost = 1.0 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
+    cdef double copy_cost = 1.0 if geo.conv.stride_h != 1 or geo.conv.stride_w != 1 else 0.125
     cdef fc_rows_layout layout
     row_blocks[0], channel_blocks[0] = min_row_blocks, 1
     # Channel blocks in the outer loop: at equal cost the fewest win (at 8
@@ -427,12 +424,11 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
         kp = _ceil_div(n_mpanels, cb)
         if cb > 1 and _ceil_div(n_mpanels, cb - 1) == kp:
             continue  # the same largest block as cb - 1, more items
-        for rb in range(min_row_blocks, geo.out_height + 1):
-            rows = _ceil_div(geo.out_height, rb)
-            layout = fc_rows_plan(rows, padded_w, geo.kernel_h, geo.kernel_w, geo.stride_h,
-                                  geo.stride_w, geo.dil_h, geo.dil_w)
+        for rb in range(min_row_blocks, geo.conv.out_h + 1):
+            rows = _ceil_div(geo.conv.out_h, rb)
+            layout = fc_rows_plan(&geo.conv, rows, padded_w)
             if dense:
-                panels = _ceil_div((rows - 1) * layout.phase_len + geo.out_width, nr)
+                panels = _ceil_div((rows - 1) * layout.phase_len + geo.conv.out_w, nr)
             else:
                 panels = rows * (padded_w // nr)
             items = images_groups * rb * cb
@@ -441,7 +437,7 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
             # (element-wise gathers, rows held once per kernel row).
             cost = <double>_ceil_div(items, threads) * (
                 <double>panels * kp * geo.taps * (geo.mr * nr // 16)
-                + <double>geo.group_in * layout.channel_stride * copy_cost)
+                + <double>geo.conv.group_in * layout.channel_stride * copy_cost)
             # At equal cost, items filling whole rounds of the threads win
             # (7 items of two rows on 8 threads leave one idle; 8 items of
             # one or two rows cost the model the same).
@@ -461,17 +457,15 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
     # never leave the registers, which spares dense panels a round trip
     # through the edge tile.
     cdef bint dense = not _rows_are_whole_panels(geo)
-    cdef Py_ssize_t padded_w = geo.out_width if dense else _ceil_div(geo.out_width, nr) * nr
-    cdef fc_rows_layout one_row = fc_rows_plan(1, padded_w, geo.kernel_h, geo.kernel_w,
-                                               geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    cdef fc_rows_layout two_rows = fc_rows_plan(2, padded_w, geo.kernel_h, geo.kernel_w,
-                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    cdef Py_ssize_t channels_bytes = geo.group_in * <Py_ssize_t>sizeof(numeric_t)
+    cdef Py_ssize_t padded_w = geo.conv.out_w if dense else _ceil_div(geo.conv.out_w, nr) * nr
+    cdef fc_rows_layout one_row = fc_rows_plan(&geo.conv, 1, padded_w)
+    cdef fc_rows_layout two_rows = fc_rows_plan(&geo.conv, 2, padded_w)
+    cdef Py_ssize_t channels_bytes = geo.conv.group_in * <Py_ssize_t>sizeof(numeric_t)
     cdef Py_ssize_t row_blocks = _row_blocks_in_budget(
         channels_bytes * one_row.channel_stride, channels_bytes * two_rows.channel_stride,
-        geo.out_height)
+        geo.conv.out_h)
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    cdef Py_ssize_t images_groups = batch * geo.groups
+    cdef Py_ssize_t images_groups = batch * geo.conv.groups
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * row_blocks
@@ -479,16 +473,14 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         _split_rows(geo, images_groups, row_blocks, n_mpanels, threads, dense, padded_w,
                     &row_blocks, &channel_blocks)
     geo.n_channel_blocks = channel_blocks
-    cdef Py_ssize_t rows_per_block = _ceil_div(geo.out_height, row_blocks)
-    cdef fc_rows_layout layout = fc_rows_plan(rows_per_block, padded_w, geo.kernel_h,
-                                              geo.kernel_w, geo.stride_h, geo.stride_w,
-                                              geo.dil_h, geo.dil_w)
+    cdef Py_ssize_t rows_per_block = _ceil_div(geo.conv.out_h, row_blocks)
+    cdef fc_rows_layout layout = fc_rows_plan(&geo.conv, rows_per_block, padded_w)
     cdef Py_ssize_t n_items = images_groups * row_blocks * channel_blocks
     threads = effective_num_threads(num_threads, n_items)
     layout.dense = dense
     # Slack after the last channel: a dense block's last panel reads up to
     # one panel past the block's last virtual pixel.
-    cdef size_t rows_elems = <size_t>(geo.group_in * layout.channel_stride + nr)
+    cdef size_t rows_elems = <size_t>(geo.conv.group_in * layout.channel_stride + nr)
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef Py_ssize_t item
@@ -500,8 +492,7 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         SLOT_OFFSETS, <size_t>geo.taps * sizeof(Py_ssize_t))
     if offsets == NULL:
         raise MemoryError("fastconv: cannot allocate the tap offsets")
-    fc_rows_offsets(&layout, 0, geo.taps, geo.kernel_h, geo.kernel_w, geo.stride_w,
-                    geo.dil_w, offsets)
+    fc_rows_offsets(&layout, &geo.conv, 0, geo.taps, offsets)
     cdef fc_interrupt interrupt
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)
@@ -592,35 +583,29 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                          numeric_t[:, :, :, ::1] out, const Geometry *geo,
                          int num_threads) except *:
     """Plane kernel: work items are (image, output channel, block of rows)."""
-    if weight.shape[0] != geo.out_channels * geo.taps or bias.shape[0] != geo.out_channels:
+    if (weight.shape[0] != geo.conv.out_channels * geo.taps
+            or bias.shape[0] != geo.conv.out_channels):
         raise ValueError("packed weights do not match this geometry")
-    cdef fc_plane_geometry plane
-    plane.in_channels, plane.height, plane.width = geo.group_in, geo.height, geo.width
-    plane.kernel_h, plane.kernel_w = geo.kernel_h, geo.kernel_w
-    plane.out_h, plane.out_w = geo.out_height, geo.out_width
-    plane.stride_h, plane.stride_w = geo.stride_h, geo.stride_w
-    plane.pad_top, plane.pad_left = geo.pad_top, geo.pad_left
-    plane.dil_h, plane.dil_w = geo.dil_h, geo.dil_w
-    plane.relu = geo.relu
+    cdef const fc_geometry *plane = &geo.conv
     cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t planes = batch * geo.out_channels
+    cdef Py_ssize_t planes = batch * geo.conv.out_channels
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     # Rows are cut when there are too few planes for the threads, and so that
     # a block's padded rows fit the scratch budget (a whole 1080p plane would
     # take 8 MB per thread and fall out of the caches).
     cdef Py_ssize_t elem = sizeof(numeric_t)
     cdef Py_ssize_t row_blocks = _row_blocks_in_budget(
-        fc_plane_scratch(&plane, 1) * elem, fc_plane_scratch(&plane, 2) * elem,
-        geo.out_height)
+        fc_plane_scratch(plane, 1) * elem, fc_plane_scratch(plane, 2) * elem,
+        geo.conv.out_h)
     if planes < 4 * threads:
-        row_blocks = _balance(planes, row_blocks, geo.out_height, threads)
+        row_blocks = _balance(planes, row_blocks, geo.conv.out_h, threads)
     cdef Py_ssize_t n_items = planes * row_blocks
     threads = effective_num_threads(num_threads, n_items)
     cdef Py_ssize_t chunk, item, plane_index, block, previous_block, n, k, g
-    cdef Py_ssize_t in_plane = geo.height * geo.width
-    cdef Py_ssize_t out_plane = geo.out_height * geo.out_width
+    cdef Py_ssize_t in_plane = geo.conv.height * geo.conv.width
+    cdef Py_ssize_t out_plane = geo.conv.out_h * geo.conv.out_w
     cdef size_t scratch_elems = <size_t>fc_plane_scratch(
-        &plane, _ceil_div(geo.out_height, row_blocks))
+        plane, _ceil_div(geo.conv.out_h, row_blocks))
     cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
     cdef const numeric_t *w_ptr = &weight[0]
     cdef const numeric_t *b_ptr = &bias[0]
@@ -644,13 +629,14 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                     break
                 plane_index = item // row_blocks
                 block = item - plane_index * row_blocks
-                n = plane_index // geo.out_channels
-                k = plane_index - n * geo.out_channels
-                g = k // geo.group_out
-                fc_plane_rows(&plane, x_ptr + (n * geo.channels + g * geo.group_in) * in_plane,
+                n = plane_index // geo.conv.out_channels
+                k = plane_index - n * geo.conv.out_channels
+                g = k // geo.conv.group_out
+                fc_plane_rows(plane,
+                              x_ptr + (n * geo.conv.channels + g * geo.conv.group_in) * in_plane,
                               w_ptr + k * geo.taps, b_ptr[k], out_ptr + plane_index * out_plane,
-                              block * geo.out_height // row_blocks,
-                              (block + 1) * geo.out_height // row_blocks, padded,
+                              block * geo.conv.out_h // row_blocks,
+                              (block + 1) * geo.conv.out_h // row_blocks, padded,
                               block == previous_block)
                 previous_block = block
         fc_scratch_release(SLOT_INPUT)
@@ -668,7 +654,7 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
     of the (output-channel panel, pixel panel) tiles. Two barriers per chunk
     instead of each thread packing the whole image for its channels."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_pixels = geo.conv.out_h * geo.conv.out_w
     cdef Py_ssize_t n_panels = _ceil_div(n_pixels, nr)
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     # The whole reduction in one chunk when the columns of the image fit in
@@ -701,7 +687,7 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
             kc = min(chunk_taps, taps - tap0)
             for r in prange(kc, schedule='static'):
                 if not fc_interrupted(interrupt_ptr):
-                    fc_pack_input(&geo.pack, x, tap0, kc, r, r + 1, 0, n_pixels, col)
+                    fc_pack_input(&geo.conv, geo.nr, x, tap0, kc, r, r + 1, 0, n_pixels, col)
             for work in prange(n_mpanels * n_panels, schedule='static'):
                 if tile != NULL and not fc_interrupted(interrupt_ptr):
                     mp = work // n_panels
@@ -709,11 +695,11 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
                     m0 = mp * mr
                     a = _weight_rows(geo, weight, tails, 0, m0) + tap0
                     c = out + m0 * n_pixels + jp * nr
-                    rows = min(mr, geo.group_out - m0)
+                    rows = min(mr, geo.conv.group_out - m0)
                     cols = min(nr, n_pixels - jp * nr)
                     _output_tile(kc, a, taps, col + jp * kc * nr, NULL, c, n_pixels, rows, cols,
                                  mr, nr, tap0 > 0, padded_bias + m0,
-                                 geo.relu and tap0 + kc == taps, tile)
+                                 geo.conv.relu and tap0 + kc == taps, tile)
         fc_scratch_release(SLOT_TILE)
     fc_scratch_release(SLOT_SHARED_COLUMNS)
     raise_if_interrupted(interrupt_ptr)
@@ -733,17 +719,18 @@ def _scratch_fits(nbytes):
 
 cdef object _plane_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
     """fc_plane_scratch for one output row, in Python integers (no overflow)."""
-    span_w = (<object>geo.out_width - 1) * geo.stride_w + (<object>geo.kernel_w - 1) * geo.dil_w + 1
-    span_h = (<object>geo.kernel_h - 1) * geo.dil_h + 1
-    return <object>geo.group_in * span_h * (span_w + 16) * elem
+    span_w = ((<object>geo.conv.out_w - 1) * geo.conv.stride_w
+              + (<object>geo.conv.kernel_w - 1) * geo.conv.dil_w + 1)
+    span_h = (<object>geo.conv.kernel_h - 1) * geo.conv.dil_h + 1
+    return <object>geo.conv.group_in * span_h * (span_w + 16) * elem
 
 
 cdef object _rows_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
     """The row-panel scratch for one output row, in Python integers."""
-    padded_w = (<object>geo.out_width + geo.nr) * geo.stride_w
-    reach = (<object>geo.kernel_w - 1) * geo.dil_w + 1
-    rows = (<object>geo.kernel_h - 1) * geo.dil_h + 1
-    return <object>geo.group_in * rows * (padded_w + reach) * elem
+    padded_w = (<object>geo.conv.out_w + geo.nr) * geo.conv.stride_w
+    reach = (<object>geo.conv.kernel_w - 1) * geo.conv.dil_w + 1
+    rows = (<object>geo.conv.kernel_h - 1) * geo.conv.dil_h + 1
+    return <object>geo.conv.group_in * rows * (padded_w + reach) * elem
 
 
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
@@ -778,51 +765,32 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     cdef int mr = 0, nr = 0
     fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
     cdef Py_ssize_t batch = x.shape[0]
-    geo.channels = x.shape[1]
-    geo.height = x.shape[2]
-    geo.width = x.shape[3]
-    geo.out_channels = out.shape[1]
-    geo.kernel_h = kernel_h
-    geo.kernel_w = kernel_w
-    geo.out_height = out.shape[2]
-    geo.out_width = out.shape[3]
-    geo.groups = groups
-    geo.group_in = geo.channels // groups
-    geo.group_out = geo.out_channels // groups
-    geo.stride_h, geo.stride_w = stride_h, stride_w
-    geo.pad_top, geo.pad_left = pad_top, pad_left
-    geo.dil_h, geo.dil_w = dil_h, dil_w
+    geo.conv = fc_geometry_of(x.shape[1], x.shape[2], x.shape[3], out.shape[1], out.shape[2],
+                              out.shape[3], kernel_h, kernel_w, stride_h, stride_w, pad_top,
+                              pad_left, dil_h, dil_w, groups, relu)
     geo.mr, geo.nr = mr, nr
-    geo.relu = relu
-    geo.taps = geo.group_in * geo.kernel_h * geo.kernel_w
-    geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
-    if batch == 0 or geo.out_channels == 0:
+    geo.taps = geo.conv.group_in * geo.conv.kernel_h * geo.conv.kernel_w
+    geo.group_out_padded = _ceil_div(geo.conv.group_out, mr) * mr
+    if batch == 0 or geo.conv.out_channels == 0:
         return
-    if _uses_plane_kernel(groups, geo.group_in):
+    if _uses_plane_kernel(groups, geo.conv.group_in):
         if _scratch_fits(_plane_scratch_bytes(&geo, sizeof(numeric_t))):
             _conv2d_planes(x, weight, padded_bias, out, &geo, num_threads)
             return
         # A huge dilation spans mostly padding: the packed path gathers only
         # what exists (and needs the bias padded to whole panels).
         weight_array = np.asarray(weight).reshape(
-            geo.out_channels, geo.group_in, kernel_h, kernel_w)
+            geo.conv.out_channels, geo.conv.group_in, kernel_h, kernel_w)
         weight, tails, padded_bias = pack_weights(weight_array, np.asarray(padded_bias),
                                                   groups, True)
-    if (weight.shape[0] != geo.out_channels * geo.taps
-            or tails.shape[0] != (0 if geo.group_out_padded == geo.group_out
+    if (weight.shape[0] != geo.conv.out_channels * geo.taps
+            or tails.shape[0] != (0 if geo.group_out_padded == geo.conv.group_out
                                   else groups * mr * geo.taps)
             or padded_bias.shape[0] != groups * geo.group_out_padded):
         raise ValueError("packed weights do not match this geometry or ISA level")
     cdef const numeric_t *w_ptr = &weight[0]
     cdef const numeric_t *tails_ptr = &tails[0] if tails.shape[0] else NULL
     cdef const numeric_t *b_ptr = &padded_bias[0]
-
-    geo.pack.height, geo.pack.width, geo.pack.out_w = geo.height, geo.width, geo.out_width
-    geo.pack.kernel_h, geo.pack.kernel_w = geo.kernel_h, geo.kernel_w
-    geo.pack.stride_h, geo.pack.stride_w = stride_h, stride_w
-    geo.pack.pad_top, geo.pack.pad_left = pad_top, pad_left
-    geo.pack.dil_h, geo.pack.dil_w = dil_h, dil_w
-    geo.pack.nr = nr
 
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
@@ -837,13 +805,13 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     # repeats: another pixel block re-reads the weights, another channel
     # block re-packs the input, so the cheaper of the two is split first.
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    cdef Py_ssize_t n_panels = _ceil_div(geo.out_height * geo.out_width, nr)
+    cdef Py_ssize_t n_panels = _ceil_div(geo.conv.out_h * geo.conv.out_w, nr)
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     cdef Py_ssize_t images_groups = batch * groups
     cdef Py_ssize_t pixel_blocks = _ceil_div(n_panels, max(1, _PIXELS_PER_BLOCK // nr))
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * pixel_blocks
-    cdef bint weights_dominate = geo.group_out * geo.taps >= geo.taps * n_panels * nr
+    cdef bint weights_dominate = geo.conv.group_out * geo.taps >= geo.taps * n_panels * nr
     if images_groups == 1 and items < threads and weights_dominate:
         # One small image: the threads pack its columns together, then
         # share out the output channels (no thread packs what another did).

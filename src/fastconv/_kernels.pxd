@@ -12,39 +12,37 @@ cdef extern from "scratch.hpp" nogil:
     size_t fc_scratch_peak_bytes(int reset)
 
 
-cdef extern from "pack.hpp" nogil:
-    ctypedef struct fc_pack_geometry:
-        Py_ssize_t height, width, out_w
+cdef extern from "geometry.hpp" nogil:
+    ctypedef struct fc_geometry:
+        Py_ssize_t channels, height, width
+        Py_ssize_t out_channels, out_h, out_w
         Py_ssize_t kernel_h, kernel_w
         Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
-        Py_ssize_t nr
+        Py_ssize_t groups, group_in, group_out
+        bint relu
+    fc_geometry fc_geometry_of(Py_ssize_t channels, Py_ssize_t height, Py_ssize_t width,
+                               Py_ssize_t out_channels, Py_ssize_t out_h, Py_ssize_t out_w,
+                               Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                               Py_ssize_t stride_h, Py_ssize_t stride_w,
+                               Py_ssize_t pad_top, Py_ssize_t pad_left,
+                               Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups,
+                               int relu)
 
 
 cdef extern from "planes.hpp" nogil:
-    ctypedef struct fc_plane_geometry:
-        Py_ssize_t in_channels, height, width
-        Py_ssize_t kernel_h, kernel_w
-        Py_ssize_t out_h, out_w
-        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
-        int relu
-    Py_ssize_t fc_plane_scratch(const fc_plane_geometry *geo, Py_ssize_t rows)
+    Py_ssize_t fc_plane_scratch(const fc_geometry *geo, Py_ssize_t rows)
 
 
 cdef extern from "rows.hpp" nogil:
     ctypedef struct fc_rows_layout:
         Py_ssize_t phase_len, channel_stride
         bint dense
-    fc_rows_layout fc_rows_plan(Py_ssize_t out_rows, Py_ssize_t out_w_padded,
-                                Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                                Py_ssize_t stride_h, Py_ssize_t stride_w,
-                                Py_ssize_t dil_h, Py_ssize_t dil_w)
-    void fc_rows_fill[T](const fc_rows_layout *l, const T *x, Py_ssize_t channels,
-                         Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh0,
-                         Py_ssize_t kernel_h, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                         Py_ssize_t dil_h, Py_ssize_t pad_top, Py_ssize_t pad_left, T *dst)
-    void fc_rows_offsets(const fc_rows_layout *l, Py_ssize_t tap0, Py_ssize_t kc,
-                         Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_w,
-                         Py_ssize_t dil_w, Py_ssize_t *offsets)
+    fc_rows_layout fc_rows_plan(const fc_geometry *g, Py_ssize_t out_rows,
+                                Py_ssize_t out_w_padded)
+    void fc_rows_fill[T](const fc_rows_layout *l, const fc_geometry *g, const T *x,
+                         Py_ssize_t oh0, T *dst)
+    void fc_rows_offsets(const fc_rows_layout *l, const fc_geometry *g, Py_ssize_t tap0,
+                         Py_ssize_t kc, Py_ssize_t *offsets)
 
 
 cdef extern from "winograd_transforms.hpp" nogil:
@@ -96,22 +94,22 @@ cdef extern from "cpu_dispatch.hpp" nogil:
     int fc_channel_lanes_width(const double *dtype_tag)
 
     # Packing (pack.hpp) and the plane kernel (planes.hpp).
-    void fc_pack_input(const fc_pack_geometry *g, const float *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, float *dst)
-    void fc_pack_input(const fc_pack_geometry *g, const double *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, double *dst)
-    void fc_pack_input(const fc_pack_geometry *g, const int64_t *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, int64_t *dst)
-    void fc_plane_rows(const fc_plane_geometry *geo, const float *x, const float *w,
+    void fc_pack_input(const fc_geometry *g, Py_ssize_t nr, const float *image,
+                       Py_ssize_t tap0, Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1,
+                       Py_ssize_t pixel0, Py_ssize_t n_pixels, float *dst)
+    void fc_pack_input(const fc_geometry *g, Py_ssize_t nr, const double *image,
+                       Py_ssize_t tap0, Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1,
+                       Py_ssize_t pixel0, Py_ssize_t n_pixels, double *dst)
+    void fc_pack_input(const fc_geometry *g, Py_ssize_t nr, const int64_t *image,
+                       Py_ssize_t tap0, Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1,
+                       Py_ssize_t pixel0, Py_ssize_t n_pixels, int64_t *dst)
+    void fc_plane_rows(const fc_geometry *geo, const float *x, const float *w,
                        float bias, float *out, Py_ssize_t row0, Py_ssize_t row1,
                        float *padded, int borders_ready)
-    void fc_plane_rows(const fc_plane_geometry *geo, const double *x, const double *w,
+    void fc_plane_rows(const fc_geometry *geo, const double *x, const double *w,
                        double bias, double *out, Py_ssize_t row0, Py_ssize_t row1,
                        double *padded, int borders_ready)
-    void fc_plane_rows(const fc_plane_geometry *geo, const int64_t *x, const int64_t *w,
+    void fc_plane_rows(const fc_geometry *geo, const int64_t *x, const int64_t *w,
                        int64_t bias, int64_t *out, Py_ssize_t row0, Py_ssize_t row1,
                        int64_t *padded, int borders_ready)
 
@@ -122,19 +120,17 @@ cdef extern from "cpu_dispatch.hpp" nogil:
     void fc_wino_pack_panel_m(int m, const double *weight, Py_ssize_t out_channels,
                               Py_ssize_t channels, int mr, Py_ssize_t panel,
                               double *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_gather_m(int m, const float *channel, Py_ssize_t height,
-                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
+    void fc_wino_gather_m(int m, const fc_geometry *g, const float *channel,
                           Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
                           Py_ssize_t lane0, Py_ssize_t nr, float *scratch)
-    void fc_wino_gather_m(int m, const double *channel, Py_ssize_t height,
-                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
+    void fc_wino_gather_m(int m, const fc_geometry *g, const double *channel,
                           Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
                           Py_ssize_t lane0, Py_ssize_t nr, double *scratch)
-    void fc_wino_scatter_m(int m, const float *y, float *out_channel, Py_ssize_t out_h,
-                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
+    void fc_wino_scatter_m(int m, const fc_geometry *g, const float *y, float *out_channel,
+                           Py_ssize_t tiles_w, Py_ssize_t tile0,
                            Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_scatter_m(int m, const double *y, double *out_channel, Py_ssize_t out_h,
-                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
+    void fc_wino_scatter_m(int m, const fc_geometry *g, const double *y, double *out_channel,
+                           Py_ssize_t tiles_w, Py_ssize_t tile0,
                            Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
     void fc_wino_input(int m, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
     void fc_wino_input(int m, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)

@@ -16,15 +16,8 @@
 #ifndef FASTCONV_PLANES_HPP
 #define FASTCONV_PLANES_HPP
 
-#include "platform.hpp"
+#include "geometry.hpp"
 
-struct fc_plane_geometry {
-    fc_index in_channels, height, width;   /* of the group's input planes */
-    fc_index kernel_h, kernel_w;
-    fc_index out_h, out_w;
-    fc_index stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
-    int relu;
-};
 
 /* Rows of the group's input planes that output rows [row0, row1) read,
  * copied with their zero padding into `padded` ([channel][row][column]),
@@ -46,7 +39,7 @@ struct fc_plane_geometry {
 #endif
 
 template <typename T>
-static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const T *x,
+static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_geometry *geo, const T *x,
                                             fc_index row0, fc_index row1, T *padded,
                                             int borders_ready, fc_index *first_row)
 {
@@ -58,7 +51,7 @@ static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const 
     const fc_index ld = span_w + FC_PLANE_SLACK;
     fc_index copy = W;
     if (copy > span_w - left) copy = span_w - left;
-    for (fc_index c = 0; c < geo->in_channels; ++c)
+    for (fc_index c = 0; c < geo->group_in; ++c)
         for (fc_index r = 0; r < rows; ++r) {
             T *dst = padded + (c * rows + r) * ld;
             const fc_index ih = r0 + r;
@@ -87,12 +80,12 @@ static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const 
 }
 
 /* Output rows [row0, row1) of one output channel. `x` is the group's first
- * input plane, `w` the channel's (in_channels, kH, kW) filter, `padded` a
+ * input plane, `w` the channel's (group_in, kH, kW) filter, `padded` a
  * scratch of fc_plane_scratch() elements. KH, KW > 0 fix the kernel size at
  * compile time, so all taps of a run of VLEN outputs sum in one register;
  * 0 means any size (read from geo). */
 template <typename T, int KH, int KW, int VLEN>
-static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
+static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_geometry *geo,
                                                 const T *x, const T *w, T bias,
                                                 T *out, fc_index row0, fc_index row1,
                                                 T *padded, int borders_ready)
@@ -114,7 +107,7 @@ static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
             typedef T uvec __attribute__((vector_size(VLEN * sizeof(T)), aligned(sizeof(T))));
             for (; ow < Wo; ow += VLEN) {
                 vec s = (vec){} + bias;
-                for (fc_index c = 0; c < geo->in_channels; ++c)
+                for (fc_index c = 0; c < geo->group_in; ++c)
                     for (int i = 0; i < KH; ++i)
                         for (int j = 0; j < KW; ++j)
                             s += w[(c * KH + i) * KW + j] *
@@ -135,7 +128,7 @@ static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
 #endif
         for (; ow < Wo; ++ow) {
             T s = bias;
-            for (fc_index c = 0; c < geo->in_channels; ++c)
+            for (fc_index c = 0; c < geo->group_in; ++c)
                 for (fc_index i = 0; i < kh; ++i) {
                     const T *row = base + c * channel_stride + i * dh * ld + ow * sw;
                     for (fc_index j = 0; j < kw; ++j) s += w[(c * kh + i) * kw + j] * row[j * dw];
@@ -147,16 +140,16 @@ static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
 }
 
 /* Scratch elements one call of fc_plane_rows needs for `rows` output rows. */
-static inline fc_index fc_plane_scratch(const fc_plane_geometry *geo, fc_index rows)
+static inline fc_index fc_plane_scratch(const fc_geometry *geo, fc_index rows)
 {
     const fc_index span_w = (geo->out_w - 1) * geo->stride_w + (geo->kernel_w - 1) * geo->dil_w + 1;
     const fc_index span_h = (rows - 1) * geo->stride_h + (geo->kernel_h - 1) * geo->dil_h + 1;
-    return geo->in_channels * span_h * (span_w + FC_PLANE_SLACK);
+    return geo->group_in * span_h * (span_w + FC_PLANE_SLACK);
 }
 
 /* Kernel sizes with a compiled fast path; others take the general one. */
 template <typename T, int VLEN>
-static FC_ALWAYS_INLINE void fc_plane_rows_any(const fc_plane_geometry *geo, const T *x,
+static FC_ALWAYS_INLINE void fc_plane_rows_any(const fc_geometry *geo, const T *x,
                                                const T *w, T bias, T *out,
                                                fc_index row0, fc_index row1, T *padded,
                                                int borders_ready)
@@ -175,7 +168,7 @@ static FC_ALWAYS_INLINE void fc_plane_rows_any(const fc_plane_geometry *geo, con
 }
 
 #define FC_PLANE_ARGS(T)                                                       \
-    const fc_plane_geometry *geo, const T *x, const T *w, T bias, T *out,     \
+    const fc_geometry *geo, const T *x, const T *w, T bias, T *out,     \
         fc_index row0, fc_index row1, T *padded, int borders_ready
 #define FC_PLANE_PASS geo, x, w, bias, out, row0, row1, padded, borders_ready
 

@@ -13,7 +13,7 @@
 #ifndef FASTCONV_WINOGRAD_GATHER_HPP
 #define FASTCONV_WINOGRAD_GATHER_HPP
 
-#include "platform.hpp"
+#include "geometry.hpp"
 #if FC_HAVE_X86_DISPATCH
 #include <immintrin.h>
 #endif
@@ -35,6 +35,18 @@ static inline fc_tile_run fc_tile_run_at(fc_index tile, fc_index left, fc_index 
     return r;
 }
 
+/* `g` is the call's geometry (input height, width and padding for the
+ * gather, output height and width for the scatter), `channel` one input
+ * plane, `out_channel` one output plane. */
+#define FC_WINO_GATHER_ARGS(T)                                                 \
+    const fc_geometry *g, const T *channel, fc_index tiles_w, fc_index tile0, \
+        fc_index n_tiles, fc_index lane0, fc_index nr, T *scratch
+#define FC_WINO_GATHER_PASS g, channel, tiles_w, tile0, n_tiles, lane0, nr, scratch
+#define FC_WINO_SCATTER_ARGS(T)                                                \
+    const fc_geometry *g, const T *y, T *out_channel, fc_index tiles_w,       \
+        fc_index tile0, fc_index n_tiles, fc_index lane0, fc_index nr
+#define FC_WINO_SCATTER_PASS g, y, out_channel, tiles_w, tile0, n_tiles, lane0, nr
+
 /* ------------------------------------------------------------------------ */
 /* Gather: the alpha x alpha input tiles of one channel into scratch.        */
 /*                                                                          */
@@ -45,11 +57,10 @@ static inline fc_tile_run fc_tile_run_at(fc_index tile, fc_index left, fc_index 
 /* panel may hold tiles of several images; the caller zeroes unused lanes).  */
 
 template <int M, typename T>
-static FC_ALWAYS_INLINE void fc_wino_gather(const T *channel, fc_index height, fc_index width,
-                                  fc_index pad_top, fc_index pad_left, fc_index tiles_w,
-                                  fc_index tile0, fc_index n_tiles, fc_index lane0,
-                                  fc_index nr, T *scratch)
+static FC_ALWAYS_INLINE void fc_wino_gather(FC_WINO_GATHER_ARGS(T))
 {
+    const fc_index height = g->height, width = g->width;
+    const fc_index pad_top = g->pad_top, pad_left = g->pad_left;
     const int alpha = M + 2;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
@@ -103,10 +114,9 @@ static FC_ALWAYS_INLINE void fc_wino_gather(const T *channel, fc_index height, f
  * transform's result) to tiles tile0 .. of one output channel, clipping the
  * last row/column of tiles to out_h x out_w. */
 template <int M, typename T>
-static FC_ALWAYS_INLINE void fc_wino_scatter(const T *y, T *out_channel, fc_index out_h,
-                                   fc_index out_w, fc_index tiles_w, fc_index tile0,
-                                   fc_index n_tiles, fc_index lane0, fc_index nr)
+static FC_ALWAYS_INLINE void fc_wino_scatter(FC_WINO_SCATTER_ARGS(T))
 {
+    const fc_index out_h = g->out_h, out_w = g->out_w;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
         const fc_index th = r.th, tw = r.tw, run = r.run;
@@ -135,19 +145,6 @@ static FC_ALWAYS_INLINE void fc_wino_scatter(const T *y, T *out_channel, fc_inde
     }
 }
 
-#define FC_WINO_GATHER_ARGS(T)                                                 \
-    const T *channel, fc_index height, fc_index width, fc_index pad_top,      \
-        fc_index pad_left, fc_index tiles_w, fc_index tile0, fc_index n_tiles, \
-        fc_index lane0, fc_index nr, T *scratch
-#define FC_WINO_GATHER_PASS                                                    \
-    channel, height, width, pad_top, pad_left, tiles_w, tile0, n_tiles, lane0, \
-        nr, scratch
-#define FC_WINO_SCATTER_ARGS(T)                                                \
-    const T *y, T *out_channel, fc_index out_h, fc_index out_w,               \
-        fc_index tiles_w, fc_index tile0, fc_index n_tiles, fc_index lane0,   \
-        fc_index nr
-#define FC_WINO_SCATTER_PASS                                                   \
-    y, out_channel, out_h, out_w, tiles_w, tile0, n_tiles, lane0, nr
 typedef void (*fc_wino_gather_f32_fn)(FC_WINO_GATHER_ARGS(float));
 typedef void (*fc_wino_gather_f64_fn)(FC_WINO_GATHER_ARGS(double));
 typedef void (*fc_wino_scatter_f32_fn)(FC_WINO_SCATTER_ARGS(float));
@@ -218,6 +215,8 @@ FC_TARGET_AVX512 static inline void fc_deinterleave(const __m512 *v, __m512 *x)
 template <int M>
 FC_TARGET_AVX512 static void fc_wino_gather_f32_avx512_runs(FC_WINO_GATHER_ARGS(float))
 {
+    const fc_index height = g->height, width = g->width;
+    const fc_index pad_top = g->pad_top, pad_left = g->pad_left;
     const int alpha = M + 2;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
@@ -287,6 +286,7 @@ FC_TARGET_AVX512 static inline void fc_interleave(const __m512 *y, __m512 *out)
 template <int M>
 FC_TARGET_AVX512 static void fc_wino_scatter_f32_avx512_runs(FC_WINO_SCATTER_ARGS(float))
 {
+    const fc_index out_h = g->out_h, out_w = g->out_w;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
         const fc_index th = r.th, tw = r.tw, run = r.run;
