@@ -90,7 +90,6 @@ cdef inline bint _uses_plane_kernel(Py_ssize_t groups, Py_ssize_t group_in) noex
     return groups > 1 and group_in <= _PLANE_KERNEL_MAX_GROUP_IN
 
 ISA_LEVELS = _cpu.ISA_LEVELS
-cpu_isa = _cpu.cpu_isa
 
 
 def scratch_peak_bytes(bint reset=False):
@@ -857,16 +856,6 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
-
-
-def _set_blocking(Py_ssize_t kc_max, Py_ssize_t pixels_per_block):
-    """Change the block sizes (for tuning experiments); returns the old ones."""
-    global _KC_MAX, _PIXELS_PER_BLOCK
-    old = (_KC_MAX, _PIXELS_PER_BLOCK)
-    if kc_max < 1 or pixels_per_block < 1:
-        raise ValueError("block sizes must be >= 1")
-    _KC_MAX, _PIXELS_PER_BLOCK = kc_max, pixels_per_block
-    return old
 
 
 # -- channel lanes: output channels in the vector lanes -------------------------

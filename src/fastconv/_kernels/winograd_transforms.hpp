@@ -218,25 +218,6 @@ static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride
     return 0;
 }
 
-/* Weight transform of one 3x3 filter to alpha x alpha, in double. */
-template <int M>
-static inline void fc_wino_filter(const double g[9], double u[(M + 2) * (M + 2)])
-{
-    typedef fc_winograd_matrices<M> W;
-    const int alpha = W::alpha;
-    double tmp[alpha][3];
-    for (int i = 0; i < alpha; ++i)
-        for (int k = 0; k < 3; ++k)
-            tmp[i][k] = W::G[i][0] * g[0 * 3 + k] + W::G[i][1] * g[1 * 3 + k] +
-                        W::G[i][2] * g[2 * 3 + k];
-    for (int i = 0; i < alpha; ++i)
-        for (int j = 0; j < alpha; ++j)
-            u[i * alpha + j] = tmp[i][0] * W::G[j][0] + tmp[i][1] * W::G[j][1] +
-                               tmp[i][2] * W::G[j][2];
-}
-
-static inline int fc_wino_alpha(int m) { return m + 2; }
-
 /* Transform the filters of one MR-row panel of a group into the packed
  * U[xi][K_padded / mr][C][mr] (the micro-kernel's A panels, xi planes
  * xi_stride apart). `weight` points at the group's (K/groups, C, 3, 3) slab;
