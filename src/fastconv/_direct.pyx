@@ -871,7 +871,7 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
 
 # Input channels per reduction chunk: their weight rows (at most this many
 # bytes) stay in L2 while every pixel tile of the work item passes over them.
-cdef Py_ssize_t _LANES_CHUNK_BYTES = 256 * 1024
+cdef Py_ssize_t _CHANNEL_LANES_CHUNK_BYTES = 256 * 1024
 
 
 def lanes_width(dtype):
@@ -961,7 +961,7 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
     cdef const Py_ssize_t[::1] k_off = k_offsets
     cdef const Py_ssize_t[::1] p_off = pixel_offsets
     cdef Py_ssize_t elem = sizeof(floating)
-    cdef Py_ssize_t chunk = max(1, _LANES_CHUNK_BYTES // (taps * kb * elem))
+    cdef Py_ssize_t chunk = max(1, _CHANNEL_LANES_CHUNK_BYTES // (taps * kb * elem))
     # Work items (image, block of KB output channels, group of pixel tiles);
     # more pixel groups only when there are too few items for the threads.
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
@@ -989,22 +989,22 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if buf != NULL and not fc_interrupted(interrupt_ptr):
-                _lanes_work_item(item, n_kblocks, n_groups, n_tiles, x_ptr, w_ptr, b_ptr,
-                                 out_ptr, &k_off[0], &p_off[0], channels, height * width,
-                                 out_channels, pixels, taps, kb, chunk, relu, buf)
+                _channel_lanes_work_item(item, n_kblocks, n_groups, n_tiles, x_ptr, w_ptr, b_ptr,
+                                         out_ptr, &k_off[0], &p_off[0], channels, height * width,
+                                         out_channels, pixels, taps, kb, chunk, relu, buf)
         fc_scratch_release(SLOT_TILE)
     raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
-cdef void _lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_groups,
-                           Py_ssize_t n_tiles, const floating *x, const floating *packed,
-                           const floating *bias, floating *out,
-                           const Py_ssize_t *k_offsets, const Py_ssize_t *pixel_offsets,
-                           Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t out_channels,
-                           Py_ssize_t pixels, Py_ssize_t taps, Py_ssize_t kb,
-                           Py_ssize_t chunk, bint relu, floating *buf) noexcept nogil:
+cdef void _channel_lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_groups,
+                                   Py_ssize_t n_tiles, const floating *x, const floating *packed,
+                                   const floating *bias, floating *out,
+                                   const Py_ssize_t *k_offsets, const Py_ssize_t *pixel_offsets,
+                                   Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t out_channels,
+                                   Py_ssize_t pixels, Py_ssize_t taps, Py_ssize_t kb,
+                                   Py_ssize_t chunk, bint relu, floating *buf) noexcept nogil:
     """Pixel tiles t0 .. t1 of one image and block of output channels: the
     results, [pixel][KB] in ``buf`` from the bias on, gather the reduction
     chunk by chunk, then go to ``out`` transposed."""
