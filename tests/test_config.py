@@ -41,13 +41,13 @@ def test_one_isa_state_switches_both_extensions(capsys):
         for level in levels:
             assert _cpu.select_isa(level) == level
             assert _isa.active_isa() == _cpu.active_isa() == level
-            assert (_direct.tile_shape("float32"), _winograd.tile_shape("float32")) == (
+            assert (_direct.tile_shape("float32"), _winograd.gemm_tile_shape("float32")) == (
                 _TILE_SHAPES[level])
             fastconv.show_config()
             assert f"SIMD kernels  {level} " in capsys.readouterr().out
         # The old per-module hooks set the same state.
         assert _direct.select_isa("baseline") == "baseline"
-        assert _winograd.tile_shape("float32") == _TILE_SHAPES["baseline"][1]
+        assert _winograd.gemm_tile_shape("float32") == _TILE_SHAPES["baseline"][1]
         assert _winograd.select_isa(_cpu.ISA_LEVELS.index(original)) == (
             _cpu.ISA_LEVELS.index(original))
         assert _direct.tile_shape("float32") == _TILE_SHAPES[original][0]

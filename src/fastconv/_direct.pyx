@@ -721,7 +721,7 @@ cdef object _plane_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
     span_w = ((<object>geo.conv.out_w - 1) * geo.conv.stride_w
               + (<object>geo.conv.kernel_w - 1) * geo.conv.dil_w + 1)
     span_h = (<object>geo.conv.kernel_h - 1) * geo.conv.dil_h + 1
-    return <object>geo.conv.group_in * span_h * (span_w + 16) * elem
+    return <object>geo.conv.group_in * span_h * (span_w + FC_PLANE_SLACK) * elem
 
 
 cdef object _rows_scratch_bytes(const Geometry *geo, Py_ssize_t elem):

@@ -30,6 +30,7 @@ cdef extern from "geometry.hpp" nogil:
 
 
 cdef extern from "planes.hpp" nogil:
+    int FC_PLANE_SLACK
     Py_ssize_t fc_plane_scratch(const fc_geometry *geo, Py_ssize_t rows)
 
 

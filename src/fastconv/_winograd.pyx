@@ -95,17 +95,6 @@ def select_isa(int level):
     return _cpu.ISA_LEVELS.index(_cpu.select_isa(_cpu.ISA_LEVELS[level]))
 
 
-def tile_shape(dtype):
-    """``(MR, NR)`` of the GEMM tile of the level in use for ``dtype``
-    (float32 or float64)."""
-    cdef int mr = 0, nr = 0
-    if np.dtype(dtype) == np.float32:
-        fc_gemm_tile_shape(<const float *>NULL, &mr, &nr)
-    else:
-        fc_gemm_tile_shape(<const double *>NULL, &mr, &nr)
-    return mr, nr
-
-
 def transform_matrices(int m):
     """``(B^T, G, A^T)`` of F(m x m, 3 x 3) as float64 arrays (for tests)."""
     if m not in TILE_SIZES:
@@ -630,6 +619,16 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread Winograd buffers")
     return not nonfinite
+
+
+def gemm_tile_shape(dtype):
+    """``(MR, NR)`` of the GEMM tile for ``dtype`` at the level in use."""
+    cdef int mr = 0, nr = 0
+    if np.dtype(dtype) == np.float32:
+        fc_gemm_tile_shape(<const float *>NULL, &mr, &nr)
+    else:
+        fc_gemm_tile_shape(<const double *>NULL, &mr, &nr)
+    return mr, nr
 
 
 def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out_channels,
