@@ -1,5 +1,5 @@
 /*
- * Packing of input blocks for the direct kernel's micro-kernel.
+ * Packing of input blocks for the direct convolution's GEMM tile (gemm_tile.hpp).
  *
  * The direct convolution of one image and group is the matrix product
  * out[k, p] = sum_r weight[k, r] * col[r, p] over kernel taps r = (c, i, j)

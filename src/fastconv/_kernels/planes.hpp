@@ -3,7 +3,7 @@
  * similar): one output plane at a time, no GEMM.
  *
  * With one to four input channels per group there is no reduction worth
- * blocking, so packing panels for the micro-kernel would cost more than the
+ * blocking, so packing panels for the GEMM tile would cost more than the
  * arithmetic. The input rows a block of output rows reads are copied with
  * their zero padding into a scratch (one extra pass over the input, no
  * bounds checks after it); then each run of output pixels sums all its taps

@@ -1,5 +1,5 @@
 /*
- * Row-panel direct convolution: the micro-kernel reads its B rows in place.
+ * Row-panel direct convolution: the GEMM tile reads its B rows in place.
  *
  * For a block of output rows of one image and group, the input rows they
  * read are copied once, zero-padded and split by column phase (column

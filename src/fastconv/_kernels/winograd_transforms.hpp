@@ -219,7 +219,7 @@ static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride
 }
 
 /* Transform the filters of one MR-row panel of a group into the packed
- * U[xi][K_padded / mr][C][mr] (the micro-kernel's A panels, xi planes
+ * U[xi][K_padded / mr][C][mr] (the GEMM tile's A panels, xi planes
  * xi_stride apart). `weight` points at the group's (K/groups, C, 3, 3) slab;
  * rows past `out_channels` are zero. Computed in double with the mr filters
  * of a panel in the lanes of two 8-double vectors (zero coefficients of G
