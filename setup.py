@@ -11,8 +11,9 @@ produces serial modules. Two environment variables change that:
 On macOS, LIBOMP_PREFIX names a libomp installation outside Homebrew's.
 
 Optimisation is -O3 (/O2 on MSVC) for a generic target: no -march=native and
-no -ffast-math. The micro-kernels carry their own AVX2/AVX-512 variants, chosen
-at run time (see src/fastconv/_kernels/microkernel.hpp).
+no -ffast-math. The kernels carry their own AVX2/AVX-512 variants, compiled
+into fastconv._cpu and chosen at run time (see
+src/fastconv/_kernels/cpu_dispatch.hpp).
 """
 
 import os
@@ -172,28 +173,32 @@ def c_string(text):
 
 
 KERNEL_DIR = os.path.join("src", "fastconv", "_kernels")
+KERNEL_HEADERS = sorted(os.path.join(KERNEL_DIR, name) for name in os.listdir(KERNEL_DIR)
+                        if name.endswith(".hpp"))
+PXD_FILES = [os.path.join("src", "fastconv", name)
+             for name in ("_kernels.pxd", "_cpu.pxd", "_interrupt.pxd", "_openmp_helpers.pxd")]
+
+
+def kernel_extension(name):
+    """fastconv.<name>, C++ on the kernel headers (every one a dependency)."""
+    return Extension(
+        f"fastconv.{name}",
+        [f"src/fastconv/{name}.pyx"],
+        include_dirs=[KERNEL_DIR, numpy.get_include()],
+        depends=KERNEL_HEADERS + PXD_FILES,
+        language="c++",
+    )
+
+
 extensions = [
     Extension(
         "fastconv._openmp_helpers",
         ["src/fastconv/_openmp_helpers.pyx"],
     ),
-    Extension(
-        "fastconv._direct",
-        ["src/fastconv/_direct.pyx"],
-        include_dirs=[KERNEL_DIR, numpy.get_include()],
-        depends=[os.path.join(KERNEL_DIR, name)
-                 for name in ("microkernel.hpp", "pack.hpp", "rows.hpp", "grouped.hpp",
-                              "interrupt.hpp")],
-        language="c++",
-    ),
-    Extension(
-        "fastconv._winograd",
-        ["src/fastconv/_winograd.pyx"],
-        include_dirs=[KERNEL_DIR, numpy.get_include()],
-        depends=[os.path.join(KERNEL_DIR, name)
-                 for name in ("microkernel.hpp", "winograd.hpp", "interrupt.hpp")],
-        language="c++",
-    ),
+    # The kernels of every instruction-set level and the one ISA state.
+    kernel_extension("_cpu"),
+    kernel_extension("_direct"),
+    kernel_extension("_winograd"),
 ]
 
 

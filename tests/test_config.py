@@ -26,6 +26,36 @@ def test_show_config_reports_simd_level(capsys):
     assert any(level in text for level in ("baseline", "avx2", "avx512"))
 
 
+# (MR, NR) of the direct tile and of Winograd's GEMM tile, float32, per level.
+_TILE_SHAPES = {"baseline": ((4, 16), (4, 16)), "avx2": ((6, 16), (6, 16)),
+                "avx512": ((8, 32), (12, 32))}
+
+
+def test_one_isa_state_switches_both_extensions(capsys):
+    """The level is one state (fastconv._cpu): selecting it once changes what
+    both compiled modules run, and show_config reports the level in use."""
+    from fastconv import _cpu, _direct, _isa, _winograd
+    original = _isa.active_isa()
+    levels = _cpu.ISA_LEVELS[:_cpu.ISA_LEVELS.index(_cpu.cpu_isa()) + 1]
+    try:
+        for level in levels:
+            assert _cpu.select_isa(level) == level
+            assert _isa.active_isa() == _cpu.active_isa() == level
+            assert (_direct.tile_shape("float32"), _winograd.gemm_tile_shape("float32")) == (
+                _TILE_SHAPES[level])
+            fastconv.show_config()
+            assert f"SIMD kernels  {level} " in capsys.readouterr().out
+        # The old per-module hooks set the same state.
+        assert _direct.select_isa("baseline") == "baseline"
+        assert _winograd.gemm_tile_shape("float32") == _TILE_SHAPES["baseline"][1]
+        assert _winograd.select_isa(_cpu.ISA_LEVELS.index(original)) == (
+            _cpu.ISA_LEVELS.index(original))
+        assert _direct.tile_shape("float32") == _TILE_SHAPES[original][0]
+    finally:
+        _cpu.select_isa(original)
+    assert _isa.active_isa() == original
+
+
 def test_openmp_helpers_report_a_bool():
     from fastconv import _openmp_helpers
     assert isinstance(_openmp_helpers.openmp_enabled(), bool)

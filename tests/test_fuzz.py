@@ -108,7 +108,7 @@ def examples(n):
 @contextlib.contextmanager
 def isa_level(name):
     """Run the kernels of SIMD level ``name`` inside the block (private hooks;
-    both compiled modules keep their own dispatch table)."""
+    the level is one state, fastconv._cpu's, which either hook sets)."""
     original = _isa.active_isa()
     got = _direct.select_isa(name)
     _winograd.select_isa(ISA_LEVELS.index(got))

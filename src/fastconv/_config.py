@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from . import _direct, _openmp_helpers
+from . import _cpu, _openmp_helpers
 from ._isa import active_isa
 from ._version import __version__
 
@@ -24,7 +24,7 @@ def config_info():
         "compiler": build["compiler"],
         "compiler_version": build["compiler_version"],
         "flags": build["flags"],
-        "cpu_isa": _direct.cpu_isa(),
+        "cpu_isa": _cpu.cpu_isa(),
         "isa": active_isa(),
     }
 

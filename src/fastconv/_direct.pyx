@@ -13,7 +13,7 @@ built whole: each work item packs one block of it -- at most ``_KC_MAX`` taps
 by ``_PIXELS_PER_BLOCK`` pixels, a few hundred KiB that stay in L2 -- into
 panels of ``NR`` pixels (or, in the row-panel path, read in place from a
 copy of the rows they come from), and the register-blocked micro-kernel
-(``microkernel.hpp``) multiplies them with ``MR`` weight rows read in place.
+(``_kernels/gemm_tile.hpp``) multiplies them with ``MR`` weight rows read in place.
 Padding therefore costs no padded copy of the input, and stride, dilation
 and asymmetric padding are just different gathers.
 
@@ -31,100 +31,15 @@ from libc.string cimport memcpy, memset
 from ._interrupt cimport (fc_interrupt, fc_interrupted, raise_if_interrupted,
                           start_interrupt_checks)
 from ._openmp_helpers cimport effective_num_threads
+from ._cpu cimport kernel_table
+from ._kernels cimport *
+
+from . import _cpu
 
 import numpy as np
 
-
-cdef extern from "microkernel.hpp" nogil:
-    int FC_ISA_BASELINE
-    int FC_ISA_AVX2
-    int FC_ISA_AVX512
-    void *fc_scratch_acquire(int slot, size_t nbytes)
-    void fc_scratch_release(int slot)
-    size_t fc_scratch_peak_bytes(int reset)
-    int fc_cpu_isa()
-    int fc_select_isa(int requested)
-    void fc_tile(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *b, float *c,
-                 Py_ssize_t ldc, int accumulate, const float *bias)
-    void fc_tile(Py_ssize_t kc, const double *a, Py_ssize_t lda, const double *b, double *c,
-                 Py_ssize_t ldc, int accumulate, const double *bias)
-    void fc_tile(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *b, int64_t *c,
-                 Py_ssize_t ldc, int accumulate, const int64_t *bias)
-    void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
-    void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
-    void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)
-    int FC_LANES_MR
-    void fc_lanes_tile(Py_ssize_t kc, const float *base, const Py_ssize_t *k_offsets,
-                       const Py_ssize_t *pixel_offsets, const float *w, float *c)
-    void fc_lanes_tile(Py_ssize_t kc, const double *base, const Py_ssize_t *k_offsets,
-                       const Py_ssize_t *pixel_offsets, const double *w, double *c)
-    int fc_lanes_width(const float *dtype_tag)
-    int fc_lanes_width(const double *dtype_tag)
-
-
-cdef extern from "pack.hpp" nogil:
-    ctypedef struct fc_pack_geometry:
-        Py_ssize_t height, width, out_w
-        Py_ssize_t kernel_h, kernel_w
-        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
-        Py_ssize_t nr
-    void fc_pack_select(int level)
-    void fc_pack_input(const fc_pack_geometry *g, const float *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, float *dst)
-    void fc_pack_input(const fc_pack_geometry *g, const double *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, double *dst)
-    void fc_pack_input(const fc_pack_geometry *g, const int64_t *image, Py_ssize_t tap0,
-                       Py_ssize_t kc, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t pixel0,
-                       Py_ssize_t n_pixels, int64_t *dst)
-
-
-cdef extern from "rows.hpp" nogil:
-    ctypedef struct fc_rows_layout:
-        Py_ssize_t phase_len, channel_stride
-        bint dense
-    fc_rows_layout fc_rows_plan(Py_ssize_t out_rows, Py_ssize_t out_w_padded,
-                                Py_ssize_t kernel_h, Py_ssize_t kernel_w,
-                                Py_ssize_t stride_h, Py_ssize_t stride_w,
-                                Py_ssize_t dil_h, Py_ssize_t dil_w)
-    void fc_rows_fill[T](const fc_rows_layout *l, const T *x, Py_ssize_t channels,
-                         Py_ssize_t height, Py_ssize_t width, Py_ssize_t oh0,
-                         Py_ssize_t kernel_h, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                         Py_ssize_t dil_h, Py_ssize_t pad_top, Py_ssize_t pad_left, T *dst)
-    void fc_rows_offsets(const fc_rows_layout *l, Py_ssize_t tap0, Py_ssize_t kc,
-                         Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_w,
-                         Py_ssize_t dil_w, Py_ssize_t *offsets)
-    void fc_tile_indirect(Py_ssize_t kc, const float *a, Py_ssize_t lda, const float *base,
-                          const Py_ssize_t *offsets, float *c, Py_ssize_t ldc,
-                          int accumulate, const float *bias)
-    void fc_tile_indirect(Py_ssize_t kc, const double *a, Py_ssize_t lda, const double *base,
-                          const Py_ssize_t *offsets, double *c, Py_ssize_t ldc,
-                          int accumulate, const double *bias)
-    void fc_tile_indirect(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *base,
-                          const Py_ssize_t *offsets, int64_t *c, Py_ssize_t ldc,
-                          int accumulate, const int64_t *bias)
-
-
-cdef extern from "grouped.hpp" nogil:
-    ctypedef struct fc_plane_geometry:
-        Py_ssize_t in_channels, height, width
-        Py_ssize_t kernel_h, kernel_w
-        Py_ssize_t out_h, out_w
-        Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
-        int relu
-    int fc_plane_select_isa(int requested)
-    int FC_PLANE_SLACK
-    Py_ssize_t fc_plane_scratch(const fc_plane_geometry *geo, Py_ssize_t rows)
-    void fc_plane_rows(const fc_plane_geometry *geo, const float *x, const float *w,
-                       float bias, float *out, Py_ssize_t row0, Py_ssize_t row1,
-                       float *padded, int borders_ready)
-    void fc_plane_rows(const fc_plane_geometry *geo, const double *x, const double *w,
-                       double bias, double *out, Py_ssize_t row0, Py_ssize_t row1,
-                       double *padded, int borders_ready)
-    void fc_plane_rows(const fc_plane_geometry *geo, const int64_t *x, const int64_t *w,
-                       int64_t bias, int64_t *out, Py_ssize_t row0, Py_ssize_t row1,
-                       int64_t *padded, int borders_ready)
+# Kernels of the level in use: fastconv._cpu's one table.
+fc_use_kernel_table(kernel_table())
 
 
 ctypedef fused numeric_t:
@@ -134,7 +49,7 @@ ctypedef fused numeric_t:
 
 
 # Per-thread scratch buffers, kept by each thread for its next call
-# (fc_scratch_acquire in microkernel.hpp); buffers held at once use distinct
+# (fc_scratch_acquire in _kernels/scratch.hpp); buffers held at once use distinct
 # slots.
 cdef enum:
     SLOT_INPUT = 0            # packed columns, row scratch or padded planes
@@ -174,16 +89,11 @@ cdef inline Py_ssize_t _row_blocks_in_budget(Py_ssize_t one_row_bytes,
 cdef inline bint _uses_plane_kernel(Py_ssize_t groups, Py_ssize_t group_in) noexcept nogil:
     return groups > 1 and group_in <= _PLANE_KERNEL_MAX_GROUP_IN
 
-ISA_LEVELS = ("baseline", "avx2", "avx512")
+ISA_LEVELS = _cpu.ISA_LEVELS
 #: Pixels of one channel-lanes tile.
-CHANNEL_LANES_TILE_PIXELS = FC_LANES_MR
+CHANNEL_LANES_TILE_PIXELS = FC_CHANNEL_LANES_PIXELS
 #: Elements past the right end of each of the plane kernel's padded rows.
 PLANE_ROW_SLACK = FC_PLANE_SLACK
-
-
-def cpu_isa():
-    """Highest instruction-set level the running CPU (and OS) supports."""
-    return ISA_LEVELS[fc_cpu_isa()]
 
 
 def scratch_peak_bytes(bint reset=False):
@@ -194,13 +104,12 @@ def scratch_peak_bytes(bint reset=False):
 
 
 def select_isa(str name):
-    """Use the kernels of level ``name`` (capped at :func:`cpu_isa`).
+    """Use the kernels of level ``name`` (capped at :func:`cpu_isa`) in every
+    extension: :func:`fastconv._cpu.select_isa`, the one ISA state.
 
     Returns the level now in use.
     """
-    cdef int level = fc_plane_select_isa(ISA_LEVELS.index(name))
-    fc_pack_select(level)
-    return ISA_LEVELS[level]
+    return _cpu.select_isa(name)
 
 
 def tile_shape(dtype):
@@ -216,12 +125,7 @@ def tile_shape(dtype):
 
 
 cdef struct Geometry:
-    # Shapes
-    Py_ssize_t channels, height, width            # input, per image
-    Py_ssize_t out_channels, out_height, out_width
-    Py_ssize_t kernel_h, kernel_w
-    Py_ssize_t groups, group_in, group_out        # C/groups, K/groups
-    Py_ssize_t stride_h, stride_w, pad_top, pad_left, dil_h, dil_w
+    fc_geometry conv                  # shapes, hyperparameters, relu (geometry.hpp)
     # Blocking
     Py_ssize_t mr, nr                 # micro-tile: output channels x pixels
     Py_ssize_t taps                   # C/groups * kH * kW (reduction length)
@@ -231,8 +135,6 @@ cdef struct Geometry:
     Py_ssize_t n_pixel_blocks
     Py_ssize_t mpanels_per_block      # MR-channel panels per work item
     Py_ssize_t n_channel_blocks
-    bint relu                         # max(y, 0) after the last reduction chunk
-    fc_pack_geometry pack             # the same shapes, for the C++ packer
 
 
 cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
@@ -290,8 +192,8 @@ cdef inline const numeric_t *_weight_rows(const Geometry *geo, const numeric_t *
     """The MR weight rows of output channels m0 .. m0 + MR of group g, ``taps``
     apart: in place, or for the panel cut by K/groups its zero-padded copy
     in ``tails`` (pack_weights)."""
-    if m0 + geo.mr <= geo.group_out:
-        return weight + (g * geo.group_out + m0) * geo.taps
+    if m0 + geo.mr <= geo.conv.group_out:
+        return weight + (g * geo.conv.group_out + m0) * geo.taps
     return tails + g * geo.mr * geo.taps
 
 
@@ -301,13 +203,13 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                          numeric_t *out, numeric_t *col, numeric_t *tile) noexcept nogil:
     """Compute one (image, group, pixel block, channel block) of the output."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_pixels_out = geo.conv.out_h * geo.conv.out_w
     cdef Py_ssize_t channel_block = item % geo.n_channel_blocks
     cdef Py_ssize_t rest = item // geo.n_channel_blocks
     cdef Py_ssize_t pixel_block = rest % geo.n_pixel_blocks
     rest = rest // geo.n_pixel_blocks
-    cdef Py_ssize_t g = rest % geo.groups
-    cdef Py_ssize_t n = rest // geo.groups
+    cdef Py_ssize_t g = rest % geo.conv.groups
+    cdef Py_ssize_t n = rest // geo.conv.groups
 
     # Block b of B covers panels [b*P/B, (b+1)*P/B): sizes differ by one at most.
     cdef Py_ssize_t total_panels = (n_pixels_out + nr - 1) // nr
@@ -324,8 +226,10 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
     cdef Py_ssize_t mpanel_lo = _mpanel_bound(geo, channel_block)
     cdef Py_ssize_t mpanel_hi = _mpanel_bound(geo, channel_block + 1)
 
-    cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
-    cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
+    cdef const numeric_t *image = x + ((n * geo.conv.channels + g * geo.conv.group_in)
+                                       * geo.conv.height * geo.conv.width)
+    cdef numeric_t *out_group = out + ((n * geo.conv.out_channels + g * geo.conv.group_out)
+                                       * n_pixels_out)
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
 
     cdef Py_ssize_t tap0, kc, jp, mp, m0, rows, cols, m
@@ -338,7 +242,7 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
         kc = geo.kc_max
         if kc > taps - tap0:
             kc = taps - tap0
-        fc_pack_input(&geo.pack, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
+        fc_pack_input(&geo.conv, geo.nr, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
         accumulate = tap0 > 0
         for jp in range(n_panels):
             b = col + jp * kc * nr
@@ -349,9 +253,9 @@ cdef void _run_work_item(const Geometry *geo, Py_ssize_t item,
                 m0 = mp * mr
                 a = _weight_rows(geo, weight, tails, g, m0) + tap0
                 c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
-                rows = min(mr, geo.group_out - m0)
+                rows = min(mr, geo.conv.group_out - m0)
                 _output_tile(kc, a, taps, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
-                             accumulate, bias_group + m0, geo.relu and tap0 + kc == taps,
+                             accumulate, bias_group + m0, geo.conv.relu and tap0 + kc == taps,
                              tile)
         tap0 = tap0 + kc
 
@@ -390,8 +294,8 @@ cdef void _dense_rows(const Geometry *geo, const fc_rows_layout *layout,
     reach / stride), so panels run across row ends and waste only the reach
     columns, whatever the output width."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
-    cdef Py_ssize_t row_len = layout.phase_len, out_w = geo.out_width
+    cdef Py_ssize_t n_pixels_out = geo.conv.out_h * geo.conv.out_w
+    cdef Py_ssize_t row_len = layout.phase_len, out_w = geo.conv.out_w
     cdef Py_ssize_t v_end = (oh1 - oh0 - 1) * row_len + out_w
     cdef Py_ssize_t v0, r, ow, mp, m0, rows_valid
     cdef bint inside
@@ -408,17 +312,17 @@ cdef void _dense_rows(const Geometry *geo, const fc_rows_layout *layout,
             m0 = mp * mr
             a = _weight_rows(geo, weight, tails, g, m0)
             c_block = out_group + m0 * n_pixels_out + oh0 * out_w
-            rows_valid = min(mr, geo.group_out - m0)
+            rows_valid = min(mr, geo.conv.group_out - m0)
             if inside and rows_valid == mr:
                 c = c_block + r * out_w + ow
                 fc_tile_indirect(taps, a, taps, rows + v0, offsets, c, n_pixels_out, 0,
                                  bias_group + m0)
-                if geo.relu:
+                if geo.conv.relu:
                     _relu_rows(c, mr, nr, n_pixels_out)
             else:
                 fc_tile_indirect(taps, a, taps, rows + v0, offsets, tile, nr, 0,
                                  bias_group + m0)
-                if geo.relu:
+                if geo.conv.relu:
                     _relu_rows(tile, rows_valid, nr, nr)
                 _panel_copy(tile, c_block, rows_valid, nr, v0, v_end, row_len, out_w,
                             n_pixels_out)
@@ -434,24 +338,25 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
     """One (image, group, block of output rows, block of channels) of the
     row-panel path (rows.hpp): B rows are read in place from ``rows``."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels_out = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_pixels_out = geo.conv.out_h * geo.conv.out_w
     cdef Py_ssize_t channel_block = item % geo.n_channel_blocks
     cdef Py_ssize_t rest = item // geo.n_channel_blocks
     cdef Py_ssize_t row_block = rest % n_row_blocks
     rest = rest // n_row_blocks
-    cdef Py_ssize_t g = rest % geo.groups
-    cdef Py_ssize_t n = rest // geo.groups
-    cdef Py_ssize_t oh0 = row_block * geo.out_height // n_row_blocks
-    cdef Py_ssize_t oh1 = (row_block + 1) * geo.out_height // n_row_blocks
+    cdef Py_ssize_t g = rest % geo.conv.groups
+    cdef Py_ssize_t n = rest // geo.conv.groups
+    cdef Py_ssize_t oh0 = row_block * geo.conv.out_h // n_row_blocks
+    cdef Py_ssize_t oh1 = (row_block + 1) * geo.conv.out_h // n_row_blocks
     if oh0 >= oh1:
         return
     cdef Py_ssize_t mpanel_lo = _mpanel_bound(geo, channel_block)
     cdef Py_ssize_t mpanel_hi = _mpanel_bound(geo, channel_block + 1)
-    cdef const numeric_t *image = x + (n * geo.channels + g * geo.group_in) * geo.height * geo.width
-    cdef numeric_t *out_group = out + (n * geo.out_channels + g * geo.group_out) * n_pixels_out
+    cdef const numeric_t *image = x + ((n * geo.conv.channels + g * geo.conv.group_in)
+                                       * geo.conv.height * geo.conv.width)
+    cdef numeric_t *out_group = out + ((n * geo.conv.out_channels + g * geo.conv.group_out)
+                                       * n_pixels_out)
     cdef const numeric_t *bias_group = padded_bias + g * geo.group_out_padded
-    fc_rows_fill(layout, image, geo.group_in, geo.height, geo.width, oh0, geo.kernel_h,
-                 geo.stride_h, geo.stride_w, geo.dil_h, geo.pad_top, geo.pad_left, rows)
+    fc_rows_fill(layout, &geo.conv, image, oh0, rows)
 
     # The whole reduction in one chunk (see _conv2d_rows).
     cdef Py_ssize_t oh, ow0, mp, m0, rows_valid, cols
@@ -463,27 +368,27 @@ cdef void _run_rows_item(const Geometry *geo, const fc_rows_layout *layout,
         return
     for oh in range(oh0, oh1):
         ow0 = 0
-        while ow0 < geo.out_width:
+        while ow0 < geo.conv.out_w:
             base = rows + (oh - oh0) * layout.phase_len + ow0
-            cols = min(nr, geo.out_width - ow0)
+            cols = min(nr, geo.conv.out_w - ow0)
             for mp in range(mpanel_lo, mpanel_hi):
                 m0 = mp * mr
-                c = out_group + m0 * n_pixels_out + oh * geo.out_width + ow0
-                rows_valid = min(mr, geo.group_out - m0)
+                c = out_group + m0 * n_pixels_out + oh * geo.conv.out_w + ow0
+                rows_valid = min(mr, geo.conv.group_out - m0)
                 _output_tile(taps, _weight_rows(geo, weight, tails, g, m0), taps, base, offsets,
                              c, n_pixels_out, rows_valid, cols, mr, nr, 0, bias_group + m0,
-                             geo.relu, tile)
+                             geo.conv.relu, tile)
             ow0 = ow0 + nr
 
 
 cdef bint _uses_row_kernel(const Geometry *geo) noexcept nogil:
     """Row panels (rows.hpp) skip the per-tap copies of im2col for kernels
     larger than 1x1 on images of more than 4 panels."""
-    if geo.kernel_h * geo.kernel_w == 1:
+    if geo.conv.kernel_h * geo.conv.kernel_w == 1:
         return False
     # A small image: packed panels waste less of the last panel than rows
     # do, and its per-tap copies are few in absolute terms.
-    return _ceil_div(geo.out_height * geo.out_width, geo.nr) > 4
+    return _ceil_div(geo.conv.out_h * geo.conv.out_w, geo.nr) > 4
 
 
 cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
@@ -492,8 +397,9 @@ cdef inline bint _rows_are_whole_panels(const Geometry *geo) noexcept nogil:
     rounded up to NR, and the fewer wins (measured: dense 7-8% faster on 56
     and 112 wide stride-1 outputs; whole panels, which never go through the
     edge tile, when the counts tie)."""
-    cdef Py_ssize_t padded_w = _ceil_div(geo.out_width, geo.nr) * geo.nr
-    return geo.out_width + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w >= padded_w
+    cdef Py_ssize_t padded_w = _ceil_div(geo.conv.out_w, geo.nr) * geo.nr
+    return (geo.conv.out_w + (geo.conv.kernel_w - 1) * geo.conv.dil_w // geo.conv.stride_w
+            >= padded_w)
 
 
 cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
@@ -511,7 +417,7 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
     cdef Py_ssize_t nr = geo.nr, rb, cb, rows, panels, items, kp
     cdef double cost, best = -1.0
     cdef bint full, best_full = False
-    cdef double copy_cost = 1.0 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
+    cdef double copy_cost = 1.0 if geo.conv.stride_h != 1 or geo.conv.stride_w != 1 else 0.125
     cdef fc_rows_layout layout
     row_blocks[0], channel_blocks[0] = min_row_blocks, 1
     # Channel blocks in the outer loop: at equal cost the fewest win (at 8
@@ -521,12 +427,11 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
         kp = _ceil_div(n_mpanels, cb)
         if cb > 1 and _ceil_div(n_mpanels, cb - 1) == kp:
             continue  # the same largest block as cb - 1, more items
-        for rb in range(min_row_blocks, geo.out_height + 1):
-            rows = _ceil_div(geo.out_height, rb)
-            layout = fc_rows_plan(rows, padded_w, geo.kernel_h, geo.kernel_w, geo.stride_h,
-                                  geo.stride_w, geo.dil_h, geo.dil_w)
+        for rb in range(min_row_blocks, geo.conv.out_h + 1):
+            rows = _ceil_div(geo.conv.out_h, rb)
+            layout = fc_rows_plan(&geo.conv, rows, padded_w)
             if dense:
-                panels = _ceil_div((rows - 1) * layout.phase_len + geo.out_width, nr)
+                panels = _ceil_div((rows - 1) * layout.phase_len + geo.conv.out_w, nr)
             else:
                 panels = rows * (padded_w // nr)
             items = images_groups * rb * cb
@@ -535,7 +440,7 @@ cdef void _split_rows(const Geometry *geo, Py_ssize_t images_groups,
             # (element-wise gathers, rows held once per kernel row).
             cost = <double>_ceil_div(items, threads) * (
                 <double>panels * kp * geo.taps * (geo.mr * nr // 16)
-                + <double>geo.group_in * layout.channel_stride * copy_cost)
+                + <double>geo.conv.group_in * layout.channel_stride * copy_cost)
             # At equal cost, items filling whole rounds of the threads win
             # (7 items of two rows on 8 threads leave one idle; 8 items of
             # one or two rows cost the model the same).
@@ -555,17 +460,15 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
     # never leave the registers, which spares dense panels a round trip
     # through the edge tile.
     cdef bint dense = not _rows_are_whole_panels(geo)
-    cdef Py_ssize_t padded_w = geo.out_width if dense else _ceil_div(geo.out_width, nr) * nr
-    cdef fc_rows_layout one_row = fc_rows_plan(1, padded_w, geo.kernel_h, geo.kernel_w,
-                                               geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    cdef fc_rows_layout two_rows = fc_rows_plan(2, padded_w, geo.kernel_h, geo.kernel_w,
-                                                geo.stride_h, geo.stride_w, geo.dil_h, geo.dil_w)
-    cdef Py_ssize_t channels_bytes = geo.group_in * <Py_ssize_t>sizeof(numeric_t)
+    cdef Py_ssize_t padded_w = geo.conv.out_w if dense else _ceil_div(geo.conv.out_w, nr) * nr
+    cdef fc_rows_layout one_row = fc_rows_plan(&geo.conv, 1, padded_w)
+    cdef fc_rows_layout two_rows = fc_rows_plan(&geo.conv, 2, padded_w)
+    cdef Py_ssize_t channels_bytes = geo.conv.group_in * <Py_ssize_t>sizeof(numeric_t)
     cdef Py_ssize_t row_blocks = _row_blocks_in_budget(
         channels_bytes * one_row.channel_stride, channels_bytes * two_rows.channel_stride,
-        geo.out_height)
+        geo.conv.out_h)
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    cdef Py_ssize_t images_groups = batch * geo.groups
+    cdef Py_ssize_t images_groups = batch * geo.conv.groups
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * row_blocks
@@ -573,16 +476,14 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         _split_rows(geo, images_groups, row_blocks, n_mpanels, threads, dense, padded_w,
                     &row_blocks, &channel_blocks)
     geo.n_channel_blocks = channel_blocks
-    cdef Py_ssize_t rows_per_block = _ceil_div(geo.out_height, row_blocks)
-    cdef fc_rows_layout layout = fc_rows_plan(rows_per_block, padded_w, geo.kernel_h,
-                                              geo.kernel_w, geo.stride_h, geo.stride_w,
-                                              geo.dil_h, geo.dil_w)
+    cdef Py_ssize_t rows_per_block = _ceil_div(geo.conv.out_h, row_blocks)
+    cdef fc_rows_layout layout = fc_rows_plan(&geo.conv, rows_per_block, padded_w)
     cdef Py_ssize_t n_items = images_groups * row_blocks * channel_blocks
     threads = effective_num_threads(num_threads, n_items)
     layout.dense = dense
     # Slack after the last channel: a dense block's last panel reads up to
     # one panel past the block's last virtual pixel.
-    cdef size_t rows_elems = <size_t>(geo.group_in * layout.channel_stride + nr)
+    cdef size_t rows_elems = <size_t>(geo.conv.group_in * layout.channel_stride + nr)
     cdef int alloc_failed = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef Py_ssize_t item
@@ -594,8 +495,7 @@ cdef void _conv2d_rows(const numeric_t *x, const numeric_t *weight, const numeri
         SLOT_OFFSETS, <size_t>geo.taps * sizeof(Py_ssize_t))
     if offsets == NULL:
         raise MemoryError("fastconv: cannot allocate the tap offsets")
-    fc_rows_offsets(&layout, 0, geo.taps, geo.kernel_h, geo.kernel_w, geo.stride_w,
-                    geo.dil_w, offsets)
+    fc_rows_offsets(&layout, &geo.conv, 0, geo.taps, offsets)
     cdef fc_interrupt interrupt
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)
@@ -686,35 +586,29 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                          numeric_t[:, :, :, ::1] out, const Geometry *geo,
                          int num_threads) except *:
     """Plane kernel: work items are (image, output channel, block of rows)."""
-    if weight.shape[0] != geo.out_channels * geo.taps or bias.shape[0] != geo.out_channels:
+    if (weight.shape[0] != geo.conv.out_channels * geo.taps
+            or bias.shape[0] != geo.conv.out_channels):
         raise ValueError("packed weights do not match this geometry")
-    cdef fc_plane_geometry plane
-    plane.in_channels, plane.height, plane.width = geo.group_in, geo.height, geo.width
-    plane.kernel_h, plane.kernel_w = geo.kernel_h, geo.kernel_w
-    plane.out_h, plane.out_w = geo.out_height, geo.out_width
-    plane.stride_h, plane.stride_w = geo.stride_h, geo.stride_w
-    plane.pad_top, plane.pad_left = geo.pad_top, geo.pad_left
-    plane.dil_h, plane.dil_w = geo.dil_h, geo.dil_w
-    plane.relu = geo.relu
+    cdef const fc_geometry *plane = &geo.conv
     cdef Py_ssize_t batch = x.shape[0]
-    cdef Py_ssize_t planes = batch * geo.out_channels
+    cdef Py_ssize_t planes = batch * geo.conv.out_channels
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
     # Rows are cut when there are too few planes for the threads, and so that
     # a block's padded rows fit the scratch budget (a whole 1080p plane would
     # take 8 MB per thread and fall out of the caches).
     cdef Py_ssize_t elem = sizeof(numeric_t)
     cdef Py_ssize_t row_blocks = _row_blocks_in_budget(
-        fc_plane_scratch(&plane, 1) * elem, fc_plane_scratch(&plane, 2) * elem,
-        geo.out_height)
+        fc_plane_scratch(plane, 1) * elem, fc_plane_scratch(plane, 2) * elem,
+        geo.conv.out_h)
     if planes < 4 * threads:
-        row_blocks = _balance(planes, row_blocks, geo.out_height, threads)
+        row_blocks = _balance(planes, row_blocks, geo.conv.out_h, threads)
     cdef Py_ssize_t n_items = planes * row_blocks
     threads = effective_num_threads(num_threads, n_items)
     cdef Py_ssize_t chunk, item, plane_index, block, previous_block, n, k, g
-    cdef Py_ssize_t in_plane = geo.height * geo.width
-    cdef Py_ssize_t out_plane = geo.out_height * geo.out_width
+    cdef Py_ssize_t in_plane = geo.conv.height * geo.conv.width
+    cdef Py_ssize_t out_plane = geo.conv.out_h * geo.conv.out_w
     cdef size_t scratch_elems = <size_t>fc_plane_scratch(
-        &plane, _ceil_div(geo.out_height, row_blocks))
+        plane, _ceil_div(geo.conv.out_h, row_blocks))
     cdef const numeric_t *x_ptr = &x[0, 0, 0, 0]
     cdef const numeric_t *w_ptr = &weight[0]
     cdef const numeric_t *b_ptr = &bias[0]
@@ -738,13 +632,14 @@ cdef void _conv2d_planes(const numeric_t[:, :, :, ::1] x,
                     break
                 plane_index = item // row_blocks
                 block = item - plane_index * row_blocks
-                n = plane_index // geo.out_channels
-                k = plane_index - n * geo.out_channels
-                g = k // geo.group_out
-                fc_plane_rows(&plane, x_ptr + (n * geo.channels + g * geo.group_in) * in_plane,
+                n = plane_index // geo.conv.out_channels
+                k = plane_index - n * geo.conv.out_channels
+                g = k // geo.conv.group_out
+                fc_plane_rows(plane,
+                              x_ptr + (n * geo.conv.channels + g * geo.conv.group_in) * in_plane,
                               w_ptr + k * geo.taps, b_ptr[k], out_ptr + plane_index * out_plane,
-                              block * geo.out_height // row_blocks,
-                              (block + 1) * geo.out_height // row_blocks, padded,
+                              block * geo.conv.out_h // row_blocks,
+                              (block + 1) * geo.conv.out_h // row_blocks, padded,
                               block == previous_block)
                 previous_block = block
         fc_scratch_release(SLOT_INPUT)
@@ -762,7 +657,7 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
     of the (output-channel panel, pixel panel) tiles. Two barriers per chunk
     instead of each thread packing the whole image for its channels."""
     cdef Py_ssize_t mr = geo.mr, nr = geo.nr, taps = geo.taps
-    cdef Py_ssize_t n_pixels = geo.out_height * geo.out_width
+    cdef Py_ssize_t n_pixels = geo.conv.out_h * geo.conv.out_w
     cdef Py_ssize_t n_panels = _ceil_div(n_pixels, nr)
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     # The whole reduction in one chunk when the columns of the image fit in
@@ -795,7 +690,7 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
             kc = min(chunk_taps, taps - tap0)
             for r in prange(kc, schedule='static'):
                 if not fc_interrupted(interrupt_ptr):
-                    fc_pack_input(&geo.pack, x, tap0, kc, r, r + 1, 0, n_pixels, col)
+                    fc_pack_input(&geo.conv, geo.nr, x, tap0, kc, r, r + 1, 0, n_pixels, col)
             for work in prange(n_mpanels * n_panels, schedule='static'):
                 if tile != NULL and not fc_interrupted(interrupt_ptr):
                     mp = work // n_panels
@@ -803,11 +698,11 @@ cdef void _conv2d_shared_columns(const numeric_t *x, const numeric_t *weight,
                     m0 = mp * mr
                     a = _weight_rows(geo, weight, tails, 0, m0) + tap0
                     c = out + m0 * n_pixels + jp * nr
-                    rows = min(mr, geo.group_out - m0)
+                    rows = min(mr, geo.conv.group_out - m0)
                     cols = min(nr, n_pixels - jp * nr)
                     _output_tile(kc, a, taps, col + jp * kc * nr, NULL, c, n_pixels, rows, cols,
                                  mr, nr, tap0 > 0, padded_bias + m0,
-                                 geo.relu and tap0 + kc == taps, tile)
+                                 geo.conv.relu and tap0 + kc == taps, tile)
         fc_scratch_release(SLOT_TILE)
     fc_scratch_release(SLOT_SHARED_COLUMNS)
     raise_if_interrupted(interrupt_ptr)
@@ -827,17 +722,18 @@ def _scratch_fits(nbytes):
 
 cdef object _plane_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
     """fc_plane_scratch for one output row, in Python integers (no overflow)."""
-    span_w = (<object>geo.out_width - 1) * geo.stride_w + (<object>geo.kernel_w - 1) * geo.dil_w + 1
-    span_h = (<object>geo.kernel_h - 1) * geo.dil_h + 1
-    return <object>geo.group_in * span_h * (span_w + 16) * elem
+    span_w = ((<object>geo.conv.out_w - 1) * geo.conv.stride_w
+              + (<object>geo.conv.kernel_w - 1) * geo.conv.dil_w + 1)
+    span_h = (<object>geo.conv.kernel_h - 1) * geo.conv.dil_h + 1
+    return <object>geo.conv.group_in * span_h * (span_w + FC_PLANE_SLACK) * elem
 
 
 cdef object _rows_scratch_bytes(const Geometry *geo, Py_ssize_t elem):
     """The row-panel scratch for one output row, in Python integers."""
-    padded_w = (<object>geo.out_width + geo.nr) * geo.stride_w
-    reach = (<object>geo.kernel_w - 1) * geo.dil_w + 1
-    rows = (<object>geo.kernel_h - 1) * geo.dil_h + 1
-    return <object>geo.group_in * rows * (padded_w + reach) * elem
+    padded_w = (<object>geo.conv.out_w + geo.nr) * geo.conv.stride_w
+    reach = (<object>geo.conv.kernel_w - 1) * geo.conv.dil_w + 1
+    rows = (<object>geo.conv.kernel_h - 1) * geo.conv.dil_h + 1
+    return <object>geo.conv.group_in * rows * (padded_w + reach) * elem
 
 
 def conv2d_direct(const numeric_t[:, :, :, ::1] x,
@@ -872,27 +768,15 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     cdef int mr = 0, nr = 0
     fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
     cdef Py_ssize_t batch = x.shape[0]
-    geo.channels = x.shape[1]
-    geo.height = x.shape[2]
-    geo.width = x.shape[3]
-    geo.out_channels = out.shape[1]
-    geo.kernel_h = kernel_h
-    geo.kernel_w = kernel_w
-    geo.out_height = out.shape[2]
-    geo.out_width = out.shape[3]
-    geo.groups = groups
-    geo.group_in = geo.channels // groups
-    geo.group_out = geo.out_channels // groups
-    geo.stride_h, geo.stride_w = stride_h, stride_w
-    geo.pad_top, geo.pad_left = pad_top, pad_left
-    geo.dil_h, geo.dil_w = dil_h, dil_w
+    geo.conv = fc_geometry_of(x.shape[1], x.shape[2], x.shape[3], out.shape[1], out.shape[2],
+                              out.shape[3], kernel_h, kernel_w, stride_h, stride_w, pad_top,
+                              pad_left, dil_h, dil_w, groups, relu)
     geo.mr, geo.nr = mr, nr
-    geo.relu = relu
-    geo.taps = geo.group_in * geo.kernel_h * geo.kernel_w
-    geo.group_out_padded = _ceil_div(geo.group_out, mr) * mr
-    if batch == 0 or geo.out_channels == 0:
+    geo.taps = geo.conv.group_in * geo.conv.kernel_h * geo.conv.kernel_w
+    geo.group_out_padded = _ceil_div(geo.conv.group_out, mr) * mr
+    if batch == 0 or geo.conv.out_channels == 0:
         return
-    if _uses_plane_kernel(groups, geo.group_in):
+    if _uses_plane_kernel(groups, geo.conv.group_in):
         if _scratch_fits(_plane_scratch_bytes(&geo, sizeof(numeric_t))):
             _conv2d_planes(x, weight, padded_bias, out, &geo, num_threads)
             return
@@ -900,24 +784,17 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
         # what exists (and needs the bias padded to whole panels).
         if padded_bias.shape[0] != groups * geo.group_out_padded:
             weight_array = np.asarray(weight).reshape(
-                geo.out_channels, geo.group_in, kernel_h, kernel_w)
+                geo.conv.out_channels, geo.conv.group_in, kernel_h, kernel_w)
             weight, tails, padded_bias = pack_weights(weight_array, np.asarray(padded_bias),
                                                       groups, True)
-    if (weight.shape[0] != geo.out_channels * geo.taps
-            or tails.shape[0] != (0 if geo.group_out_padded == geo.group_out
+    if (weight.shape[0] != geo.conv.out_channels * geo.taps
+            or tails.shape[0] != (0 if geo.group_out_padded == geo.conv.group_out
                                   else groups * mr * geo.taps)
             or padded_bias.shape[0] != groups * geo.group_out_padded):
         raise ValueError("packed weights do not match this geometry or ISA level")
     cdef const numeric_t *w_ptr = &weight[0]
     cdef const numeric_t *tails_ptr = &tails[0] if tails.shape[0] else NULL
     cdef const numeric_t *b_ptr = &padded_bias[0]
-
-    geo.pack.height, geo.pack.width, geo.pack.out_w = geo.height, geo.width, geo.out_width
-    geo.pack.kernel_h, geo.pack.kernel_w = geo.kernel_h, geo.kernel_w
-    geo.pack.stride_h, geo.pack.stride_w = stride_h, stride_w
-    geo.pack.pad_top, geo.pack.pad_left = pad_top, pad_left
-    geo.pack.dil_h, geo.pack.dil_w = dil_h, dil_w
-    geo.pack.nr = nr
 
     # Split the reduction into equal chunks of at most _KC_MAX taps.
     geo.kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, _KC_MAX))
@@ -932,13 +809,13 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
     # repeats: another pixel block re-reads the weights, another channel
     # block re-packs the input, so the cheaper of the two is split first.
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
-    cdef Py_ssize_t n_panels = _ceil_div(geo.out_height * geo.out_width, nr)
+    cdef Py_ssize_t n_panels = _ceil_div(geo.conv.out_h * geo.conv.out_w, nr)
     cdef Py_ssize_t n_mpanels = geo.group_out_padded // mr
     cdef Py_ssize_t images_groups = batch * groups
     cdef Py_ssize_t pixel_blocks = _ceil_div(n_panels, max(1, _PIXELS_PER_BLOCK // nr))
     cdef Py_ssize_t channel_blocks = 1
     cdef Py_ssize_t items = images_groups * pixel_blocks
-    cdef bint weights_dominate = geo.group_out * geo.taps >= geo.taps * n_panels * nr
+    cdef bint weights_dominate = geo.conv.group_out * geo.taps >= geo.taps * n_panels * nr
     if images_groups == 1 and items < threads and weights_dominate:
         # One small image: the threads pack its columns together, then
         # share out the output channels (no thread packs what another did).
@@ -986,16 +863,6 @@ def conv2d_direct(const numeric_t[:, :, :, ::1] x,
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
-def _set_blocking(Py_ssize_t kc_max, Py_ssize_t pixels_per_block):
-    """Change the block sizes (for tuning experiments); returns the old ones."""
-    global _KC_MAX, _PIXELS_PER_BLOCK
-    old = (_KC_MAX, _PIXELS_PER_BLOCK)
-    if kc_max < 1 or pixels_per_block < 1:
-        raise ValueError("block sizes must be >= 1")
-    _KC_MAX, _PIXELS_PER_BLOCK = kc_max, pixels_per_block
-    return old
-
-
 # -- channel lanes: output channels in the vector lanes -------------------------
 #
 # On a small image the pixel panels of the kernel above are mostly empty (49
@@ -1009,14 +876,14 @@ def _set_blocking(Py_ssize_t kc_max, Py_ssize_t pixels_per_block):
 
 # Input channels per reduction chunk: their weight rows (at most this many
 # bytes) stay in L2 while every pixel tile of the work item passes over them.
-cdef Py_ssize_t _LANES_CHUNK_BYTES = 256 * 1024
+cdef Py_ssize_t _CHANNEL_LANES_CHUNK_BYTES = 256 * 1024
 
 
 def lanes_width(dtype):
     """KB, the output channels of one channel-lanes tile, for ``dtype``; 0
     where the instruction-set level in use has no such tile (below AVX-512)."""
-    return (fc_lanes_width(<const float *>NULL) if np.dtype(dtype) == np.float32
-            else fc_lanes_width(<const double *>NULL))
+    return (fc_channel_lanes_width(<const float *>NULL) if np.dtype(dtype) == np.float32
+            else fc_channel_lanes_width(<const double *>NULL))
 
 
 def pack_channel_lanes(weight):
@@ -1071,7 +938,7 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t height = x.shape[2], width = x.shape[3]
     cdef Py_ssize_t out_channels = out.shape[1], out_h = out.shape[2], out_w = out.shape[3]
-    cdef Py_ssize_t kb = fc_lanes_width(<const floating *>NULL)
+    cdef Py_ssize_t kb = fc_channel_lanes_width(<const floating *>NULL)
     if kb == 0:
         raise ValueError("no channel-lanes tile at this instruction-set level")
     cdef Py_ssize_t taps = kernel_h * kernel_w
@@ -1086,7 +953,7 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
         raise ValueError("the padded input is smaller than the output needs")
     if batch == 0 or out_channels == 0 or out_h == 0 or out_w == 0:
         return
-    cdef Py_ssize_t mr = FC_LANES_MR, pixels = out_h * out_w
+    cdef Py_ssize_t mr = FC_CHANNEL_LANES_PIXELS, pixels = out_h * out_w
     cdef Py_ssize_t n_tiles = _ceil_div(pixels, mr)
     # Reduction step (c, i, j) reads the input at c*H*W + i*dil_h*W + j*dil_w
     # from the pixel's origin; pixels past the last read the last one again.
@@ -1099,7 +966,7 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
     cdef const Py_ssize_t[::1] k_off = k_offsets
     cdef const Py_ssize_t[::1] p_off = pixel_offsets
     cdef Py_ssize_t elem = sizeof(floating)
-    cdef Py_ssize_t chunk = max(1, _LANES_CHUNK_BYTES // (taps * kb * elem))
+    cdef Py_ssize_t chunk = max(1, _CHANNEL_LANES_CHUNK_BYTES // (taps * kb * elem))
     # Work items (image, block of KB output channels, group of pixel tiles);
     # more pixel groups only when there are too few items for the threads.
     cdef int threads = effective_num_threads(num_threads, 1 << 30)
@@ -1127,26 +994,26 @@ def conv2d_channel_lanes(const floating[:, :, :, ::1] x, const floating[:, :, ::
             alloc_failed_ptr[0] = 1
         for item in prange(n_items, schedule='static'):
             if buf != NULL and not fc_interrupted(interrupt_ptr):
-                _lanes_work_item(item, n_kblocks, n_groups, n_tiles, x_ptr, w_ptr, b_ptr,
-                                 out_ptr, &k_off[0], &p_off[0], channels, height * width,
-                                 out_channels, pixels, taps, kb, chunk, relu, buf)
+                _channel_lanes_work_item(item, n_kblocks, n_groups, n_tiles, x_ptr, w_ptr, b_ptr,
+                                         out_ptr, &k_off[0], &p_off[0], channels, height * width,
+                                         out_channels, pixels, taps, kb, chunk, relu, buf)
         fc_scratch_release(SLOT_TILE)
     raise_if_interrupted(interrupt_ptr)
     if alloc_failed:
         raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
 
 
-cdef void _lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_groups,
-                           Py_ssize_t n_tiles, const floating *x, const floating *packed,
-                           const floating *bias, floating *out,
-                           const Py_ssize_t *k_offsets, const Py_ssize_t *pixel_offsets,
-                           Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t out_channels,
-                           Py_ssize_t pixels, Py_ssize_t taps, Py_ssize_t kb,
-                           Py_ssize_t chunk, bint relu, floating *buf) noexcept nogil:
+cdef void _channel_lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_groups,
+                                   Py_ssize_t n_tiles, const floating *x, const floating *packed,
+                                   const floating *bias, floating *out,
+                                   const Py_ssize_t *k_offsets, const Py_ssize_t *pixel_offsets,
+                                   Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t out_channels,
+                                   Py_ssize_t pixels, Py_ssize_t taps, Py_ssize_t kb,
+                                   Py_ssize_t chunk, bint relu, floating *buf) noexcept nogil:
     """Pixel tiles t0 .. t1 of one image and block of output channels: the
     results, [pixel][KB] in ``buf`` from the bias on, gather the reduction
     chunk by chunk, then go to ``out`` transposed."""
-    cdef Py_ssize_t mr = FC_LANES_MR
+    cdef Py_ssize_t mr = FC_CHANNEL_LANES_PIXELS
     cdef Py_ssize_t group = item % n_groups
     cdef Py_ssize_t rest = item // n_groups
     cdef Py_ssize_t kblock = rest % n_kblocks
@@ -1165,7 +1032,7 @@ cdef void _lanes_work_item(Py_ssize_t item, Py_ssize_t n_kblocks, Py_ssize_t n_g
     c0 = 0
     while c0 < channels:
         for t in range(t0, t1):
-            fc_lanes_tile(min(chunk, channels - c0) * taps, image, k_offsets + c0 * taps,
+            fc_channel_lanes_tile(min(chunk, channels - c0) * taps, image, k_offsets + c0 * taps,
                           pixel_offsets + t * mr, w + c0 * taps * kb,
                           buf + (t - t0) * mr * kb)
         c0 = c0 + chunk

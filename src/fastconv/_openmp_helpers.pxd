@@ -12,13 +12,11 @@ cdef extern from *:
     #else
         #define FASTCONV_OPENMP_ENABLED 0
         #define omp_get_max_threads() 1
-        #define omp_get_thread_num() 0
         #define omp_get_num_procs() 1
     #endif
     """
     bint FASTCONV_OPENMP_ENABLED
     int omp_get_max_threads() noexcept nogil
-    int omp_get_thread_num() noexcept nogil
     int omp_get_num_procs() noexcept nogil
 
 

@@ -6,7 +6,7 @@ One call runs, per work item (image, group, block of NR output tiles, block
 of output channels):
 
 1. for each chunk of ``CB`` input channels: the input transform
-   ``V[xi][c][tile] = (B^T d B)[xi]`` of the block's tiles (``winograd.hpp``),
+   ``V[xi][c][tile] = (B^T d B)[xi]`` of the block's tiles (``_kernels/winograd_transforms.hpp``),
 2. the ``alpha^2`` GEMMs ``M[xi] += U[xi] (K_block x CB) . V[xi] (CB x NR)``
    on the register-blocked micro-kernel, with ``M`` kept in L2,
 3. the output transform ``A^T M A`` (+ bias) scattered into the output with
@@ -30,48 +30,16 @@ from libc.string cimport memset
 from ._interrupt cimport (fc_interrupt, fc_interrupted, raise_if_interrupted,
                           start_interrupt_checks)
 from ._openmp_helpers cimport effective_num_threads
+from ._cpu cimport kernel_table
+from ._kernels cimport *
+
+from . import _cpu
 
 import numpy as np
 
 
-cdef extern from "winograd.hpp" nogil:
-    void *fc_scratch_acquire(int slot, size_t nbytes)
-    void fc_scratch_release(int slot)
-    size_t fc_scratch_peak_bytes(int reset)
-    int fc_wino_select_isa(int requested)
-    int fc_wino_matrix(int m, int which, double *dst)
-    void fc_gemm_tile(Py_ssize_t kc, const float *a, const float *b, float *c,
-                      Py_ssize_t ldc, int accumulate, const float *bias)
-    void fc_gemm_tile(Py_ssize_t kc, const double *a, const double *b, double *c,
-                      Py_ssize_t ldc, int accumulate, const double *bias)
-    void fc_gemm_tile_shape(const float *dtype_tag, int *mr, int *nr)
-    void fc_gemm_tile_shape(const double *dtype_tag, int *mr, int *nr)
-    void fc_wino_pack_panel_m(int m, const float *weight, Py_ssize_t out_channels,
-                              Py_ssize_t channels, int mr, Py_ssize_t panel,
-                              float *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_pack_panel_m(int m, const double *weight, Py_ssize_t out_channels,
-                              Py_ssize_t channels, int mr, Py_ssize_t panel,
-                              double *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_gather_m(int m, const float *channel, Py_ssize_t height,
-                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
-                          Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
-                          Py_ssize_t lane0, Py_ssize_t nr, float *scratch)
-    void fc_wino_gather_m(int m, const double *channel, Py_ssize_t height,
-                          Py_ssize_t width, Py_ssize_t pad_top, Py_ssize_t pad_left,
-                          Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
-                          Py_ssize_t lane0, Py_ssize_t nr, double *scratch)
-    void fc_wino_scatter_m(int m, const float *y, float *out_channel, Py_ssize_t out_h,
-                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
-                           Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_scatter_m(int m, const double *y, double *out_channel, Py_ssize_t out_h,
-                           Py_ssize_t out_w, Py_ssize_t tiles_w, Py_ssize_t tile0,
-                           Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_input(int m, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
-    void fc_wino_input(int m, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)
-    int fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
-                        Py_ssize_t nr, float *scratch, int relu)
-    int fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
-                        Py_ssize_t nr, double *scratch, int relu)
+# Kernels of the level in use: fastconv._cpu's one table.
+fc_use_kernel_table(kernel_table())
 
 
 TILE_SIZES = (2, 4, 6)
@@ -121,8 +89,10 @@ def scratch_peak_bytes(bint reset=False):
 
 
 def select_isa(int level):
-    """Follow the instruction-set level of :mod:`fastconv._direct`."""
-    return fc_wino_select_isa(level)
+    """Use the kernels of level ``ISA_LEVELS[level]`` in every extension (the
+    one ISA state, :func:`fastconv._cpu.select_isa`); returns the level in
+    use, as an index."""
+    return _cpu.ISA_LEVELS.index(_cpu.select_isa(_cpu.ISA_LEVELS[level]))
 
 
 def transform_matrices(int m):
@@ -195,10 +165,9 @@ def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
 
 
 cdef struct Plan:
-    int m, mr, nr, alpha2, relu
-    Py_ssize_t channels, height, width, pad_top, pad_left
-    Py_ssize_t out_channels, out_h, out_w
-    Py_ssize_t groups, group_in, group_out, out_padded
+    fc_geometry conv                 # shapes, padding, relu (geometry.hpp)
+    int m, mr, nr, alpha2
+    Py_ssize_t out_padded
     Py_ssize_t tiles_w, tiles_per_image, n_tiles   # n_tiles: whole batch
     Py_ssize_t panels                # NR-tile panels per work item (at most)
     Py_ssize_t n_tile_panels         # over the whole batch
@@ -230,7 +199,7 @@ cdef void _transform_panel(const Plan *plan, const floating *x, Py_ssize_t g,
     """Input transform of channel ``c`` of group ``g`` for tile panel ``p`` of
     the block (tiles tile0 .. tile0 + n_tiles, numbered over the batch):
     gathered into ``scratch``, transformed into ``v_dst[xi * v_xi_stride]``."""
-    cdef Py_ssize_t nr = plan.nr, plane = plan.height * plan.width
+    cdef Py_ssize_t nr = plan.nr, plane = plan.conv.height * plan.conv.width
     cdef Py_ssize_t t = tile0 + p * nr
     cdef Py_ssize_t t_end = min(t + nr, tile0 + n_tiles)
     cdef Py_ssize_t lane = 0, n, local, run
@@ -240,8 +209,8 @@ cdef void _transform_panel(const Plan *plan, const floating *x, Py_ssize_t g,
         n = t // plan.tiles_per_image
         local = t - n * plan.tiles_per_image
         run = min(t_end - t, plan.tiles_per_image - local)
-        fc_wino_gather_m(plan.m, x + (n * plan.channels + g * plan.group_in + c) * plane,
-                         plan.height, plan.width, plan.pad_top, plan.pad_left,
+        fc_wino_gather_m(plan.m, &plan.conv,
+                         x + (n * plan.conv.channels + g * plan.conv.group_in + c) * plane,
                          plan.tiles_w, local, run, lane, nr, scratch)
         t = t + run
         lane = lane + run
@@ -257,14 +226,14 @@ cdef void _gemm_block(const Plan *plan, const floating *u_group, Py_ssize_t c0,
     + cb, for output-channel panels kp_lo .. kp_hi and the block's tile
     panels. M is [xi][k panel][tile panel][MR][NR], V [xi][tile panel][cb][NR]."""
     cdef Py_ssize_t nr = plan.nr, mr = plan.mr, panels = plan.panels
-    cdef Py_ssize_t u_xi_stride = plan.out_padded * plan.group_in
+    cdef Py_ssize_t u_xi_stride = plan.out_padded * plan.conv.group_in
     cdef Py_ssize_t xi, p, kp
     for xi in range(plan.alpha2):
         for p in range(n_panels):
             # The tile panel stays in L1 while the weight panels of this
             # transform point stream from L2.
             for kp in range(kp_lo, kp_hi):
-                fc_gemm_tile(cb, u_group + xi * u_xi_stride + (kp * plan.group_in + c0) * mr,
+                fc_gemm_tile(cb, u_group + xi * u_xi_stride + (kp * plan.conv.group_in + c0) * mr,
                              v + xi * v_xi_stride + p * cb * nr,
                              mbuf + xi * m_xi_stride + ((kp - kp_lo) * panels + p) * mr * nr,
                              nr, c0 > 0, zeros)
@@ -280,19 +249,19 @@ cdef bint _output_block(const Plan *plan, Py_ssize_t g, Py_ssize_t tile0,
     whether any result (clipped ones included) is NaN or infinite."""
     cdef Py_ssize_t nr = plan.nr, mr = plan.mr, panels = plan.panels
     cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
-    cdef Py_ssize_t out_plane = plan.out_h * plan.out_w
+    cdef Py_ssize_t out_plane = plan.conv.out_h * plan.conv.out_w
     cdef floating *y = scratch + (plan.m + 2) * plan.m * nr
     cdef Py_ssize_t kp, k, k_global, p, t, t_end, lane, n, local, run
     cdef bint nonfinite = False
     for kp in range(kp_lo, kp_hi):
         for k in range(mr):
             k_global = kp * mr + k
-            if k_global >= plan.group_out:
+            if k_global >= plan.conv.group_out:
                 break
             for p in range(n_panels):
                 if fc_wino_output(plan.m, mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
-                                  m_xi_stride, bias[g * plan.group_out + k_global],
-                                  nr, scratch, plan.relu):
+                                  m_xi_stride, bias[g * plan.conv.group_out + k_global],
+                                  nr, scratch, plan.conv.relu):
                     nonfinite = True
                 t = tile0 + p * nr
                 t_end = min(t + nr, tile0 + n_tiles)
@@ -301,10 +270,10 @@ cdef bint _output_block(const Plan *plan, Py_ssize_t g, Py_ssize_t tile0,
                     n = t // plan.tiles_per_image
                     local = t - n * plan.tiles_per_image
                     run = min(t_end - t, plan.tiles_per_image - local)
-                    fc_wino_scatter_m(plan.m, <const floating *>y,
-                                      out + (n * plan.out_channels + g * plan.group_out
+                    fc_wino_scatter_m(plan.m, &plan.conv, <const floating *>y,
+                                      out + (n * plan.conv.out_channels + g * plan.conv.group_out
                                              + k_global) * out_plane,
-                                      plan.out_h, plan.out_w, plan.tiles_w, local, run, lane, nr)
+                                      plan.tiles_w, local, run, lane, nr)
                     t = t + run
                     lane = lane + run
     return nonfinite
@@ -336,11 +305,11 @@ cdef bint _run_work_item(const Plan *plan, Py_ssize_t item, const floating *x,
     if kp_lo >= kp_hi:
         return False
     cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
-    cdef const floating *u_group = u + g * plan.alpha2 * plan.out_padded * plan.group_in
+    cdef const floating *u_group = u + g * plan.alpha2 * plan.out_padded * plan.conv.group_in
     cdef Py_ssize_t m_xi_stride = (kp_hi - kp_lo) * plan.panels * mr * nr
     cdef Py_ssize_t c0 = 0, cb, c, p, v_xi_stride
-    while c0 < plan.group_in:
-        cb = min(plan.cb, plan.group_in - c0)
+    while c0 < plan.conv.group_in:
+        cb = min(plan.cb, plan.conv.group_in - c0)
         v_xi_stride = plan.panels * cb * nr
         for c in range(cb):
             for p in range(n_panels):
@@ -362,9 +331,9 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
     possible so static scheduling balances; the input-channel chunk and the
     output-channel block follow from the V and M budgets.
     """
-    cdef Py_ssize_t m = plan.m, mr = plan.mr, groups = plan.groups
-    plan.tiles_w = _ceil_div(plan.out_w, m)
-    plan.tiles_per_image = _ceil_div(plan.out_h, m) * plan.tiles_w
+    cdef Py_ssize_t m = plan.m, mr = plan.mr, groups = plan.conv.groups
+    plan.tiles_w = _ceil_div(plan.conv.out_w, m)
+    plan.tiles_per_image = _ceil_div(plan.conv.out_h, m) * plan.tiles_w
     plan.n_tiles = batch * plan.tiles_per_image
     # plan.nr comes in as the GEMM tile's width.
     cdef Py_ssize_t half = plan.nr // 2
@@ -381,7 +350,7 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
     # threads, (8,256,256,14) ran slower than at 4). Instead all threads
     # transform one block's input together into a shared V, then share out
     # its output channels.
-    cdef Py_ssize_t v_panel_bytes = plan.alpha2 * plan.group_in * nr * elem
+    cdef Py_ssize_t v_panel_bytes = plan.alpha2 * plan.conv.group_in * nr * elem
     cdef bint can_cooperate = (threads > 1 and v_panel_bytes <= _V_BYTES and n_kpanels > 1)
     plan.cooperative = can_cooperate and groups * plan.n_tile_blocks < threads
     if plan.cooperative:
@@ -397,7 +366,7 @@ cdef Py_ssize_t _plan_blocks(Plan *plan, Py_ssize_t batch, Py_ssize_t elem,
 
     cdef Py_ssize_t block_bytes = plan.alpha2 * plan.panels * nr * elem
     plan.cb = max(_CB_MIN, _V_BYTES // block_bytes)
-    plan.cb = _ceil_div(plan.group_in, _ceil_div(plan.group_in, plan.cb))
+    plan.cb = _ceil_div(plan.conv.group_in, _ceil_div(plan.conv.group_in, plan.cb))
     cdef Py_ssize_t max_kpanels = max(1, _M_BYTES // (block_bytes * mr))
     plan.n_channel_blocks = _ceil_div(n_kpanels, max_kpanels)
     # Still too few items for the threads, or unbalanced ones: split the
@@ -430,9 +399,9 @@ cdef Py_ssize_t _plan_cooperative(Plan *plan, int threads, Py_ssize_t v_panel_by
     as many tile panels as the V and M budgets allow, the output-channel
     panels shared out among the threads. Returns the rounds (tile blocks)."""
     cdef Py_ssize_t n_kpanels = plan.out_padded // plan.mr
-    cdef Py_ssize_t u_bytes = plan.alpha2 * plan.out_padded * plan.group_in * elem
+    cdef Py_ssize_t u_bytes = plan.alpha2 * plan.out_padded * plan.conv.group_in * elem
     cdef Py_ssize_t m_bytes = _M_BYTES if u_bytes > _U_CACHED_BYTES else _COOP_M_BYTES
-    plan.cb = plan.group_in
+    plan.cb = plan.conv.group_in
     plan.n_channel_blocks = min(n_kpanels, threads)
     plan.kpanels_per_block = _ceil_div(n_kpanels, plan.n_channel_blocks)
     plan.n_channel_blocks = _ceil_div(n_kpanels, plan.kpanels_per_block)
@@ -441,13 +410,13 @@ cdef Py_ssize_t _plan_cooperative(Plan *plan, int threads, Py_ssize_t v_panel_by
                                          * plan.nr * elem)))
     plan.n_tile_blocks = _ceil_div(plan.n_tile_panels, plan.panels)
     plan.panels = _ceil_div(plan.n_tile_panels, plan.n_tile_blocks)
-    return plan.groups * plan.n_tile_blocks
+    return plan.conv.groups * plan.n_tile_blocks
 
 
 cdef double _static_imbalance(const Plan *plan, int threads) noexcept:
     """Largest thread's share of the work items (tile panels x output-channel
     panels) under static scheduling, over the mean share."""
-    cdef Py_ssize_t n_items = plan.groups * plan.n_tile_blocks * plan.n_channel_blocks
+    cdef Py_ssize_t n_items = plan.conv.groups * plan.n_tile_blocks * plan.n_channel_blocks
     cdef Py_ssize_t n_kpanels = plan.out_padded // plan.mr
     cdef Py_ssize_t t, item, start, end, rest, tile_block, channel_block, work, largest = 0
     cdef int used = min(threads, n_items)
@@ -464,7 +433,7 @@ cdef double _static_imbalance(const Plan *plan, int threads) noexcept:
                      * (_block_kp_end(plan, channel_block)
                         - channel_block * plan.kpanels_per_block))
         largest = max(largest, work)
-    return <double>largest * used / (plan.groups * plan.n_tile_panels * n_kpanels)
+    return <double>largest * used / (plan.conv.groups * plan.n_tile_panels * n_kpanels)
 
 
 cdef inline Py_ssize_t _v_elems(const Plan *plan) noexcept nogil:
@@ -496,7 +465,7 @@ cdef bint _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const float
     input into one shared V (a share of the (channel, tile panel) pairs
     each), then each computes the GEMMs and output transform of a block of
     output channels. No input transform is repeated; two barriers per block."""
-    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, cb = plan.group_in
+    cdef Py_ssize_t nr = plan.nr, mr = plan.mr, cb = plan.conv.group_in
     cdef Py_ssize_t v_xi_stride = plan.panels * cb * nr
     cdef int threads = _plan_threads(plan, n_rounds, num_threads)
     # The shared V belongs to the calling thread (slot 3), M and the tile
@@ -528,7 +497,7 @@ cdef bint _conv2d_cooperative(const Plan *plan, Py_ssize_t n_rounds, const float
             tile0 = _block_tile0(plan, round_ - g * plan.n_tile_blocks)
             n_tiles = _block_tiles(plan, round_ - g * plan.n_tile_blocks)
             n_panels = (n_tiles + nr - 1) // nr
-            u_group = u + g * plan.alpha2 * plan.out_padded * plan.group_in
+            u_group = u + g * plan.alpha2 * plan.out_padded * plan.conv.group_in
             # Once stopped, the rounds run on empty, since every thread must
             # meet the same barriers.
             for work in prange(cb * n_panels, schedule='static'):
@@ -593,20 +562,15 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     cdef int mr = 0, nr = 0
     fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
     cdef Py_ssize_t batch = x.shape[0]
+    plan.conv = fc_geometry_of(x.shape[1], x.shape[2], x.shape[3], out.shape[1], out.shape[2],
+                               out.shape[3], 3, 3, 1, 1, pad_top, pad_left, 1, 1, groups, relu)
     plan.m, plan.mr, plan.nr = m, mr, nr
     plan.alpha2 = (m + 2) * (m + 2)
-    plan.relu = relu
-    plan.channels, plan.height, plan.width = x.shape[1], x.shape[2], x.shape[3]
-    plan.pad_top, plan.pad_left = pad_top, pad_left
-    plan.out_channels, plan.out_h, plan.out_w = out.shape[1], out.shape[2], out.shape[3]
-    plan.groups = groups
-    plan.group_in = plan.channels // groups
-    plan.group_out = plan.out_channels // groups
-    plan.out_padded = _ceil_div(plan.group_out, mr) * mr
+    plan.out_padded = _ceil_div(plan.conv.group_out, mr) * mr
     if (packed.shape[0] != groups or packed.shape[1] != plan.alpha2
-            or packed.shape[2] != plan.out_padded * plan.group_in):
+            or packed.shape[2] != plan.out_padded * plan.conv.group_in):
         raise ValueError("packed weights do not match this geometry, tile size or ISA level")
-    if batch == 0 or plan.out_channels == 0 or plan.out_h == 0 or plan.out_w == 0:
+    if batch == 0 or plan.conv.out_channels == 0 or plan.conv.out_h == 0 or plan.conv.out_w == 0:
         return True
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, sizeof(floating), num_threads)
     zeros_array = np.zeros(mr, np.asarray(bias).dtype)
@@ -636,7 +600,7 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
-        # Kept by each thread for its next call (microkernel.hpp).
+        # Kept by each thread for its next call (_kernels/scratch.hpp).
         v = <floating *>fc_scratch_acquire(0, v_elems * sizeof(floating))
         mbuf = <floating *>fc_scratch_acquire(1, m_elems * sizeof(floating))
         scratch = <floating *>fc_scratch_acquire(2, scratch_elems * sizeof(floating))
@@ -695,14 +659,13 @@ def workspace_bytes(int m, Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t out
         fc_gemm_tile_shape(<const float *>NULL, &mr, &nr)
     else:
         fc_gemm_tile_shape(<const double *>NULL, &mr, &nr)
+    # The input's height, width and padding do not change the blocking.
+    plan.conv = fc_geometry_of(channels, 0, 0, out_channels, out_h, out_w, 3, 3, 1, 1, 0, 0, 1,
+                               1, groups, False)
     plan.m, plan.mr, plan.nr = m, mr, nr
     plan.alpha2 = (m + 2) * (m + 2)
-    plan.groups = groups
-    plan.group_in = channels // groups
-    plan.group_out = out_channels // groups
-    plan.out_padded = _ceil_div(plan.group_out, mr) * mr
-    plan.out_h, plan.out_w = out_h, out_w
-    packed = groups * plan.alpha2 * plan.out_padded * plan.group_in
+    plan.out_padded = _ceil_div(plan.conv.group_out, mr) * mr
+    packed = groups * plan.alpha2 * plan.out_padded * plan.conv.group_in
     if min(batch, out_channels, out_h, out_w) == 0:
         return packed * dtype.itemsize, 0
     cdef Py_ssize_t n_items = _plan_blocks(&plan, batch, dtype.itemsize, num_threads)

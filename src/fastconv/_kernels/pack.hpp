@@ -1,29 +1,23 @@
 /*
- * Packing of input blocks for the direct kernel's micro-kernel.
+ * Packing of input blocks for the direct convolution's GEMM tile (gemm_tile.hpp).
  *
  * The direct convolution of one image and group is the matrix product
  * out[k, p] = sum_r weight[k, r] * col[r, p] over kernel taps r = (c, i, j)
  * and output pixels p = (oh, ow). fc_pack_input gathers rows [r0, r1) of the
  * block col[tap0 : tap0 + kc, pixel0 : pixel0 + n_pixels] into panels laid
- * out [panel][tap][NR] (the layout the micro-kernel streams), reading the
+ * out [panel][tap][nr] (the layout the GEMM tile streams), reading the
  * padding as zeros, so no padded copy of the input is ever made. (Several
  * threads may fill one block, each its own rows.)
  *
- * Compiled per instruction set like the micro-kernels: the copies along an
- * output row are contiguous (stride 1) or fixed-step (stride 2) loops that
- * vectorise; other strides take a generic loop.
+ * Compiled per instruction set like the GEMM tiles (cpu_kernels.hpp): the
+ * copies along an output row are contiguous (stride 1) or fixed-step
+ * (stride 2) loops that vectorise; other strides take a generic loop.
  */
 #ifndef FASTCONV_PACK_HPP
 #define FASTCONV_PACK_HPP
 
-#include "microkernel.hpp"
+#include "geometry.hpp"
 
-struct fc_pack_geometry {
-    fc_index height, width, out_w;
-    fc_index kernel_h, kernel_w;
-    fc_index stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
-    fc_index nr;
-};
 
 /* Write `count` pixels from block pixel q on into the panels: src[t * step]
  * or, with src == NULL, zeros. The run may straddle panels of nr pixels. */
@@ -50,12 +44,11 @@ static FC_ALWAYS_INLINE void fc_put_run(T *row_of_panel0, fc_index q, fc_index c
 }
 
 template <typename T, int STEP>
-static FC_ALWAYS_INLINE void fc_pack_impl(const fc_pack_geometry *g, const T *image,
+static FC_ALWAYS_INLINE void fc_pack_impl(const fc_geometry *g, fc_index nr, const T *image,
                                           fc_index tap0, fc_index kc, fc_index r0,
                                           fc_index r1, fc_index pixel0, fc_index n_pixels,
                                           T *dst)
 {
-    const fc_index nr = g->nr;
     const fc_index n_panels = (n_pixels + nr - 1) / nr;
     const fc_index panel_stride = kc * nr;
     const fc_index kernel_area = g->kernel_h * g->kernel_w;
@@ -101,9 +94,10 @@ static FC_ALWAYS_INLINE void fc_pack_impl(const fc_pack_geometry *g, const T *im
 }
 
 #define FC_PACK_ARGS(T)                                                        \
-    const fc_pack_geometry *g, const T *image, fc_index tap0, fc_index kc,    \
-        fc_index r0, fc_index r1, fc_index pixel0, fc_index n_pixels, T *dst
-#define FC_PACK_PASS g, image, tap0, kc, r0, r1, pixel0, n_pixels, dst
+    const fc_geometry *g, fc_index nr, const T *image, fc_index tap0,         \
+        fc_index kc, fc_index r0, fc_index r1, fc_index pixel0,               \
+        fc_index n_pixels, T *dst
+#define FC_PACK_PASS g, nr, image, tap0, kc, r0, r1, pixel0, n_pixels, dst
 
 template <typename T>
 static FC_ALWAYS_INLINE void fc_pack_any(FC_PACK_ARGS(T))
@@ -115,40 +109,5 @@ static FC_ALWAYS_INLINE void fc_pack_any(FC_PACK_ARGS(T))
 
 typedef void (*fc_pack_f32_fn)(FC_PACK_ARGS(float));
 typedef void (*fc_pack_f64_fn)(FC_PACK_ARGS(double));
-
-static void fc_pack_f32_baseline(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
-static void fc_pack_f64_baseline(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
-#if FC_HAVE_X86_DISPATCH
-__attribute__((target("avx2,fma")))
-static void fc_pack_f32_avx2(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
-__attribute__((target("avx2,fma")))
-static void fc_pack_f64_avx2(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_pack_f32_avx512(FC_PACK_ARGS(float)) { fc_pack_any<float>(FC_PACK_PASS); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_pack_f64_avx512(FC_PACK_ARGS(double)) { fc_pack_any<double>(FC_PACK_PASS); }
-#endif
-
-static fc_pack_f32_fn fc_pack_f32 = fc_pack_f32_baseline;
-static fc_pack_f64_fn fc_pack_f64 = fc_pack_f64_baseline;
-
-static void fc_pack_select(int level)
-{
-    fc_pack_f32 = fc_pack_f32_baseline;
-    fc_pack_f64 = fc_pack_f64_baseline;
-#if FC_HAVE_X86_DISPATCH
-    if (level == FC_ISA_AVX512) {
-        fc_pack_f32 = fc_pack_f32_avx512;
-        fc_pack_f64 = fc_pack_f64_avx512;
-    } else if (level == FC_ISA_AVX2) {
-        fc_pack_f32 = fc_pack_f32_avx2;
-        fc_pack_f64 = fc_pack_f64_avx2;
-    }
-#endif
-}
-
-static inline void fc_pack_input(FC_PACK_ARGS(float)) { fc_pack_f32(FC_PACK_PASS); }
-static inline void fc_pack_input(FC_PACK_ARGS(double)) { fc_pack_f64(FC_PACK_PASS); }
-static inline void fc_pack_input(FC_PACK_ARGS(int64_t)) { fc_pack_any<int64_t>(FC_PACK_PASS); }
 
 #endif /* FASTCONV_PACK_HPP */

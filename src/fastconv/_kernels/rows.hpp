@@ -1,5 +1,5 @@
 /*
- * Row-panel direct convolution: the micro-kernel reads its B rows in place.
+ * Row-panel direct convolution: the GEMM tile reads its B rows in place.
  *
  * For a block of output rows of one image and group, the input rows they
  * read are copied once, zero-padded and split by column phase (column
@@ -31,7 +31,7 @@
 #ifndef FASTCONV_ROWS_HPP
 #define FASTCONV_ROWS_HPP
 
-#include "microkernel.hpp"
+#include "geometry.hpp"
 
 struct fc_rows_layout {
     fc_index out_rows;          /* output rows of the block */
@@ -45,11 +45,12 @@ struct fc_rows_layout {
 
 /* Scratch layout for `out_rows` output rows; out_w_padded is the output
  * width, or for whole-panel rows that width rounded up to whole panels. */
-static inline fc_rows_layout fc_rows_plan(fc_index out_rows, fc_index out_w_padded,
-                                          fc_index kernel_h, fc_index kernel_w,
-                                          fc_index stride_h, fc_index stride_w,
-                                          fc_index dil_h, fc_index dil_w)
+static inline fc_rows_layout fc_rows_plan(const fc_geometry *g, fc_index out_rows,
+                                          fc_index out_w_padded)
 {
+    const fc_index kernel_h = g->kernel_h, kernel_w = g->kernel_w;
+    const fc_index stride_h = g->stride_h, stride_w = g->stride_w;
+    const fc_index dil_h = g->dil_h, dil_w = g->dil_w;
     fc_rows_layout l;
     l.out_rows = out_rows;
     l.phase_len = out_w_padded + ((kernel_w - 1) * dil_w) / stride_w;
@@ -109,14 +110,15 @@ static inline void fc_rows_fill_row(const T *channel, fc_index height, fc_index 
     }
 }
 
-/* Copy the rows that output rows oh0 .. oh0 + out_rows read, of `channels`
- * planes of height x width, into `dst`. */
+/* Copy the rows that output rows oh0 .. oh0 + out_rows read, of the
+ * group's input planes at `x`, into `dst`. */
 template <typename T>
-static inline void fc_rows_fill(const fc_rows_layout *l, const T *x, fc_index channels,
-                                fc_index height, fc_index width, fc_index oh0,
-                                fc_index kernel_h, fc_index stride_h, fc_index stride_w,
-                                fc_index dil_h, fc_index pad_top, fc_index pad_left, T *dst)
+static inline void fc_rows_fill(const fc_rows_layout *l, const fc_geometry *g, const T *x,
+                                fc_index oh0, T *dst)
 {
+    const fc_index channels = g->group_in, height = g->height, width = g->width;
+    const fc_index kernel_h = g->kernel_h, stride_h = g->stride_h, stride_w = g->stride_w;
+    const fc_index dil_h = g->dil_h, pad_top = g->pad_top, pad_left = g->pad_left;
     const fc_index len = l->phase_len;
     for (fc_index c = 0; c < channels; ++c) {
         const T *channel = x + c * height * width;
@@ -138,11 +140,11 @@ static inline void fc_rows_fill(const fc_rows_layout *l, const T *x, fc_index ch
 }
 
 /* Offsets of taps tap0 .. tap0 + kc (tap = (c * kernel_h + i) * kernel_w + j). */
-static inline void fc_rows_offsets(const fc_rows_layout *l, fc_index tap0, fc_index kc,
-                                   fc_index kernel_h, fc_index kernel_w, fc_index stride_w,
-                                   fc_index dil_w, fc_index *offsets)
+static inline void fc_rows_offsets(const fc_rows_layout *l, const fc_geometry *g,
+                                   fc_index tap0, fc_index kc, fc_index *offsets)
 {
-    const fc_index area = kernel_h * kernel_w;
+    const fc_index kernel_w = g->kernel_w, stride_w = g->stride_w, dil_w = g->dil_w;
+    const fc_index area = g->kernel_h * kernel_w;
     for (fc_index r = 0; r < kc; ++r) {
         const fc_index tap = tap0 + r;
         const fc_index c = tap / area;

@@ -3,25 +3,21 @@
  * similar): one output plane at a time, no GEMM.
  *
  * With one to four input channels per group there is no reduction worth
- * blocking, so packing panels for the micro-kernel would cost more than the
+ * blocking, so packing panels for the GEMM tile would cost more than the
  * arithmetic. The input rows a block of output rows reads are copied with
  * their zero padding into a scratch (one extra pass over the input, no
  * bounds checks after it); then each run of output pixels sums all its taps
  * in one vector register. Summation order: bias, then taps in (channel, row,
  * column) order.
+ *
+ * The "plane kernel" of fastconv._direct; compiled per instruction set with
+ * VLEN (the vector width in elements) to match (cpu_kernels.hpp).
  */
-#ifndef FASTCONV_GROUPED_HPP
-#define FASTCONV_GROUPED_HPP
+#ifndef FASTCONV_PLANES_HPP
+#define FASTCONV_PLANES_HPP
 
-#include "microkernel.hpp"
+#include "geometry.hpp"
 
-struct fc_plane_geometry {
-    fc_index in_channels, height, width;   /* of the group's input planes */
-    fc_index kernel_h, kernel_w;
-    fc_index out_h, out_w;
-    fc_index stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
-    int relu;
-};
 
 /* Rows of the group's input planes that output rows [row0, row1) read,
  * copied with their zero padding into `padded` ([channel][row][column]),
@@ -43,7 +39,7 @@ struct fc_plane_geometry {
 #endif
 
 template <typename T>
-static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const T *x,
+static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_geometry *geo, const T *x,
                                             fc_index row0, fc_index row1, T *padded,
                                             int borders_ready, fc_index *first_row)
 {
@@ -55,7 +51,7 @@ static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const 
     const fc_index ld = span_w + FC_PLANE_SLACK;
     fc_index copy = W;
     if (copy > span_w - left) copy = span_w - left;
-    for (fc_index c = 0; c < geo->in_channels; ++c)
+    for (fc_index c = 0; c < geo->group_in; ++c)
         for (fc_index r = 0; r < rows; ++r) {
             T *dst = padded + (c * rows + r) * ld;
             const fc_index ih = r0 + r;
@@ -84,12 +80,12 @@ static FC_PLAIN_LOOPS fc_index fc_plane_pad(const fc_plane_geometry *geo, const 
 }
 
 /* Output rows [row0, row1) of one output channel. `x` is the group's first
- * input plane, `w` the channel's (in_channels, kH, kW) filter, `padded` a
+ * input plane, `w` the channel's (group_in, kH, kW) filter, `padded` a
  * scratch of fc_plane_scratch() elements. KH, KW > 0 fix the kernel size at
- * compile time, so all taps of a run of LANES outputs sum in one register;
+ * compile time, so all taps of a run of VLEN outputs sum in one register;
  * 0 means any size (read from geo). */
-template <typename T, int KH, int KW, int LANES>
-static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
+template <typename T, int KH, int KW, int VLEN>
+static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_geometry *geo,
                                                 const T *x, const T *w, T bias,
                                                 T *out, fc_index row0, fc_index row1,
                                                 T *padded, int borders_ready)
@@ -106,25 +102,25 @@ static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
         const T *base = padded + (oh - row0) * sh * ld;
         fc_index ow = 0;
 #if FC_HAVE_VECTOR_EXTENSIONS
-        if (KH > 0 && KW > 0 && sw == 1 && LANES > 1 && LANES <= FC_PLANE_SLACK) {
-            typedef T vec __attribute__((vector_size(LANES * sizeof(T))));
-            typedef T uvec __attribute__((vector_size(LANES * sizeof(T)), aligned(sizeof(T))));
-            for (; ow < Wo; ow += LANES) {
+        if (KH > 0 && KW > 0 && sw == 1 && VLEN > 1 && VLEN <= FC_PLANE_SLACK) {
+            typedef T vec __attribute__((vector_size(VLEN * sizeof(T))));
+            typedef T uvec __attribute__((vector_size(VLEN * sizeof(T)), aligned(sizeof(T))));
+            for (; ow < Wo; ow += VLEN) {
                 vec s = (vec){} + bias;
-                for (fc_index c = 0; c < geo->in_channels; ++c)
+                for (fc_index c = 0; c < geo->group_in; ++c)
                     for (int i = 0; i < KH; ++i)
                         for (int j = 0; j < KW; ++j)
                             s += w[(c * KH + i) * KW + j] *
                                  *(const uvec *)(base + c * channel_stride + i * dh * ld + ow + j * dw);
                 if (geo->relu) s = s < 0 ? (vec){} : s;
-                if (ow + LANES <= Wo) {
+                if (ow + VLEN <= Wo) {
                     *(uvec *)(acc + ow) = s;
                 } else {
                     /* The row's last run reads into the slack; keep its head
                      * (a fixed-length loop: a masked store, not a memcpy). */
-                    T tail[LANES];
+                    T tail[VLEN];
                     *(uvec *)tail = s;
-                    for (int q = 0; q < LANES; ++q)
+                    for (int q = 0; q < VLEN; ++q)
                         if (ow + q < Wo) acc[ow + q] = tail[q];
                 }
             }
@@ -132,7 +128,7 @@ static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
 #endif
         for (; ow < Wo; ++ow) {
             T s = bias;
-            for (fc_index c = 0; c < geo->in_channels; ++c)
+            for (fc_index c = 0; c < geo->group_in; ++c)
                 for (fc_index i = 0; i < kh; ++i) {
                     const T *row = base + c * channel_stride + i * dh * ld + ow * sw;
                     for (fc_index j = 0; j < kw; ++j) s += w[(c * kh + i) * kw + j] * row[j * dw];
@@ -144,77 +140,39 @@ static FC_ALWAYS_INLINE void fc_plane_rows_impl(const fc_plane_geometry *geo,
 }
 
 /* Scratch elements one call of fc_plane_rows needs for `rows` output rows. */
-static inline fc_index fc_plane_scratch(const fc_plane_geometry *geo, fc_index rows)
+static inline fc_index fc_plane_scratch(const fc_geometry *geo, fc_index rows)
 {
     const fc_index span_w = (geo->out_w - 1) * geo->stride_w + (geo->kernel_w - 1) * geo->dil_w + 1;
     const fc_index span_h = (rows - 1) * geo->stride_h + (geo->kernel_h - 1) * geo->dil_h + 1;
-    return geo->in_channels * span_h * (span_w + FC_PLANE_SLACK);
+    return geo->group_in * span_h * (span_w + FC_PLANE_SLACK);
 }
 
 /* Kernel sizes with a compiled fast path; others take the general one. */
-template <typename T, int LANES>
-static FC_ALWAYS_INLINE void fc_plane_rows_any(const fc_plane_geometry *geo, const T *x,
+template <typename T, int VLEN>
+static FC_ALWAYS_INLINE void fc_plane_rows_any(const fc_geometry *geo, const T *x,
                                                const T *w, T bias, T *out,
                                                fc_index row0, fc_index row1, T *padded,
                                                int borders_ready)
 {
     if (geo->kernel_h == 3 && geo->kernel_w == 3) {
         /* Narrow rows (7, 14 wide) use half vectors rather than scalars. */
-        if (geo->out_w <= LANES / 2 && LANES >= 8)
-            fc_plane_rows_impl<T, 3, 3, (LANES >= 2 ? LANES / 2 : 1)>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
+        if (geo->out_w <= VLEN / 2 && VLEN >= 8)
+            fc_plane_rows_impl<T, 3, 3, (VLEN >= 2 ? VLEN / 2 : 1)>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
         else
-            fc_plane_rows_impl<T, 3, 3, LANES>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
+            fc_plane_rows_impl<T, 3, 3, VLEN>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
     } else if (geo->kernel_h == 5 && geo->kernel_w == 5) {
-        fc_plane_rows_impl<T, 5, 5, LANES>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
+        fc_plane_rows_impl<T, 5, 5, VLEN>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
     } else {
-        fc_plane_rows_impl<T, 0, 0, LANES>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
+        fc_plane_rows_impl<T, 0, 0, VLEN>(geo, x, w, bias, out, row0, row1, padded, borders_ready);
     }
 }
 
 #define FC_PLANE_ARGS(T)                                                       \
-    const fc_plane_geometry *geo, const T *x, const T *w, T bias, T *out,     \
+    const fc_geometry *geo, const T *x, const T *w, T bias, T *out,     \
         fc_index row0, fc_index row1, T *padded, int borders_ready
 #define FC_PLANE_PASS geo, x, w, bias, out, row0, row1, padded, borders_ready
 
 typedef void (*fc_plane_f32_fn)(FC_PLANE_ARGS(float));
 typedef void (*fc_plane_f64_fn)(FC_PLANE_ARGS(double));
 
-static void fc_plane_f32_baseline(FC_PLANE_ARGS(float)) { fc_plane_rows_any<float, 4>(FC_PLANE_PASS); }
-static void fc_plane_f64_baseline(FC_PLANE_ARGS(double)) { fc_plane_rows_any<double, 2>(FC_PLANE_PASS); }
-#if FC_HAVE_X86_DISPATCH
-__attribute__((target("avx2,fma")))
-static void fc_plane_f32_avx2(FC_PLANE_ARGS(float)) { fc_plane_rows_any<float, 8>(FC_PLANE_PASS); }
-__attribute__((target("avx2,fma")))
-static void fc_plane_f64_avx2(FC_PLANE_ARGS(double)) { fc_plane_rows_any<double, 4>(FC_PLANE_PASS); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_plane_f32_avx512(FC_PLANE_ARGS(float)) { fc_plane_rows_any<float, 16>(FC_PLANE_PASS); }
-__attribute__((target("avx512f,avx2,fma")))
-static void fc_plane_f64_avx512(FC_PLANE_ARGS(double)) { fc_plane_rows_any<double, 8>(FC_PLANE_PASS); }
-#endif
-
-static fc_plane_f32_fn fc_plane_f32 = fc_plane_f32_baseline;
-static fc_plane_f64_fn fc_plane_f64 = fc_plane_f64_baseline;
-
-/* Follow the level chosen for the micro-kernels; returns it. */
-static int fc_plane_select_isa(int requested)
-{
-    int level = fc_select_isa(requested);
-    fc_plane_f32 = fc_plane_f32_baseline;
-    fc_plane_f64 = fc_plane_f64_baseline;
-#if FC_HAVE_X86_DISPATCH
-    if (level == FC_ISA_AVX512) {
-        fc_plane_f32 = fc_plane_f32_avx512;
-        fc_plane_f64 = fc_plane_f64_avx512;
-    } else if (level == FC_ISA_AVX2) {
-        fc_plane_f32 = fc_plane_f32_avx2;
-        fc_plane_f64 = fc_plane_f64_avx2;
-    }
-#endif
-    return level;
-}
-
-static inline void fc_plane_rows(FC_PLANE_ARGS(float)) { fc_plane_f32(FC_PLANE_PASS); }
-static inline void fc_plane_rows(FC_PLANE_ARGS(double)) { fc_plane_f64(FC_PLANE_PASS); }
-static inline void fc_plane_rows(FC_PLANE_ARGS(int64_t)) { fc_plane_rows_any<int64_t, 1>(FC_PLANE_PASS); }
-
-#endif /* FASTCONV_GROUPED_HPP */
+#endif /* FASTCONV_PLANES_HPP */

@@ -1,0 +1,312 @@
+/*
+ * Winograd minimal filtering F(m x m, 3 x 3) for m = 2, 4, 6 (Lavin & Gray,
+ * "Fast Algorithms for Convolutional Neural Networks", 2016).
+ *
+ * For an alpha x alpha input tile d (alpha = m + 2) and a 3 x 3 filter g,
+ *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A          ((.) = element-wise)
+ * is the m x m cross-correlation output of the tile. Over C channels the
+ * element-wise products become alpha^2 independent GEMMs (K x C) . (C x tiles),
+ * done by the register-blocked GEMM tile of gemm_tile.hpp.
+ *
+ * The matrices below are the Toom-Cook construction over the listed points
+ * (the last one infinity): A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l!=j}
+ * (p_j - p_l), row j of B^T the coefficients of prod_{l!=j} (x - p_l), the
+ * last row those of prod_l (x - p_l). They were generated with exact
+ * fractions; every entry of B^T and A^T is a dyadic rational, so the data
+ * transforms are exact up to rounding of the sums. tests/test_winograd.py
+ * re-derives them independently.
+ *
+ * This file holds the matrices and the transforms: the weight transform
+ * (packed as the GEMM tile's A panels), and the input and output transforms,
+ * which run on blocks of NR tiles at once (the GEMM tile's pixel width) with
+ * the tiles in the vector lanes. The gathers and scatters that move tiles
+ * between the image and those blocks are in winograd_gather.hpp;
+ * cpu_kernels.hpp instantiates both per instruction set.
+ * Coefficients that are zero are skipped at compile time, so a NaN or Inf in
+ * the input reaches the outputs of its tile through every nonzero path
+ * (the whole tile, in practice) but is never silently dropped.
+ */
+#ifndef FASTCONV_WINOGRAD_TRANSFORMS_HPP
+#define FASTCONV_WINOGRAD_TRANSFORMS_HPP
+
+#include "platform.hpp"
+
+template <int M> struct fc_winograd_matrices;
+
+/* F(2x2, 3x3), interpolation points 0, +1, -1, inf. */
+template <> struct fc_winograd_matrices<2> {
+    static constexpr int alpha = 4;
+    static constexpr double BT[4][4] = {
+        {-1.0, 0.0, 1.0, 0.0},
+        {0.0, 1.0, 1.0, 0.0},
+        {0.0, -1.0, 1.0, 0.0},
+        {0.0, -1.0, 0.0, 1.0}};
+    static constexpr double G[4][3] = {
+        {-1.0, 0.0, 0.0},
+        {1.0 / 2.0, 1.0 / 2.0, 1.0 / 2.0},
+        {1.0 / 2.0, -1.0 / 2.0, 1.0 / 2.0},
+        {0.0, 0.0, 1.0}};
+    static constexpr double AT[2][4] = {
+        {1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 1.0}};
+};
+
+/* F(4x4, 3x3), interpolation points 0, +1, -1, +2, -2, inf. */
+template <> struct fc_winograd_matrices<4> {
+    static constexpr int alpha = 6;
+    static constexpr double BT[6][6] = {
+        {4.0, 0.0, -5.0, 0.0, 1.0, 0.0},
+        {0.0, -4.0, -4.0, 1.0, 1.0, 0.0},
+        {0.0, 4.0, -4.0, -1.0, 1.0, 0.0},
+        {0.0, -2.0, -1.0, 2.0, 1.0, 0.0},
+        {0.0, 2.0, -1.0, -2.0, 1.0, 0.0},
+        {0.0, 4.0, 0.0, -5.0, 0.0, 1.0}};
+    static constexpr double G[6][3] = {
+        {1.0 / 4.0, 0.0, 0.0},
+        {-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0},
+        {-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0},
+        {1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0},
+        {1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0},
+        {0.0, 0.0, 1.0}};
+    static constexpr double AT[4][6] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 0.0},
+        {0.0, 1.0, 1.0, 4.0, 4.0, 0.0},
+        {0.0, 1.0, -1.0, 8.0, -8.0, 1.0}};
+};
+
+/* F(6x6, 3x3), interpolation points 0, +1, -1, +2, -2, +1/2, -1/2, inf. */
+template <> struct fc_winograd_matrices<6> {
+    static constexpr int alpha = 8;
+    static constexpr double BT[8][8] = {
+        {-1.0, 0.0, 21.0 / 4.0, 0.0, -21.0 / 4.0, 0.0, 1.0, 0.0},
+        {0.0, 1.0, 1.0, -17.0 / 4.0, -17.0 / 4.0, 1.0, 1.0, 0.0},
+        {0.0, -1.0, 1.0, 17.0 / 4.0, -17.0 / 4.0, -1.0, 1.0, 0.0},
+        {0.0, 1.0 / 2.0, 1.0 / 4.0, -5.0 / 2.0, -5.0 / 4.0, 2.0, 1.0, 0.0},
+        {0.0, -1.0 / 2.0, 1.0 / 4.0, 5.0 / 2.0, -5.0 / 4.0, -2.0, 1.0, 0.0},
+        {0.0, 2.0, 4.0, -5.0 / 2.0, -5.0, 1.0 / 2.0, 1.0, 0.0},
+        {0.0, -2.0, 4.0, 5.0 / 2.0, -5.0, -1.0 / 2.0, 1.0, 0.0},
+        {0.0, -1.0, 0.0, 21.0 / 4.0, 0.0, -21.0 / 4.0, 0.0, 1.0}};
+    static constexpr double G[8][3] = {
+        {-1.0, 0.0, 0.0},
+        {-2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0},
+        {-2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0},
+        {1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0},
+        {1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0},
+        {32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0},
+        {32.0 / 45.0, -16.0 / 45.0, 8.0 / 45.0},
+        {0.0, 0.0, 1.0}};
+    static constexpr double AT[6][8] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 1.0 / 2.0, -1.0 / 2.0, 0.0},
+        {0.0, 1.0, 1.0, 4.0, 4.0, 1.0 / 4.0, 1.0 / 4.0, 0.0},
+        {0.0, 1.0, -1.0, 8.0, -8.0, 1.0 / 8.0, -1.0 / 8.0, 0.0},
+        {0.0, 1.0, 1.0, 16.0, 16.0, 1.0 / 16.0, 1.0 / 16.0, 0.0},
+        {0.0, 1.0, -1.0, 32.0, -32.0, 1.0 / 32.0, -1.0 / 32.0, 1.0}};
+};
+
+/* ------------------------------------------------------------------------ */
+/* Input transform of a gathered panel: v[xi * xi_stride + q] = (B^T d B)[xi] */
+/* for the NR lanes q. The scratch is overwritten.                           */
+
+template <typename T, int M, int VLEN>
+static FC_ALWAYS_INLINE void fc_wino_input_impl(fc_index nr, T *scratch, T *v,
+                                                fc_index xi_stride)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    typedef T vec __attribute__((vector_size(VLEN * sizeof(T))));
+    typedef T uvec __attribute__((vector_size(VLEN * sizeof(T)), aligned(sizeof(T))));
+    /* Rows: scratch[a][j] = sum_b d[a][b] * B[b][j] = sum_b BT[j][b] d[a][b]. */
+    for (int a = 0; a < alpha; ++a) {
+        T *rowp = scratch + (fc_index)a * alpha * nr;
+        for (fc_index q0 = 0; q0 < nr; q0 += VLEN) {
+            vec x[alpha], y[alpha];
+#pragma GCC unroll 8
+            for (int b = 0; b < alpha; ++b) x[b] = *(const uvec *)(rowp + b * nr + q0);
+#pragma GCC unroll 8
+            for (int j = 0; j < alpha; ++j) {
+                y[j] = (vec){};
+#pragma GCC unroll 8
+                for (int b = 0; b < alpha; ++b)
+                    if (W::BT[j][b] != 0.0) y[j] += (T)W::BT[j][b] * x[b];
+            }
+#pragma GCC unroll 8
+            for (int j = 0; j < alpha; ++j) *(uvec *)(rowp + j * nr + q0) = y[j];
+        }
+    }
+    /* Columns: v[i][j] = sum_a BT[i][a] scratch[a][j]. */
+    for (int j = 0; j < alpha; ++j) {
+        for (fc_index q0 = 0; q0 < nr; q0 += VLEN) {
+            vec x[alpha];
+#pragma GCC unroll 8
+            for (int a = 0; a < alpha; ++a)
+                x[a] = *(const uvec *)(scratch + ((fc_index)a * alpha + j) * nr + q0);
+#pragma GCC unroll 8
+            for (int i = 0; i < alpha; ++i) {
+                vec y = (vec){};
+#pragma GCC unroll 8
+                for (int a = 0; a < alpha; ++a)
+                    if (W::BT[i][a] != 0.0) y += (T)W::BT[i][a] * x[a];
+                *(uvec *)(v + (fc_index)(i * alpha + j) * xi_stride + q0) = y;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output transform of one output channel for a panel of NR tiles.          */
+/* m_k[xi * xi_stride + q] holds the GEMM result of lane q for this channel; */
+/* y[i][j][q] = (A^T M A)[i][j] + bias (then max(., 0) if relu) goes to      */
+/* scratch + alpha * m * NR, laid out [m][m][NR]. Returns whether any y is   */
+/* NaN or infinite: the transforms can overflow where the direct sum is      */
+/* finite, and "auto" then recomputes the call directly (y * 0 is 0 for      */
+/* every finite y and NaN otherwise; one multiply-add per output vector).    */
+
+template <typename T, int M, int VLEN>
+static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride,
+                                                 T bias, fc_index nr, T *scratch,
+                                                 int relu)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    typedef T vec __attribute__((vector_size(VLEN * sizeof(T))));
+    typedef T uvec __attribute__((vector_size(VLEN * sizeof(T)), aligned(sizeof(T))));
+    /* scratch[a][j][q] = sum_b M[a][b] AT[j][b]   (alpha x m), then
+     * y[i][j][q] = bias + sum_a AT[i][a] scratch[a][j]   (m x m). */
+    for (int a = 0; a < alpha; ++a) {
+        for (fc_index q0 = 0; q0 < nr; q0 += VLEN) {
+            vec x[alpha];
+#pragma GCC unroll 8
+            for (int b = 0; b < alpha; ++b)
+                x[b] = *(const uvec *)(m_k + (fc_index)(a * alpha + b) * xi_stride + q0);
+#pragma GCC unroll 8
+            for (int j = 0; j < M; ++j) {
+                vec y = (vec){};
+#pragma GCC unroll 8
+                for (int b = 0; b < alpha; ++b)
+                    if (W::AT[j][b] != 0.0) y += (T)W::AT[j][b] * x[b];
+                *(uvec *)(scratch + ((fc_index)a * M + j) * nr + q0) = y;
+            }
+        }
+    }
+    T *y_out = scratch + (fc_index)alpha * M * nr;
+    vec nonfinite = (vec){};
+    for (int j = 0; j < M; ++j) {
+        for (fc_index q0 = 0; q0 < nr; q0 += VLEN) {
+            vec x[alpha];
+#pragma GCC unroll 8
+            for (int a = 0; a < alpha; ++a)
+                x[a] = *(const uvec *)(scratch + ((fc_index)a * M + j) * nr + q0);
+#pragma GCC unroll 8
+            for (int i = 0; i < M; ++i) {
+                vec y = (vec){} + bias;
+#pragma GCC unroll 8
+                for (int a = 0; a < alpha; ++a)
+                    if (W::AT[i][a] != 0.0) y += (T)W::AT[i][a] * x[a];
+                if (relu) {
+                    /* max(y, 0) that keeps NaN, as torch.relu does. */
+                    y = y < 0 ? (vec){} : y;
+                }
+                nonfinite += y * (T)0;
+                *(uvec *)(y_out + ((fc_index)i * M + j) * nr + q0) = y;
+            }
+        }
+    }
+    for (int q = 0; q < VLEN; ++q)
+        if (nonfinite[q] != nonfinite[q]) return 1;
+    return 0;
+}
+
+/* Transform the filters of one MR-row panel of a group into the packed
+ * U[xi][K_padded / mr][C][mr] (the GEMM tile's A panels, xi planes
+ * xi_stride apart). `weight` points at the group's (K/groups, C, 3, 3) slab;
+ * rows past `out_channels` are zero. Computed in double with the mr filters
+ * of a panel in the lanes of two 8-double vectors (zero coefficients of G
+ * skipped at compile time); each (c, xi) then writes mr contiguous values,
+ * so the 16-64 planes fill as sequential streams. */
+#define FC_MR_MAX 16
+template <int M, typename T>
+static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_channels,
+                                                fc_index channels, int mr, fc_index panel,
+                                                T *u_packed, fc_index xi_stride)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    typedef double dvec __attribute__((vector_size(64)));
+    const int NV = FC_MR_MAX / 8;
+    const fc_index k0 = panel * mr;
+    const int lanes = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
+    double g_lanes[9][FC_MR_MAX] __attribute__((aligned(64)));
+    T u_lanes[FC_MR_MAX];
+    for (int i = 0; i < 9; ++i)
+        for (int lane = lanes; lane < FC_MR_MAX; ++lane) g_lanes[i][lane] = 0.0;
+    for (fc_index c = 0; c < channels; ++c) {
+        for (int lane = 0; lane < lanes; ++lane) {
+            const T *filter = weight + ((k0 + lane) * channels + c) * 9;
+            for (int i = 0; i < 9; ++i) g_lanes[i][lane] = (double)filter[i];
+        }
+        T *dst = u_packed + (panel * channels + c) * mr;
+        for (int h = 0; h < NV; ++h) {
+            dvec g[9], tmp[alpha][3];
+            for (int i = 0; i < 9; ++i) g[i] = *(const dvec *)&g_lanes[i][8 * h];
+            /* tmp = G g (alpha x 3), then u = tmp G^T (alpha x alpha). */
+#pragma GCC unroll 8
+            for (int i = 0; i < alpha; ++i)
+                for (int k = 0; k < 3; ++k) {
+                    tmp[i][k] = (dvec){};
+                    for (int l = 0; l < 3; ++l)
+                        if (W::G[i][l] != 0.0) tmp[i][k] += W::G[i][l] * g[l * 3 + k];
+                }
+#pragma GCC unroll 8
+            for (int i = 0; i < alpha; ++i)
+#pragma GCC unroll 8
+                for (int j = 0; j < alpha; ++j) {
+                    dvec u = (dvec){};
+                    for (int k = 0; k < 3; ++k)
+                        if (W::G[j][k] != 0.0) u += W::G[j][k] * tmp[i][k];
+                    const int n = mr - 8 * h < 8 ? mr - 8 * h : 8;
+                    for (int lane = 0; lane < n; ++lane) u_lanes[lane] = (T)u[lane];
+                    if (n > 0)
+                        std::memcpy(dst + (fc_index)(i * alpha + j) * xi_stride + 8 * h,
+                                    u_lanes, sizeof(T) * n);
+                }
+        }
+    }
+}
+
+
+typedef void (*fc_wino_input_f32_fn)(fc_index, float *, float *, fc_index);
+typedef void (*fc_wino_input_f64_fn)(fc_index, double *, double *, fc_index);
+typedef int (*fc_wino_output_f32_fn)(const float *, fc_index, float, fc_index, float *, int);
+typedef int (*fc_wino_output_f64_fn)(const double *, fc_index, double, fc_index, double *, int);
+#define FC_WINO_PACK_ARGS(T)                                                   \
+    const T *weight, fc_index out_channels, fc_index channels, int mr,        \
+        fc_index panel, T *u_packed, fc_index xi_stride
+#define FC_WINO_PACK_PASS weight, out_channels, channels, mr, panel, u_packed, xi_stride
+typedef void (*fc_wino_pack_f32_fn)(FC_WINO_PACK_ARGS(float));
+typedef void (*fc_wino_pack_f64_fn)(FC_WINO_PACK_ARGS(double));
+
+/* The matrices, for tests: which = 0 B^T, 1 G, 2 A^T; row-major. */
+static inline int fc_wino_matrix(int m, int which, double *dst)
+{
+    int rows, cols;
+    const double *src;
+#define FC_WINO_PICK(MM)                                                       \
+    if (m == MM) {                                                             \
+        typedef fc_winograd_matrices<MM> W;                                    \
+        if (which == 0) { src = &W::BT[0][0]; rows = MM + 2; cols = MM + 2; }  \
+        else if (which == 1) { src = &W::G[0][0]; rows = MM + 2; cols = 3; }   \
+        else { src = &W::AT[0][0]; rows = MM; cols = MM + 2; }                 \
+        std::memcpy(dst, src, sizeof(double) * rows * cols);                   \
+        return rows * cols;                                                    \
+    }
+    FC_WINO_PICK(2)
+    FC_WINO_PICK(4)
+    FC_WINO_PICK(6)
+#undef FC_WINO_PICK
+    return 0;
+}
+
+
+#endif /* FASTCONV_WINOGRAD_TRANSFORMS_HPP */
