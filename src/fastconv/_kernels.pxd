@@ -6,7 +6,8 @@
 from libc.stdint cimport int64_t
 
 
-cdef extern from "scratch.hpp" nogil:
+# The one per-thread scratch pool (scratch.hpp, held by fastconv._cpu).
+cdef extern from "cpu_dispatch.hpp" nogil:
     void *fc_scratch_acquire(int slot, size_t nbytes)
     void fc_scratch_release(int slot)
     size_t fc_scratch_peak_bytes(int reset)

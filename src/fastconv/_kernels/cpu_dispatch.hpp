@@ -74,12 +74,27 @@ struct fc_kernel_table {
     fc_wino_scatter_f64_fn wino_scatter_f64[FC_WINO_SIZES];
     fc_wino_pack_f32_fn wino_pack_f32[FC_WINO_SIZES];
     fc_wino_pack_f64_fn wino_pack_f64[FC_WINO_SIZES];
+    /* The one per-thread scratch pool (scratch.hpp), the same at every level. */
+    void *(*scratch_acquire)(int slot, size_t nbytes);
+    void (*scratch_release)(int slot);
+    size_t (*scratch_peak_bytes)(int reset);
 };
 
 /* This extension's pointer to the one table (fastconv._cpu's). */
 static const fc_kernel_table *fc_kernels = NULL;
 
 static inline void fc_use_kernel_table(const fc_kernel_table *table) { fc_kernels = table; }
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread scratch: at least `nbytes` (64-byte aligned) in `slot`, kept   */
+/* for the thread's next call, or NULL; a call site uses distinct slots for  */
+/* buffers it holds at once (scratch.hpp).                                   */
+
+static inline void *fc_scratch_acquire(int slot, size_t nbytes)
+{ return fc_kernels->scratch_acquire(slot, nbytes); }
+static inline void fc_scratch_release(int slot) { fc_kernels->scratch_release(slot); }
+static inline size_t fc_scratch_peak_bytes(int reset)
+{ return fc_kernels->scratch_peak_bytes(reset); }
 
 /* ------------------------------------------------------------------------ */
 /* The direct convolution's tiles.                                          */

@@ -14,6 +14,7 @@
 #define FASTCONV_CPU_KERNELS_HPP
 
 #include "cpu_dispatch.hpp"
+#include "scratch.hpp"
 
 /* ------------------------------------------------------------------------ */
 /* GEMM and channel-lanes tiles.                                            */
@@ -190,7 +191,15 @@ static fc_kernel_table fc_kernels_avx512(void)
 /* ------------------------------------------------------------------------ */
 /* The one table and ISA state.                                             */
 
-static fc_kernel_table fc_kernel_table_active = fc_kernels_baseline();
+static fc_kernel_table fc_with_scratch_pool(fc_kernel_table t)
+{
+    t.scratch_acquire = fc_scratch_pool_acquire;
+    t.scratch_release = fc_scratch_pool_release;
+    t.scratch_peak_bytes = fc_scratch_pool_peak_bytes;
+    return t;
+}
+
+static fc_kernel_table fc_kernel_table_active = fc_with_scratch_pool(fc_kernels_baseline());
 
 /* Use `requested` capped at what the CPU can run; returns the level in use. */
 static int fc_select_kernels(int requested)
@@ -202,7 +211,7 @@ static int fc_select_kernels(int requested)
     if (level == FC_ISA_AVX512) t = fc_kernels_avx512();
     else if (level == FC_ISA_AVX2) t = fc_kernels_avx2();
 #endif
-    fc_kernel_table_active = t;
+    fc_kernel_table_active = fc_with_scratch_pool(t);
     fc_use_kernel_table(&fc_kernel_table_active);
     return t.isa;
 }

@@ -3,9 +3,10 @@
  * aligned_alloc on MSVC) and the per-thread scratch pool that keeps each
  * thread's buffers from one call to the next.
  *
- * The state is per extension module (one pool per thread per module that
- * includes this header); fastconv._direct and fastconv._winograd each report
- * their own peak through scratch_peak_bytes().
+ * The pool is one for the package: only fastconv._cpu compiles it (through
+ * cpu_kernels.hpp), and every extension reaches it through the kernel
+ * table's fc_scratch_acquire / fc_scratch_release (cpu_dispatch.hpp), so a
+ * thread's buffers serve every driver and one peak counts them all.
  */
 #ifndef FASTCONV_SCRATCH_HPP
 #define FASTCONV_SCRATCH_HPP
@@ -78,13 +79,13 @@ static inline void fc_scratch_note_use(const fc_scratch_slots &s)
 }
 
 /* fc_scratch_peak, then zero if `reset`. */
-static inline size_t fc_scratch_peak_bytes(int reset)
+static size_t fc_scratch_pool_peak_bytes(int reset)
 {
     return reset ? fc_scratch_peak.exchange(0) : fc_scratch_peak.load();
 }
 
 /* At least `nbytes` (64-byte aligned) in slot `slot`, or NULL. */
-static inline void *fc_scratch_acquire(int slot, size_t nbytes)
+static void *fc_scratch_pool_acquire(int slot, size_t nbytes)
 {
     fc_scratch_slots &s = fc_thread_scratch();
     s.in_use[slot] = nbytes;
@@ -98,7 +99,7 @@ static inline void *fc_scratch_acquire(int slot, size_t nbytes)
 }
 
 /* Done with slot `slot` for this call. */
-static inline void fc_scratch_release(int slot)
+static void fc_scratch_pool_release(int slot)
 {
     fc_scratch_slots &s = fc_thread_scratch();
     s.in_use[slot] = 0;

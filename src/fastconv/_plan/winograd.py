@@ -100,9 +100,7 @@ def plan(geo: Geometry, dtype: np.dtype[Any], m: int, threads: int, prepared: bo
     if can_cooperate and _static_imbalance(geo, b, threads) > IMBALANCE:
         return _cooperative(geo, b, m, threads, v_panel_bytes, elem, prepared)
     b["cooperative"] = 0
-    n_items = base * b["n_channel_blocks"]
-    b["n_items"] = n_items
-    threads = min(threads, n_items)
+    threads = min(threads, base * b["n_channel_blocks"])
     scratch = threads * (_v_elems(b) + _m_elems(b) + _tile_scratch_elems(b, m)) * elem
     return _result("winograd_tiles", geo, m, threads, scratch, b, elem, prepared)
 
@@ -125,17 +123,24 @@ def _cooperative(geo: Geometry, b: Dict[str, int], m: int, threads: int,
     b["n_tile_blocks"] = _ceil_div(b["n_tile_panels"], panels)
     b["panels"] = _ceil_div(b["n_tile_panels"], b["n_tile_blocks"])
     b["cooperative"] = 1
-    b["n_items"] = geo.groups * b["n_tile_blocks"]  # rounds
     threads = min(threads, b["n_channel_blocks"] * b["n_tile_panels"])
     # One shared V; M and the tile scratch per thread.
     scratch = (_v_elems(b) + threads * (_m_elems(b) + _tile_scratch_elems(b, m))) * elem
     return _result("winograd_cooperative", geo, m, threads, scratch, b, elem, prepared)
 
 
+#: The blocking a Winograd driver executes (the rest follows from the
+#: geometry): panel width, tile blocks and panels per block, input channels
+#: per chunk, output-channel blocks and their panels, and the mode.
+DRIVER_KEYS = ("nr", "n_tile_blocks", "panels", "cb", "n_channel_blocks",
+               "kpanels_per_block", "cooperative")
+
+
 def _result(path: str, geo: Geometry, m: int, threads: int, scratch: int,
             b: Dict[str, int], elem: int, prepared: bool) -> Plan:
     weights = 0 if prepared else packed_weights_bytes(geo, m, b["mr"], elem)
-    return Plan("winograd", path, m, threads, scratch + weights, b)
+    return Plan("winograd", path, m, threads, scratch + weights,
+                {key: b[key] for key in DRIVER_KEYS})
 
 
 def _static_imbalance(geo: Geometry, b: Dict[str, int], threads: int) -> float:
