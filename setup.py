@@ -176,7 +176,8 @@ KERNEL_DIR = os.path.join("src", "fastconv", "_kernels")
 KERNEL_HEADERS = sorted(os.path.join(KERNEL_DIR, name) for name in os.listdir(KERNEL_DIR)
                         if name.endswith(".hpp"))
 PXD_FILES = [os.path.join("src", "fastconv", name)
-             for name in ("_kernels.pxd", "_cpu.pxd", "_interrupt.pxd", "_openmp_helpers.pxd")]
+             for name in ("_kernels.pxd", "_cpu.pxd", "_interrupt.pxd", "_openmp_helpers.pxd",
+                          "_parallel.pxd")]
 
 
 def kernel_extension(name):
@@ -197,7 +198,9 @@ extensions = [
     ),
     # The kernels of every instruction-set level and the one ISA state.
     kernel_extension("_cpu"),
+    # The drivers: each executes a plan's path (fastconv._plan).
     kernel_extension("_direct"),
+    kernel_extension("_direct_gemm"),
     kernel_extension("_winograd"),
 ]
 

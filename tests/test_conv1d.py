@@ -142,13 +142,13 @@ def test_padding_mode_matches_torch_conv1d_module(mode, rng):
 def test_no_copy_of_contiguous_input(monkeypatch, rng):
     """The kernel reads the caller's (N, C, L) array through a view."""
     x = rng.standard_normal((2, 3, 40)).astype(np.float32)
-    kernel = fastconv._conv._direct.conv2d_direct
     seen = []
+    drivers = fastconv._conv._direct_gemm
+    for name in ("conv2d_packed", "conv2d_rows", "conv2d_shared_columns"):
+        def spy(x4d, *args, _kernel=getattr(drivers, name)):
+            seen.append(np.shares_memory(x4d, x))
+            return _kernel(x4d, *args)
 
-    def spy(x4d, *args):
-        seen.append(np.shares_memory(x4d, x))
-        return kernel(x4d, *args)
-
-    monkeypatch.setattr(fastconv._conv._direct, "conv2d_direct", spy)
+        monkeypatch.setattr(drivers, name, spy)
     fastconv.conv1d(x, np.ones((4, 3, 5), np.float32))
     assert seen == [True]

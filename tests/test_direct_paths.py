@@ -206,17 +206,20 @@ def test_channel_lanes_only_where_they_fill_the_lanes():
 
 @needs_lanes
 def test_channel_lanes_reject_mismatched_weights():
+    BLOCKING = {"pixel_groups": 1, "channel_chunk": 1}
     x = np.zeros((1, 4, 9, 9), np.float32)
     packed = _direct.pack_channel_lanes(np.zeros((8, 4, 3, 3), np.float32))
     out = np.empty((1, 8, 7, 7), np.float32)
     bias = np.zeros(8, np.float32)
     with pytest.raises(ValueError, match="packed weights"):
-        _direct.conv2d_channel_lanes(x, packed[:, :-1].copy(), bias, out, 3, 3, 1, 1, 1, 1, 1)
+        _direct.conv2d_channel_lanes(x, packed[:, :-1].copy(), bias, out, 3, 3, 1, 1, 1, 1, 1,
+                                     BLOCKING)
     with pytest.raises(ValueError, match="bias or out"):
-        _direct.conv2d_channel_lanes(x, packed, bias[:-1].copy(), out, 3, 3, 1, 1, 1, 1, 1)
+        _direct.conv2d_channel_lanes(x, packed, bias[:-1].copy(), out, 3, 3, 1, 1, 1, 1, 1,
+                                     BLOCKING)
     with pytest.raises(ValueError, match="padded input"):
         _direct.conv2d_channel_lanes(x[:, :, :8].copy(), packed, bias, out, 3, 3, 1, 1, 1, 1,
-                                     1)
+                                     1, BLOCKING)
 
 
 @needs_lanes

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _direct, _winograd
+from fastconv import _direct, _direct_gemm, _winograd
 
 LANES = _direct.lanes_width(np.float32) > 0
 
@@ -34,7 +34,7 @@ def _numpy_bytes_at_kernel_calls(monkeypatch):
     channel-lanes offsets), recorded per kernel call."""
     seen = []
     domain = np.lib.tracemalloc_domain
-    for module in (_direct, _winograd):
+    for module in (_direct, _direct_gemm, _winograd):
         for name in dir(module):
             if name.startswith("conv2d_"):
                 def spy(*args, _kernel=getattr(module, name)):
@@ -71,14 +71,13 @@ def _call(monkeypatch, input_shape, weight_shape, options, threads, dtype=np.flo
             fastconv.conv2d(x, w, **options, num_threads=threads, out=out)
     with monkeypatch.context() as patch:
         numpy_bytes = _numpy_bytes_at_kernel_calls(patch)
-        _direct.scratch_peak_bytes(True)
-        _winograd.scratch_peak_bytes(True)
+        _direct.scratch_peak_bytes(True)  # the package's one scratch pool
         tracemalloc.start()
         try:
             run()
         finally:
             tracemalloc.stop()
-    scratch = _direct.scratch_peak_bytes(True) + _winograd.scratch_peak_bytes(True)
+    scratch = _direct.scratch_peak_bytes(True)
     want = fastconv.conv2d(x, w, **{**options, "algorithm": "direct"}, num_threads=1)
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     (numpy_bytes,) = numpy_bytes

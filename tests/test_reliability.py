@@ -38,16 +38,16 @@ _FORK_SCRIPT = textwrap.dedent("""
 
     def child_call(_=None):
         seen = []
-        kernel = _conv._direct.conv2d_direct
+        kernel = _conv._direct_gemm.conv2d_rows  # the path of this direct call
         def spy(*args):
-            seen.append((args[-2], threading.current_thread().name))
+            seen.append((args[-3], threading.current_thread().name))  # num_threads
             return kernel(*args)
-        _conv._direct.conv2d_direct = spy
+        _conv._direct_gemm.conv2d_rows = spy
         try:
             results = [fastconv.conv2d(x, w, algorithm=algorithm, num_threads=2)
                        for algorithm in ("direct", "winograd4")]
         finally:
-            _conv._direct.conv2d_direct = kernel
+            _conv._direct_gemm.conv2d_rows = kernel
         ok = (np.array_equal(results[0], expected)
               and np.allclose(results[1], expected, rtol=1e-5))
         return {"ok": bool(ok), "threads": seen[0][0], "thread": seen[0][1]}
@@ -220,13 +220,12 @@ def test_calls_from_other_threads_are_not_stopped_by_the_main_threads_signals():
 @pytest.mark.thread_minimum
 def test_small_calls_start_no_second_thread(monkeypatch):
     seen = []
-    kernel = _conv._direct.conv2d_direct
+    for name in ("conv2d_packed", "conv2d_rows"):  # the paths of the calls below
+        def spy(*args, _kernel=getattr(_conv._direct_gemm, name)):
+            seen.append(args[-3])  # (..., num_threads, blocking, relu)
+            return _kernel(*args)
 
-    def spy(*args):
-        seen.append(args[-2])  # (..., num_threads, relu)
-        return kernel(*args)
-
-    monkeypatch.setattr(_conv._direct, "conv2d_direct", spy)
+        monkeypatch.setattr(_conv._direct_gemm, name, spy)
     small_x, small_w = np.ones((2, 8, 12, 12), np.float32), np.ones((8, 8, 3, 3), np.float32)
     large_x, large_w = np.ones((1, 32, 64, 64), np.float32), np.ones((32, 32, 3, 3), np.float32)
     for num_threads in (2, None):

@@ -19,7 +19,7 @@ from typing import Any, Dict, Literal, Optional, Sequence, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import _direct, _forksafe, _openmp_helpers, _winograd
+from . import _direct, _direct_gemm, _forksafe, _openmp_helpers, _winograd
 from ._checks import (_as_array, _check_out, _check_sizes, _choice, _integer, _pair,
                       _padding, _result_dtypes)
 from ._isa import active_isa  # noqa: F401  (selects the kernels at import)
@@ -420,13 +420,18 @@ class ConvSpec:
             packed, bias = self._packed("lanes", None, dtype, plan.threads)
             _direct.conv2d_channel_lanes(
                 x, packed, bias, target, *self.kernel_size, *self.stride, *self.dilation,
-                plan.threads, relu)
+                plan.threads, plan.blocking, relu)
+        elif plan.path == "planes":
+            weight, bias = self._packed("planes", None, dtype, plan.threads)
+            _direct.conv2d_planes(x, weight, bias, target, *self.kernel_size, *self.stride,
+                                  pad_top, pad_left, *self.dilation, self.groups,
+                                  plan.threads, plan.blocking, relu)
         elif plan.algorithm == "direct":
-            layout = "planes" if plan.path == "planes" else "gemm"
-            weight, tails, padded_bias = self._packed(layout, None, dtype, plan.threads)
-            _direct.conv2d_direct(
-                x, weight, tails, padded_bias, target, *self.kernel_size, *self.stride,
-                pad_top, pad_left, *self.dilation, self.groups, plan.threads, relu)
+            driver = getattr(_direct_gemm, f"conv2d_{plan.path}")
+            weight, tails, padded_bias = self._packed("gemm", None, dtype, plan.threads)
+            driver(x, weight, tails, padded_bias, target, *self.kernel_size, *self.stride,
+                   pad_top, pad_left, *self.dilation, self.groups, plan.threads,
+                   plan.blocking, relu)
         else:
             packed, bias = self._packed("winograd", plan.tile, dtype, plan.threads)
             finite = _winograd.conv2d_winograd(x, packed, bias, target, plan.tile, pad_top,
@@ -451,8 +456,10 @@ class ConvSpec:
         weight = np.ascontiguousarray(self.weight, dtype=dtype)
         bias = (np.zeros(self.out_channels, dtype) if self.bias is None
                 else np.ascontiguousarray(self.bias, dtype=dtype))
-        if layout in ("planes", "gemm"):
-            packed = _direct.pack_weights(weight, bias, self.groups, layout == "gemm")
+        if layout == "planes":
+            packed = _direct.pack_weights(weight, bias, self.groups, True)[::2]
+        elif layout == "gemm":
+            packed = _direct.pack_weights(weight, bias, self.groups)
         elif layout == "lanes":
             packed = (_direct.pack_channel_lanes(weight), bias)
         else:

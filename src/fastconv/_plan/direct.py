@@ -47,9 +47,15 @@ SCRATCH_LIMIT_BYTES = 256 * 1024 * 1024
 # passes over them.
 CHANNEL_LANES_CHUNK_BYTES = 256 * 1024
 
-# Per-thread scratch of a path: (bytes every thread holds, bytes the calling
-# thread holds besides, bytes shared by all).
-Scratch = Tuple[int, int]
+# Bytes at the start of each thread's scratch that the drivers' parallel
+# idiom zeroes for the thread's state (_parallel.pxd: THREAD_STATE_BYTES).
+THREAD_STATE_BYTES = 64
+
+
+def thread_scratch(*parts: int) -> int:
+    """A thread's scratch as the drivers lay it out: the thread state, then
+    the parts, each but the last rounded up to 64 bytes."""
+    return THREAD_STATE_BYTES + sum(-(-part // 64) * 64 for part in parts[:-1]) + parts[-1]
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -125,7 +131,7 @@ def _plan_planes(geo: Geometry, elem: int, threads: int) -> Plan:
     if planes < 4 * threads:
         row_blocks = _balance(planes, row_blocks, geo.out_h, threads)
     threads = min(threads, planes * row_blocks)
-    per_thread = _plane_scratch(geo, _ceil_div(geo.out_h, row_blocks)) * elem
+    per_thread = thread_scratch(_plane_scratch(geo, _ceil_div(geo.out_h, row_blocks)) * elem)
     return _result("planes", threads, per_thread, 0, 0, {"row_blocks": row_blocks})
 
 
@@ -177,8 +183,9 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
     rows_per_block = _ceil_div(geo.out_h, row_blocks)
     # Rows of all the group's channels plus a panel of slack, and an edge
     # tile; the calling thread also holds the taps' offsets.
-    per_thread = (geo.group_in * rows_layout(geo, rows_per_block, padded_w)[1] + nr
-                  + mr * nr) * elem
+    per_thread = thread_scratch(
+        (geo.group_in * rows_layout(geo, rows_per_block, padded_w)[1] + nr) * elem,
+        mr * nr * elem)
     offsets = geo.taps * np.dtype(np.intp).itemsize
     return _result("rows", threads, per_thread, offsets, weights,
                    {"row_blocks": row_blocks, "channel_blocks": channel_blocks,
@@ -261,7 +268,8 @@ def _plan_packed(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
             pixel_blocks = _balance(images_groups, pixel_blocks, n_panels, threads)
             channel_blocks = _balance(images_groups * pixel_blocks, 1, n_mpanels, threads)
     threads = min(threads, images_groups * pixel_blocks * channel_blocks)
-    per_thread = (kc_max * _ceil_div(n_panels, pixel_blocks) * nr + mr * nr) * elem
+    per_thread = thread_scratch(kc_max * _ceil_div(n_panels, pixel_blocks) * nr * elem,
+                                mr * nr * elem)
     return _result("packed", threads, per_thread, 0, weights,
                    {"kc_max": kc_max, "pixel_blocks": pixel_blocks,
                     "channel_blocks": channel_blocks})
@@ -277,7 +285,7 @@ def _plan_shared_columns(geo: Geometry, elem: int, mr: int, nr: int, kc_max: int
         chunk_taps = geo.taps
     threads = min(threads, n_mpanels * n_panels)
     shared = chunk_taps * n_panels * nr * elem
-    return _result("shared_columns", threads, mr * nr * elem, shared, weights,
+    return _result("shared_columns", threads, thread_scratch(mr * nr * elem), shared, weights,
                    {"chunk_taps": chunk_taps})
 
 
@@ -299,7 +307,7 @@ def _plan_channel_lanes(geo: Geometry, dtype: np.dtype[Any], threads: int,
            and base * pixel_groups < 4 * threads):
         pixel_groups += 1
     threads = min(threads, base * pixel_groups)
-    per_thread = _ceil_div(n_tiles, pixel_groups) * tile_pixels * kb * elem
+    per_thread = thread_scratch(_ceil_div(n_tiles, pixel_groups) * tile_pixels * kb * elem)
     # The padded copy of the input it reads, and the offsets of the taps and
     # of the pixels.
     padded_input = (geo.batch * geo.channels * (geo.height + geo.pad_top + geo.pad_bottom)

@@ -1,0 +1,534 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""The direct convolution's GEMM paths (private): packed, shared columns, rows.
+
+For one image ``n`` and group ``g`` the convolution is the matrix product
+
+    out[k, p] = bias[k] + sum_r weight[k, r] * col[r, p]
+
+with ``r = (c, i, j)`` running over the ``C/groups * kH * kW`` kernel taps and
+``p = (oh, ow)`` over the output pixels; ``col[r, p]`` is the input value that
+tap ``r`` sees from output pixel ``p`` (zero in the padding). ``col`` is never
+built whole: a work item packs one block of it into panels of ``NR`` pixels
+(``conv2d_packed``, ``conv2d_shared_columns``), or reads its panels in place
+from a copy of the input rows they come from (``conv2d_rows``), and the
+register-blocked GEMM tile (``_kernels/gemm_tile.hpp``) multiplies them with
+``MR`` weight rows read in place. Padding costs no padded copy of the input;
+stride, dilation and asymmetric padding are just different gathers.
+
+Each driver executes a plan's blocking (``fastconv._plan.direct`` chose it)
+and decides nothing. Every output element is produced by one work item with
+the same reduction order whatever the blocking and thread count, so results
+are bit-identical for any ``num_threads``.
+"""
+
+from libc.string cimport memcpy, memset
+
+from ._cpu cimport kernel_table
+from ._kernels cimport *
+from ._parallel cimport (SLOT_SHARED, THREAD_STATE_BYTES, aligned, ceil_div, numeric_t,
+                         run_rounds, run_work_items)
+
+import numpy as np
+
+# Kernels of the level in use: fastconv._cpu's one table.
+fc_use_kernel_table(kernel_table())
+
+
+cdef struct GemmJob:
+    fc_geometry conv                  # shapes, hyperparameters, relu (geometry.hpp)
+    Py_ssize_t mr, nr                 # GEMM tile: output channels x pixels
+    Py_ssize_t taps                   # C/groups * kH * kW (reduction length)
+    Py_ssize_t group_out_padded       # K/groups rounded up to MR
+    # The plan's blocking
+    Py_ssize_t kc_max                 # taps per packed block (packed)
+    Py_ssize_t panels_per_block       # NR-pixel panels per work item (packed)
+    Py_ssize_t n_pixel_blocks         # (packed)
+    Py_ssize_t n_row_blocks           # (rows)
+    Py_ssize_t n_channel_blocks       # MR-channel panel blocks (packed, rows)
+    Py_ssize_t chunk_taps             # taps per shared block (shared columns)
+    # Where each thread's edge tile starts in its scratch, and the rows
+    # path's layout, its tap offsets and elements of its copied rows
+    size_t tile_offset
+    fc_rows_layout layout
+    const Py_ssize_t *offsets
+    Py_ssize_t rows_elems
+    # The arrays (of one dtype): input, weights as pack_weights gives them,
+    # output, and the columns the threads share
+    const void *x
+    const void *weight
+    const void *tails
+    const void *bias
+    void *out
+    void *columns
+
+
+cdef int _gemm_job(GemmJob *job, const numeric_t[:, :, :, ::1] x,
+                   const numeric_t[::1] weight, const numeric_t[::1] tails,
+                   const numeric_t[::1] padded_bias, numeric_t[:, :, :, ::1] out,
+                   Py_ssize_t kernel_h, Py_ssize_t kernel_w, Py_ssize_t stride_h,
+                   Py_ssize_t stride_w, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                   Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups,
+                   bint relu) except -1:
+    """The geometry, tile shape and array pointers of a call; a ValueError
+    if the packed weights do not match them (another geometry or ISA level)."""
+    cdef int mr = 0, nr = 0
+    fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
+    job.conv = fc_geometry_of(x.shape[1], x.shape[2], x.shape[3], out.shape[1],
+                              out.shape[2], out.shape[3], kernel_h, kernel_w, stride_h,
+                              stride_w, pad_top, pad_left, dil_h, dil_w, groups, relu)
+    job.mr, job.nr = mr, nr
+    job.taps = job.conv.group_in * kernel_h * kernel_w
+    job.group_out_padded = ceil_div(job.conv.group_out, mr) * mr
+    if (x.shape[0] != out.shape[0] or weight.shape[0] != job.conv.out_channels * job.taps
+            or tails.shape[0] != (0 if job.group_out_padded == job.conv.group_out
+                                  else groups * mr * job.taps)
+            or padded_bias.shape[0] != groups * job.group_out_padded):
+        raise ValueError("packed weights do not match this geometry or ISA level")
+    job.x, job.out = &x[0, 0, 0, 0], &out[0, 0, 0, 0]
+    job.weight, job.bias = &weight[0], &padded_bias[0]
+    job.tails = &tails[0] if tails.shape[0] else NULL
+    job.tile_offset = THREAD_STATE_BYTES
+    return 0
+
+
+cdef int _check_blocks(object blocking, tuple keys, Py_ssize_t limit) except -1:
+    """Every block count of ``keys`` in ``blocking`` in [1, ``limit``]."""
+    for key in keys:
+        if not 1 <= blocking[key] <= max(limit, 1):
+            raise ValueError(f"blocking[{key!r}] = {blocking[key]} is not in [1, {limit}]")
+    return 0
+
+
+cdef inline void _relu_rows(numeric_t *c, Py_ssize_t rows, Py_ssize_t cols,
+                            Py_ssize_t ld) noexcept nogil:
+    """max(c, 0) over a rows x cols block; NaN stays NaN (as torch.relu)."""
+    cdef Py_ssize_t i, j
+    cdef numeric_t *row
+    for i in range(rows):
+        row = c + i * ld
+        for j in range(cols):
+            if row[j] < 0:
+                row[j] = 0
+
+
+cdef inline void _output_tile(Py_ssize_t kc, const numeric_t *a, Py_ssize_t lda,
+                              const numeric_t *b,
+                              const Py_ssize_t *offsets, numeric_t *c, Py_ssize_t ldc,
+                              Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t mr,
+                              Py_ssize_t nr, int accumulate, const numeric_t *bias,
+                              bint relu, numeric_t *tile) noexcept nogil:
+    """One MR x NR output tile: C (+)= A . B, with A the MR weight rows at
+    ``a``, ``lda`` apart, and B a packed panel, or read
+    in place through ``offsets`` when they are not NULL. A tile cut by the
+    edge of the output (``rows`` < MR or ``cols`` < NR) goes through the
+    scratch ``tile`` so that only its valid part is written; ``relu`` applies
+    the fused epilogue while the tile is still in L1."""
+    cdef numeric_t *dst = c
+    cdef Py_ssize_t ld = ldc, m
+    cdef bint edge = rows < mr or cols < nr
+    if edge:
+        dst, ld = tile, nr
+        if accumulate:
+            for m in range(rows):
+                memcpy(tile + m * nr, c + m * ldc, <size_t>cols * sizeof(numeric_t))
+    if offsets == NULL:
+        fc_tile(kc, a, lda, b, dst, ld, accumulate, bias)
+    else:
+        fc_tile_indirect(kc, a, lda, b, offsets, dst, ld, accumulate, bias)
+    if edge:
+        for m in range(rows):
+            memcpy(c + m * ldc, tile + m * nr, <size_t>cols * sizeof(numeric_t))
+    if relu:
+        _relu_rows(c, rows, cols, ldc)
+
+
+cdef inline Py_ssize_t _mpanel_bound(const GemmJob *job, Py_ssize_t channel_block) noexcept nogil:
+    """First MR-channel panel of ``channel_block`` (the end of block b is the
+    start of b + 1): blocks differ by one panel at most."""
+    return channel_block * (job.group_out_padded // job.mr) // job.n_channel_blocks
+
+
+cdef inline const numeric_t *_weight_rows(const GemmJob *job, const numeric_t *weight,
+                                          const numeric_t *tails, Py_ssize_t g,
+                                          Py_ssize_t m0) noexcept nogil:
+    """The MR weight rows of output channels m0 .. m0 + MR of group g, ``taps``
+    apart: in place, or for the panel cut by K/groups its zero-padded copy
+    in ``tails`` (pack_weights)."""
+    if m0 + job.mr <= job.conv.group_out:
+        return weight + (g * job.conv.group_out + m0) * job.taps
+    return tails + g * job.mr * job.taps
+
+
+cdef bint _packed_item(const void *job_ptr, Py_ssize_t item, char *scratch,
+                       const numeric_t *dtype) noexcept nogil:
+    """One (image, group, pixel block, channel block) of the packed path: per
+    reduction chunk, its columns packed into panels, then every tile."""
+    cdef const GemmJob *job = <const GemmJob *>job_ptr
+    cdef const numeric_t *x = <const numeric_t *>job.x
+    cdef const numeric_t *weight = <const numeric_t *>job.weight
+    cdef const numeric_t *tails = <const numeric_t *>job.tails
+    cdef const numeric_t *padded_bias = <const numeric_t *>job.bias
+    cdef numeric_t *out = <numeric_t *>job.out
+    cdef numeric_t *col = <numeric_t *>(scratch + THREAD_STATE_BYTES)
+    cdef numeric_t *tile = <numeric_t *>(scratch + job.tile_offset)
+    cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
+    cdef Py_ssize_t n_pixels_out = job.conv.out_h * job.conv.out_w
+    cdef Py_ssize_t channel_block = item % job.n_channel_blocks
+    cdef Py_ssize_t rest = item // job.n_channel_blocks
+    cdef Py_ssize_t pixel_block = rest % job.n_pixel_blocks
+    rest = rest // job.n_pixel_blocks
+    cdef Py_ssize_t g = rest % job.conv.groups
+    cdef Py_ssize_t n = rest // job.conv.groups
+
+    # Block b of B covers panels [b*P/B, (b+1)*P/B): sizes differ by one at most.
+    cdef Py_ssize_t total_panels = (n_pixels_out + nr - 1) // nr
+    cdef Py_ssize_t panel_lo = pixel_block * total_panels // job.n_pixel_blocks
+    cdef Py_ssize_t panel_hi = (pixel_block + 1) * total_panels // job.n_pixel_blocks
+    cdef Py_ssize_t pixel0 = panel_lo * nr
+    cdef Py_ssize_t n_pixels = panel_hi * nr
+    if n_pixels > n_pixels_out:
+        n_pixels = n_pixels_out
+    n_pixels = n_pixels - pixel0
+    if n_pixels <= 0:
+        return False
+    cdef Py_ssize_t n_panels = (n_pixels + nr - 1) // nr
+    cdef Py_ssize_t mpanel_lo = _mpanel_bound(job, channel_block)
+    cdef Py_ssize_t mpanel_hi = _mpanel_bound(job, channel_block + 1)
+
+    cdef const numeric_t *image = x + ((n * job.conv.channels + g * job.conv.group_in)
+                                       * job.conv.height * job.conv.width)
+    cdef numeric_t *out_group = out + ((n * job.conv.out_channels + g * job.conv.group_out)
+                                       * n_pixels_out)
+    cdef const numeric_t *bias_group = padded_bias + g * job.group_out_padded
+
+    cdef Py_ssize_t tap0, kc, jp, mp, m0, rows, cols, m
+    cdef int accumulate
+    cdef const numeric_t *a
+    cdef const numeric_t *b
+    cdef numeric_t *c
+    tap0 = 0
+    while tap0 < taps:
+        kc = job.kc_max
+        if kc > taps - tap0:
+            kc = taps - tap0
+        fc_pack_input(&job.conv, job.nr, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
+        accumulate = tap0 > 0
+        for jp in range(n_panels):
+            b = col + jp * kc * nr
+            cols = n_pixels - jp * nr
+            if cols > nr:
+                cols = nr
+            for mp in range(mpanel_lo, mpanel_hi):
+                m0 = mp * mr
+                a = _weight_rows(job, weight, tails, g, m0) + tap0
+                c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
+                rows = min(mr, job.conv.group_out - m0)
+                _output_tile(kc, a, taps, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
+                             accumulate, bias_group + m0, job.conv.relu and tap0 + kc == taps,
+                             tile)
+        tap0 = tap0 + kc
+    return False
+
+
+cdef inline void _panel_copy(const numeric_t *tile, numeric_t *c, Py_ssize_t rows_valid,
+                             Py_ssize_t nr, Py_ssize_t v0, Py_ssize_t v_end,
+                             Py_ssize_t row_len, Py_ssize_t out_w,
+                             Py_ssize_t ldc) noexcept nogil:
+    """Copy a dense-row panel from the tile (rows_valid x nr) to the output:
+    column q of the tile is virtual pixel v0 + q = r * row_len + ow, an
+    output pixel (row r of the block, column ow) when ow < out_w, junk
+    otherwise. ``c`` points at row 0, column 0 of the block."""
+    cdef Py_ssize_t v = v0, r, ow, run, m
+    cdef Py_ssize_t stop = min(v0 + nr, v_end)
+    while v < stop:
+        r = v // row_len
+        ow = v - r * row_len
+        if ow >= out_w:
+            v = (r + 1) * row_len
+            continue
+        run = min(out_w - ow, stop - v)
+        for m in range(rows_valid):
+            memcpy(c + m * ldc + r * out_w + ow, tile + m * nr + (v - v0),
+                   <size_t>run * sizeof(numeric_t))
+        v = v + run
+
+
+cdef void _dense_rows(const GemmJob *job, const fc_rows_layout *layout,
+                      Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t mpanel_lo, Py_ssize_t mpanel_hi,
+                      const numeric_t *weight, const numeric_t *tails, Py_ssize_t g,
+                      const numeric_t *bias_group, numeric_t *out_group,
+                      const numeric_t *rows, const Py_ssize_t *offsets,
+                      numeric_t *tile) noexcept nogil:
+    """Dense rows: the output rows of the block are one run of virtual pixels
+    v = (oh - oh0) * row_len + ow (row_len = phase_len = out_w + the kernel's
+    reach / stride), so panels run across row ends and waste only the reach
+    columns, whatever the output width."""
+    cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
+    cdef Py_ssize_t n_pixels_out = job.conv.out_h * job.conv.out_w
+    cdef Py_ssize_t row_len = layout.phase_len, out_w = job.conv.out_w
+    cdef Py_ssize_t v_end = (oh1 - oh0 - 1) * row_len + out_w
+    cdef Py_ssize_t v0, r, ow, mp, m0, rows_valid
+    cdef bint inside
+    cdef const numeric_t *a
+    cdef numeric_t *c_block
+    cdef numeric_t *c
+    v0 = 0
+    while v0 < v_end:
+        r = v0 // row_len
+        ow = v0 - r * row_len
+        # A panel inside one row's outputs is stored in place.
+        inside = ow + nr <= out_w
+        for mp in range(mpanel_lo, mpanel_hi):
+            m0 = mp * mr
+            a = _weight_rows(job, weight, tails, g, m0)
+            c_block = out_group + m0 * n_pixels_out + oh0 * out_w
+            rows_valid = min(mr, job.conv.group_out - m0)
+            if inside and rows_valid == mr:
+                c = c_block + r * out_w + ow
+                fc_tile_indirect(taps, a, taps, rows + v0, offsets, c, n_pixels_out, 0,
+                                 bias_group + m0)
+                if job.conv.relu:
+                    _relu_rows(c, mr, nr, n_pixels_out)
+            else:
+                fc_tile_indirect(taps, a, taps, rows + v0, offsets, tile, nr, 0,
+                                 bias_group + m0)
+                if job.conv.relu:
+                    _relu_rows(tile, rows_valid, nr, nr)
+                _panel_copy(tile, c_block, rows_valid, nr, v0, v_end, row_len, out_w,
+                            n_pixels_out)
+        v0 = v0 + nr
+
+
+cdef bint _rows_item(const void *job_ptr, Py_ssize_t item, char *scratch,
+                     const numeric_t *dtype) noexcept nogil:
+    """One (image, group, block of output rows, block of channels) of the
+    row-panel path (rows.hpp): B rows are read in place from ``rows``."""
+    cdef const GemmJob *job = <const GemmJob *>job_ptr
+    cdef const fc_rows_layout *layout = &job.layout
+    cdef Py_ssize_t n_row_blocks = job.n_row_blocks
+    cdef const numeric_t *x = <const numeric_t *>job.x
+    cdef const numeric_t *weight = <const numeric_t *>job.weight
+    cdef const numeric_t *tails = <const numeric_t *>job.tails
+    cdef const numeric_t *padded_bias = <const numeric_t *>job.bias
+    cdef numeric_t *out = <numeric_t *>job.out
+    cdef numeric_t *rows = <numeric_t *>(scratch + THREAD_STATE_BYTES)
+    cdef numeric_t *tile = <numeric_t *>(scratch + job.tile_offset)
+    cdef const Py_ssize_t *offsets = job.offsets
+    cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
+    cdef Py_ssize_t n_pixels_out = job.conv.out_h * job.conv.out_w
+    cdef Py_ssize_t channel_block = item % job.n_channel_blocks
+    cdef Py_ssize_t rest = item // job.n_channel_blocks
+    cdef Py_ssize_t row_block = rest % n_row_blocks
+    rest = rest // n_row_blocks
+    cdef Py_ssize_t g = rest % job.conv.groups
+    cdef Py_ssize_t n = rest // job.conv.groups
+    cdef Py_ssize_t oh0 = row_block * job.conv.out_h // n_row_blocks
+    cdef Py_ssize_t oh1 = (row_block + 1) * job.conv.out_h // n_row_blocks
+    if oh0 >= oh1:
+        return False
+    cdef Py_ssize_t mpanel_lo = _mpanel_bound(job, channel_block)
+    cdef Py_ssize_t mpanel_hi = _mpanel_bound(job, channel_block + 1)
+    cdef const numeric_t *image = x + ((n * job.conv.channels + g * job.conv.group_in)
+                                       * job.conv.height * job.conv.width)
+    cdef numeric_t *out_group = out + ((n * job.conv.out_channels + g * job.conv.group_out)
+                                       * n_pixels_out)
+    cdef const numeric_t *bias_group = padded_bias + g * job.group_out_padded
+    fc_rows_fill(layout, &job.conv, image, oh0, rows)
+    # The slack after the last channel is only read for columns that are
+    # dropped; zeroed so that no uninitialised value is ever used
+    # (valgrind-clean).
+    memset(rows + job.rows_elems - nr, 0, <size_t>nr * sizeof(numeric_t))
+
+    # The whole reduction in one chunk (see conv2d_rows).
+    cdef Py_ssize_t oh, ow0, mp, m0, rows_valid, cols
+    cdef const numeric_t *base
+    cdef numeric_t *c
+    if layout.dense:
+        _dense_rows(job, layout, oh0, oh1, mpanel_lo, mpanel_hi, weight, tails, g,
+                    bias_group, out_group, rows, offsets, tile)
+        return False
+    for oh in range(oh0, oh1):
+        ow0 = 0
+        while ow0 < job.conv.out_w:
+            base = rows + (oh - oh0) * layout.phase_len + ow0
+            cols = min(nr, job.conv.out_w - ow0)
+            for mp in range(mpanel_lo, mpanel_hi):
+                m0 = mp * mr
+                c = out_group + m0 * n_pixels_out + oh * job.conv.out_w + ow0
+                rows_valid = min(mr, job.conv.group_out - m0)
+                _output_tile(taps, _weight_rows(job, weight, tails, g, m0), taps, base, offsets,
+                             c, n_pixels_out, rows_valid, cols, mr, nr, 0, bias_group + m0,
+                             job.conv.relu, tile)
+            ow0 = ow0 + nr
+    return False
+
+
+def conv2d_packed(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
+                  const numeric_t[::1] tails, const numeric_t[::1] padded_bias,
+                  numeric_t[:, :, :, ::1] out, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                  Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                  Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups,
+                  int num_threads, blocking, bint relu=False):
+    """The packed path: work items (image, group, pixel block, channel block),
+    each packing its columns a reduction chunk at a time.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    weight, tails, padded_bias : ndarray
+        From :func:`fastconv._direct.pack_weights` (GEMM layout, same dtype,
+        same instruction-set level).
+    out : ndarray of shape (N, K, H_out, W_out)
+        Written in full; the caller has checked the geometry.
+    kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, groups : int
+    num_threads : int
+        The plan's threads, started as they are.
+    blocking : mapping
+        The plan's ``kc_max``, ``pixel_blocks`` and ``channel_blocks``.
+    relu : bool, default=False
+        Apply ``max(y, 0)`` to the result in the same pass.
+    """
+    cdef GemmJob job
+    _gemm_job(&job, x, weight, tails, padded_bias, out, kernel_h, kernel_w, stride_h,
+              stride_w, pad_top, pad_left, dil_h, dil_w, groups, relu)
+    cdef Py_ssize_t n_panels = ceil_div(job.conv.out_h * job.conv.out_w, job.nr)
+    _check_blocks(blocking, ("kc_max",), job.taps)
+    _check_blocks(blocking, ("pixel_blocks",), n_panels)
+    _check_blocks(blocking, ("channel_blocks",), job.group_out_padded // job.mr)
+    job.kc_max = blocking["kc_max"]
+    job.n_pixel_blocks = blocking["pixel_blocks"]
+    job.n_channel_blocks = blocking["channel_blocks"]
+    job.panels_per_block = ceil_div(n_panels, job.n_pixel_blocks)
+    cdef size_t columns_bytes = <size_t>(job.kc_max * job.panels_per_block * job.nr)
+    columns_bytes *= sizeof(numeric_t)
+    job.tile_offset = THREAD_STATE_BYTES + aligned(columns_bytes)
+    cdef Py_ssize_t n_items = (x.shape[0] * groups * job.n_pixel_blocks
+                               * job.n_channel_blocks)
+    run_work_items(_packed_item[numeric_t], &job, n_items, num_threads,
+                   aligned(columns_bytes) + <size_t>(job.mr * job.nr) * sizeof(numeric_t))
+
+
+def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
+                const numeric_t[::1] tails, const numeric_t[::1] padded_bias,
+                numeric_t[:, :, :, ::1] out, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups,
+                int num_threads, blocking, bint relu=False):
+    """The row-panel path: work items (image, group, row block, channel
+    block), each copying its input rows (all channels of the group, padded)
+    and reading the tiles' B panels in place from them; every tile takes the
+    whole reduction in one chunk, so the accumulators never leave the
+    registers.
+
+    Parameters are those of :func:`conv2d_packed`; ``blocking`` holds the
+    plan's ``row_blocks``, ``channel_blocks`` and ``dense`` (the block's rows
+    one run of virtual pixels, panels across row ends, rather than whole
+    panels per row).
+    """
+    cdef GemmJob job
+    _gemm_job(&job, x, weight, tails, padded_bias, out, kernel_h, kernel_w, stride_h,
+              stride_w, pad_top, pad_left, dil_h, dil_w, groups, relu)
+    _check_blocks(blocking, ("row_blocks",), job.conv.out_h)
+    _check_blocks(blocking, ("channel_blocks",), job.group_out_padded // job.mr)
+    job.n_row_blocks = blocking["row_blocks"]
+    job.n_channel_blocks = blocking["channel_blocks"]
+    cdef bint dense = blocking["dense"]
+    cdef Py_ssize_t padded_w = (job.conv.out_w if dense
+                                else ceil_div(job.conv.out_w, job.nr) * job.nr)
+    job.layout = fc_rows_plan(&job.conv, ceil_div(job.conv.out_h, job.n_row_blocks), padded_w)
+    job.layout.dense = dense
+    # Slack after the last channel: a dense block's last panel reads up to
+    # one panel past the block's last virtual pixel.
+    job.rows_elems = job.conv.group_in * job.layout.channel_stride + job.nr
+    cdef size_t rows_bytes = aligned(<size_t>job.rows_elems * sizeof(numeric_t))
+    job.tile_offset = THREAD_STATE_BYTES + rows_bytes
+    # The same layout for every item: the taps' offsets are computed once
+    # (divisions per tap per item cost ~9% of a 128-channel 3x3 layer).
+    cdef Py_ssize_t *offsets = <Py_ssize_t *>fc_scratch_acquire(
+        SLOT_SHARED, <size_t>job.taps * sizeof(Py_ssize_t))
+    if offsets == NULL:
+        raise MemoryError("fastconv: cannot allocate the tap offsets")
+    try:
+        fc_rows_offsets(&job.layout, &job.conv, 0, job.taps, offsets)
+        job.offsets = offsets
+        run_work_items(_rows_item[numeric_t], &job,
+                       x.shape[0] * groups * job.n_row_blocks * job.n_channel_blocks,
+                       num_threads, rows_bytes + <size_t>(job.mr * job.nr) * sizeof(numeric_t))
+    finally:
+        fc_scratch_release(SLOT_SHARED)
+
+
+def conv2d_shared_columns(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
+                          const numeric_t[::1] tails, const numeric_t[::1] padded_bias,
+                          numeric_t[:, :, :, ::1] out, Py_ssize_t kernel_h,
+                          Py_ssize_t kernel_w, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                          Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dil_h,
+                          Py_ssize_t dil_w, Py_ssize_t groups, int num_threads, blocking,
+                          bint relu=False):
+    """One small image and group: per reduction chunk of ``chunk_taps``
+    taps, all threads pack the columns of every pixel (a share of the taps
+    each), then compute a share of the (output-channel panel, pixel panel)
+    tiles; no thread packs what another did. Two barriers per chunk.
+
+    Parameters are those of :func:`conv2d_packed`; ``blocking`` holds the
+    plan's ``chunk_taps``.
+    """
+    cdef GemmJob job
+    _gemm_job(&job, x, weight, tails, padded_bias, out, kernel_h, kernel_w, stride_h,
+              stride_w, pad_top, pad_left, dil_h, dil_w, groups, relu)
+    if x.shape[0] * groups != 1:
+        raise ValueError("the shared-columns path takes one image of one group")
+    _check_blocks(blocking, ("chunk_taps",), job.taps)
+    job.chunk_taps = blocking["chunk_taps"]
+    cdef Py_ssize_t n_panels = ceil_div(job.conv.out_h * job.conv.out_w, job.nr)
+    job.columns = fc_scratch_acquire(
+        SLOT_SHARED, <size_t>(job.chunk_taps * n_panels * job.nr) * sizeof(numeric_t))
+    if job.columns == NULL:
+        raise MemoryError("fastconv: cannot allocate the packed columns")
+    try:
+        run_rounds(_shared_columns_phase_items, _shared_columns_item[numeric_t], &job,
+                   ceil_div(job.taps, job.chunk_taps), num_threads,
+                   <size_t>(job.mr * job.nr) * sizeof(numeric_t))
+    finally:
+        fc_scratch_release(SLOT_SHARED)
+
+
+cdef Py_ssize_t _shared_columns_phase_items(const void *job_ptr, Py_ssize_t chunk,
+                                            int phase) noexcept nogil:
+    """Phase 0: the chunk's taps, packed one each; phase 1: its tiles."""
+    cdef const GemmJob *job = <const GemmJob *>job_ptr
+    if phase == 0:
+        return min(job.chunk_taps, job.taps - chunk * job.chunk_taps)
+    return (job.group_out_padded // job.mr) * ceil_div(job.conv.out_h * job.conv.out_w,
+                                                       job.nr)
+
+
+cdef bint _shared_columns_item(const void *job_ptr, Py_ssize_t chunk, int phase,
+                               Py_ssize_t item, char *scratch,
+                               const numeric_t *dtype) noexcept nogil:
+    """Tap ``item`` of the chunk packed (phase 0), or tile ``item`` (output-
+    channel panel, pixel panel) multiplied over the chunk (phase 1)."""
+    cdef const GemmJob *job = <const GemmJob *>job_ptr
+    cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
+    cdef Py_ssize_t n_pixels = job.conv.out_h * job.conv.out_w
+    cdef Py_ssize_t n_panels = ceil_div(n_pixels, nr)
+    cdef Py_ssize_t tap0 = chunk * job.chunk_taps
+    cdef Py_ssize_t kc = min(job.chunk_taps, taps - tap0)
+    cdef numeric_t *columns = <numeric_t *>job.columns
+    if phase == 0:
+        fc_pack_input(&job.conv, nr, <const numeric_t *>job.x, tap0, kc, item, item + 1, 0,
+                      n_pixels, columns)
+        return False
+    cdef Py_ssize_t mp = item // n_panels
+    cdef Py_ssize_t jp = item - mp * n_panels
+    cdef Py_ssize_t m0 = mp * mr
+    cdef const numeric_t *a = _weight_rows(job, <const numeric_t *>job.weight,
+                                           <const numeric_t *>job.tails, 0, m0) + tap0
+    _output_tile(kc, a, taps, columns + jp * kc * nr, NULL,
+                 <numeric_t *>job.out + m0 * n_pixels + jp * nr, n_pixels,
+                 min(mr, job.conv.group_out - m0), min(nr, n_pixels - jp * nr), mr, nr,
+                 tap0 > 0, <const numeric_t *>job.bias + m0,
+                 job.conv.relu and tap0 + kc == taps,
+                 <numeric_t *>(scratch + THREAD_STATE_BYTES))
+    return False
