@@ -36,7 +36,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .. import _direct, _openmp_helpers
+from .. import _cpu, _direct, _openmp_helpers
 
 __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
@@ -241,21 +241,19 @@ def make_plan(geo: Geometry, dtype: np.dtype[Any], threads: int, *, algorithm: s
               prepared: bool = False) -> Plan:
     """The plan of one call (``threads`` from :func:`plan_threads`), cached:
     a layer's repeated calls and a loop of one-off calls plan once."""
-    dtype = np.dtype(dtype)
-    return _make_plan(geo, dtype.str, threads, algorithm, prepared,
-                      _direct.tile_shape(dtype.name))
+    return _make_plan(geo, np.dtype(dtype).char, threads, algorithm, prepared,
+                      _cpu.active_isa())
 
 
 @functools.lru_cache(maxsize=512)
-def _make_plan(geo: Geometry, dtype_str: str, threads: int, algorithm: str, prepared: bool,
-               direct_tile: Tuple[int, int]) -> Plan:
-    # direct_tile is only part of the key: it changes with the ISA level.
-    dtype = np.dtype(dtype_str)
+def _make_plan(geo: Geometry, dtype_char: str, threads: int, algorithm: str, prepared: bool,
+               isa: str) -> Plan:
+    # isa is only part of the key: tile shapes change with the level.
+    dtype = np.dtype(dtype_char)
     kind, tile = choose_algorithm(geo, dtype, algorithm, prepared)
     if geo.batch == 0:
         # Nothing runs: no threads, no scratch, no weights packed.
-        one = _make_plan(geo._replace(batch=1), dtype_str, threads, algorithm, prepared,
-                         direct_tile)
+        one = _make_plan(geo._replace(batch=1), dtype_char, threads, algorithm, prepared, isa)
         return dataclasses.replace(one, threads=0, workspace_bytes=0, blocking={})
     if kind == "winograd":
         assert tile is not None
