@@ -96,7 +96,8 @@ def main():
         layers = fastconv_network(torch_network)
     for layer in layers:
         plan = layer.plan(x.shape[:1] + (layer.in_channels,) + x.shape[2:])
-        print(layer, "->", plan.algorithm, plan.path)
+        tile = f" F({plan.tile}x{plan.tile})" if plan.tile else ""
+        print(layer, "->", f"{plan.algorithm}{tile}, path {plan.path}")
 
     y = forward(layers, x)
     print(f"output: {y.shape} {y.dtype}")
