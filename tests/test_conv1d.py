@@ -143,7 +143,7 @@ def test_no_copy_of_contiguous_input(monkeypatch, rng):
     """The kernel reads the caller's (N, C, L) array through a view."""
     x = rng.standard_normal((2, 3, 40)).astype(np.float32)
     seen = []
-    drivers = fastconv._conv._direct_gemm
+    from fastconv import _direct_gemm as drivers
     for name in ("conv2d_packed", "conv2d_rows", "conv2d_shared_columns"):
         def spy(x4d, *args, _kernel=getattr(drivers, name)):
             seen.append(np.shares_memory(x4d, x))

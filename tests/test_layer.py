@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _conv
+from fastconv import _direct, _winograd
 from reference import assert_conv_close
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
@@ -19,9 +19,9 @@ DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 @pytest.fixture
 def pack_calls(monkeypatch):
     """How often each weight packing (direct, channel lanes, Winograd) runs."""
-    packers = {"direct": (_conv._direct, "pack_weights"),
-               "lanes": (_conv._direct, "pack_channel_lanes"),
-               "winograd": (_conv._winograd, "pack_weights")}
+    packers = {"direct": (_direct, "pack_weights"),
+               "lanes": (_direct, "pack_channel_lanes"),
+               "winograd": (_winograd, "pack_weights")}
     calls = dict.fromkeys(packers, 0)
     for name, (module, function) in packers.items():
         original = getattr(module, function)

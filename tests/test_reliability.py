@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _plan
-from fastconv import _conv, _openmp_helpers
+from fastconv import _direct_gemm, _openmp_helpers, _plan
 
 needs_openmp = pytest.mark.skipif(not _openmp_helpers.openmp_enabled(),
                                   reason="a build without OpenMP has no threads")
@@ -30,7 +29,7 @@ _FORK_SCRIPT = textwrap.dedent("""
     import json, os, sys, threading
     import numpy as np
     import fastconv
-    from fastconv import _conv
+    from fastconv import _direct_gemm
 
     x = np.ones((1, 32, 64, 64), np.float32)
     w = np.ones((32, 32, 3, 3), np.float32)
@@ -38,16 +37,16 @@ _FORK_SCRIPT = textwrap.dedent("""
 
     def child_call(_=None):
         seen = []
-        kernel = _conv._direct_gemm.conv2d_rows  # the path of this direct call
+        kernel = _direct_gemm.conv2d_rows  # the path of this direct call
         def spy(*args):
             seen.append((args[-3], threading.current_thread().name))  # num_threads
             return kernel(*args)
-        _conv._direct_gemm.conv2d_rows = spy
+        _direct_gemm.conv2d_rows = spy
         try:
             results = [fastconv.conv2d(x, w, algorithm=algorithm, num_threads=2)
                        for algorithm in ("direct", "winograd4")]
         finally:
-            _conv._direct_gemm.conv2d_rows = kernel
+            _direct_gemm.conv2d_rows = kernel
         ok = (np.array_equal(results[0], expected)
               and np.allclose(results[1], expected, rtol=1e-5))
         return {"ok": bool(ok), "threads": seen[0][0], "thread": seen[0][1]}
@@ -221,11 +220,11 @@ def test_calls_from_other_threads_are_not_stopped_by_the_main_threads_signals():
 def test_small_calls_start_no_second_thread(monkeypatch):
     seen = []
     for name in ("conv2d_packed", "conv2d_rows"):  # the paths of the calls below
-        def spy(*args, _kernel=getattr(_conv._direct_gemm, name)):
+        def spy(*args, _kernel=getattr(_direct_gemm, name)):
             seen.append(args[-3])  # (..., num_threads, blocking, relu)
             return _kernel(*args)
 
-        monkeypatch.setattr(_conv._direct_gemm, name, spy)
+        monkeypatch.setattr(_direct_gemm, name, spy)
     small_x, small_w = np.ones((2, 8, 12, 12), np.float32), np.ones((8, 8, 3, 3), np.float32)
     large_x, large_w = np.ones((1, 32, 64, 64), np.float32), np.ones((32, 32, 3, 3), np.float32)
     for num_threads in (2, None):

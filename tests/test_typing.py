@@ -95,6 +95,7 @@ def test_mypy():
     result = subprocess.run(
         [sys.executable, "-m", "mypy", *(os.path.join(PACKAGE, m) for m in (
             "__init__.py", "_conv.py", "_conv1d.py", "_layer.py", "_padding.py",
-            "_threads.py"))],
+            "_threads.py", "_checks.py", "_execute.py", "_plan/__init__.py",
+            "_plan/direct.py", "_plan/winograd.py"))],
         cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -14,14 +14,15 @@ builds a throw-away spec per call; :class:`fastconv.Conv2d` keeps one.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import _direct, _direct_gemm, _forksafe, _openmp_helpers, _winograd
+from . import _forksafe, _openmp_helpers
 from ._checks import (_as_array, _check_out, _check_sizes, _choice, _integer, _pair,
                       _padding, _result_dtypes)
+from ._execute import PackedWeights, execute
 from ._isa import active_isa  # noqa: F401  (selects the kernels at import)
 from ._padding import PADDING_MODES, check_padding, check_padding_mode, pad_nchw
 from ._plan import Geometry, Plan, make_plan, plan_threads
@@ -214,7 +215,9 @@ def plan(input_shape: Sequence[int], weight_shape: Sequence[int], *, stride: Int
 
 
 class ConvSpec:
-    """The weight side of a convolution, validated once.
+    """A convolution's weights and parameters, validated once; its calls
+    (:meth:`apply`) check the input, plan (:mod:`fastconv._plan`) and run
+    the plan (:mod:`fastconv._execute`).
 
     Parameters are those of :func:`conv2d`. With ``cache=True`` (a prepared
     layer) the packed or Winograd-transformed weights are kept per kernel
@@ -273,9 +276,8 @@ class ConvSpec:
                 f"algorithm={algorithm!r} needs a 3x3 kernel, stride 1 and dilation 1; "
                 f"got kernel {self.kernel_size}, stride {self.stride}, "
                 f"dilation {self.dilation}")
-        self._cache: Optional[Dict[Tuple[str, Optional[int], str], Any]] = (
-            {} if cache else None)
         self.caches_weights = bool(cache)
+        self.packed = PackedWeights(w, b, self.groups, cache=self.caches_weights)
 
     # -- shapes -------------------------------------------------------------
 
@@ -405,66 +407,7 @@ class ConvSpec:
         target = (result_nchw if result.dtype == compute_dtype
                   and result_nchw.flags.c_contiguous
                   else np.empty(nchw_shape, compute_dtype))
-        _forksafe.call(self._run, plan.threads, plan, geo, x, target, pad_top, pad_left)
+        _forksafe.call(execute, plan.threads, plan, self, geo, x, target, pad_top, pad_left)
         if target is not result_nchw:
             result_nchw[...] = target
         return result
-
-    def _run(self, plan: Plan, geo: Geometry, x: NDArray[Any], target: NDArray[Any],
-             pad_top: int, pad_left: int) -> None:
-        """Run ``plan`` into ``target``, from ``x`` in the compute dtype
-        (padded already for the channel-lanes path)."""
-        dtype = target.dtype
-        relu = self.activation == "relu"
-        if plan.path == "channel_lanes":
-            packed, bias = self._packed("lanes", None, dtype, plan.threads)
-            _direct.conv2d_channel_lanes(
-                x, packed, bias, target, *self.kernel_size, *self.stride, *self.dilation,
-                plan.threads, plan.blocking, relu)
-        elif plan.path == "planes":
-            weight, bias = self._packed("planes", None, dtype, plan.threads)
-            _direct.conv2d_planes(x, weight, bias, target, *self.kernel_size, *self.stride,
-                                  pad_top, pad_left, *self.dilation, self.groups,
-                                  plan.threads, plan.blocking, relu)
-        elif plan.algorithm == "direct":
-            driver = getattr(_direct_gemm, f"conv2d_{plan.path}")
-            weight, tails, padded_bias = self._packed("gemm", None, dtype, plan.threads)
-            driver(x, weight, tails, padded_bias, target, *self.kernel_size, *self.stride,
-                   pad_top, pad_left, *self.dilation, self.groups, plan.threads,
-                   plan.blocking, relu)
-        else:
-            packed, bias = self._packed("winograd", plan.tile, dtype, plan.threads)
-            finite = _winograd.conv2d_winograd(x, packed, bias, target, plan.tile, pad_top,
-                                               pad_left, self.groups, plan.threads, relu)
-            if not finite and self.algorithm == "auto":
-                # The transforms scale values up, so they can overflow where
-                # the direct sum is finite (float32 data near 1e37), and "auto"
-                # must not turn a finite result into Inf or NaN. NaN or Inf in
-                # the data also land here: the direct kernel then puts them
-                # exactly where PyTorch does (a tile spreads them further).
-                direct = make_plan(geo, dtype, plan.threads, algorithm="direct",
-                                   prepared=self.caches_weights)
-                self._run(direct, geo, x, target, pad_top, pad_left)
-
-    def _packed(self, layout: str, tile: Optional[int], dtype: np.dtype[Any],
-                threads: int) -> Tuple[NDArray[Any], ...]:
-        """The weights (and bias) as the kernel ``layout`` reads them:
-        "planes" or "gemm" (direct), "lanes" or "winograd" with ``tile``."""
-        key = (layout, tile, dtype.str)
-        if self._cache is not None and key in self._cache:
-            return self._cache[key]
-        weight = np.ascontiguousarray(self.weight, dtype=dtype)
-        bias = (np.zeros(self.out_channels, dtype) if self.bias is None
-                else np.ascontiguousarray(self.bias, dtype=dtype))
-        if layout == "planes":
-            packed = _direct.pack_weights(weight, bias, self.groups, True)[::2]
-        elif layout == "gemm":
-            packed = _direct.pack_weights(weight, bias, self.groups)
-        elif layout == "lanes":
-            packed = (_direct.pack_channel_lanes(weight), bias)
-        else:
-            packed = (_winograd.pack_weights(weight, self.groups, tile, threads), bias)
-        if self._cache is not None:
-            self._cache[key] = packed
-        return packed
-
