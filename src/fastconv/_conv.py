@@ -430,7 +430,8 @@ class ConvSpec:
         else:
             packed, bias = self._packed("winograd", plan.tile, dtype, plan.threads)
             finite = _winograd.conv2d_winograd(x, packed, bias, target, plan.tile, pad_top,
-                                               pad_left, self.groups, plan.threads, relu)
+                                               pad_left, self.groups, plan.threads,
+                                               plan.blocking, relu)
             if not finite and self.algorithm == "auto":
                 # The transforms scale values up, so they can overflow where
                 # the direct sum is finite (float32 data near 1e37), and "auto"
