@@ -326,5 +326,75 @@ def test_workspace_of_empty_and_invalid_shapes():
         fastconv.plan((1, 64, 56, 56), (64, 64, 3))
     x = np.zeros((1, 4, 5, 5), np.float32)
     packed = _winograd.pack_weights(np.zeros((3, 4, 3, 3), np.float32), 1, 4, 1)
+    # Nothing to compute: an empty plan's threads (0) and blocking ({}) do.
     _winograd.conv2d_winograd(x, packed, np.zeros(3, np.float32),
-                              np.empty((1, 3, 0, 3), np.float32), 4, 1, 1, 1, 2)
+                              np.empty((1, 3, 0, 3), np.float32), 4, 1, 1, 1, 0, {})
+
+
+@pytest.mark.parametrize("path_threads", [1, 2], ids=["tiles", "cooperative"])
+def test_driver_executes_the_plan_and_rejects_a_blocking_that_does_not_fit(path_threads):
+    """The driver runs the plan's blocking as given; a blocking that does not
+    fit the geometry (it sizes the buffers) is a ValueError, not a write out
+    of bounds."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 64, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    bias = np.zeros(64, np.float32)
+    plan = fastconv.plan(x.shape, w.shape, padding=1, algorithm="winograd4",
+                         num_threads=path_threads, prepared=True)
+    assert plan.path == ("winograd_tiles" if path_threads == 1 else "winograd_cooperative")
+    packed = _winograd.pack_weights(w, 1, 4, 1)
+    want = fastconv.conv2d(x, w, padding=1, algorithm="winograd4", num_threads=path_threads)
+
+    def run(threads=plan.threads, **changes):
+        out = np.full((1, 64, 12, 12), np.nan, np.float32)
+        _winograd.conv2d_winograd(x, packed, bias, out, 4, 1, 1, 1, threads,
+                                  {**plan.blocking, **changes})
+        return out
+
+    np.testing.assert_array_equal(run(), want)
+    blocking = plan.blocking
+    for changes in [{"nr": blocking["nr"] + 1}, {"nr": 0}, {"n_tile_blocks": 0},
+                    {"panels": blocking["panels"] - 1}, {"panels": 0},
+                    {"n_tile_blocks": blocking["n_tile_blocks"] + 100},
+                    {"cb": 0}, {"cb": 65}, {"kpanels_per_block": 0},
+                    {"n_channel_blocks": blocking["n_channel_blocks"] + 1},
+                    {"kpanels_per_block": 10**6}]:
+        with pytest.raises(ValueError, match="blocking"):
+            run(**changes)
+    if plan.blocking["cooperative"]:
+        with pytest.raises(ValueError, match="input channels"):
+            run(cb=32)
+    with pytest.raises(ValueError, match="num_threads"):
+        run(threads=0)
+    # Missing or mistyped entries are not guessed.
+    with pytest.raises((TypeError, ValueError)):
+        run(nr=None)
+    with pytest.raises((TypeError, ValueError)):
+        _winograd.conv2d_winograd(x, packed, bias, np.empty_like(want), 4, 1, 1, 1, 1,
+                                  {"nr": blocking["nr"]})
+
+
+@pytest.mark.parametrize("shape, threads", [((1, 64, 56, 56), 1), ((1, 64, 56, 56), 2),
+                                            ((1, 256, 14, 14), 2), ((8, 32, 28, 28), 2),
+                                            ((2, 24, 9, 9), 2)], ids=str)
+@pytest.mark.parametrize("m", TILES)
+def test_driver_scratch_is_exactly_the_plans(shape, threads, m):
+    """The scratch the driver asks for is the plan's workspace to the byte:
+    per thread 64 bytes of thread state and the 64-byte aligned parts; in
+    the cooperative mode the calling thread also holds the shared V."""
+    n, c, h, w = shape
+    x = np.ones(shape, np.float32)
+    weight = np.ones((c, c, 3, 3), np.float32)
+    plan = fastconv.plan(shape, weight.shape, padding=1, algorithm=f"winograd{m}",
+                         num_threads=threads, prepared=True)
+    packed = _winograd.pack_weights(weight, 1, m, 1)
+    _winograd.scratch_peak_bytes(True)
+    _winograd.conv2d_winograd(x, packed, np.zeros(c, np.float32), np.empty_like(x), m, 1, 1,
+                              1, plan.threads, plan.blocking)
+    busiest = _winograd.scratch_peak_bytes(True)
+    blocking = plan.blocking
+    shared = 0
+    if blocking["cooperative"]:
+        shared = (m + 2) ** 2 * blocking["cb"] * blocking["panels"] * blocking["nr"] * 4
+    assert plan.workspace_bytes == shared + plan.threads * (busiest - shared)

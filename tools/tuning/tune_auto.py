@@ -43,8 +43,11 @@ def measure(layer, threads, repeats):
                                                num_threads=threads, out=out),
              "dprep": lambda: conv(x, out=out)}
     for m in TILES:
-        calls[f"w{m}"] = lambda m=m: _winograd.conv2d_winograd(
-            x, prepared[m], bias, out, m, 1, 1, 1, threads)
+        # The driver executes a plan: the planner's blocking and threads.
+        plan = fastconv.plan(x.shape, w.shape, padding=1, algorithm=f"winograd{m}",
+                             num_threads=threads, prepared=True)
+        calls[f"w{m}"] = lambda m=m, plan=plan: _winograd.conv2d_winograd(
+            x, prepared[m], bias, out, m, 1, 1, 1, plan.threads, plan.blocking)
         calls[f"pack{m}"] = lambda m=m: _winograd.pack_weights(w, 1, m, threads)
     return {"n": layer.batch, "c": layer.in_channels, "k": layer.out_channels,
             "size": layer.size, **interleaved_best(calls, repeats)}

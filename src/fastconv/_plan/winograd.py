@@ -10,7 +10,7 @@ follow from the V and M budgets.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -101,7 +101,7 @@ def plan(geo: Geometry, dtype: np.dtype[Any], m: int, threads: int, prepared: bo
         return _cooperative(geo, b, m, threads, v_panel_bytes, elem, prepared)
     b["cooperative"] = 0
     threads = min(threads, base * b["n_channel_blocks"])
-    scratch = threads * (_v_elems(b) + _m_elems(b) + _tile_scratch_elems(b, m)) * elem
+    scratch = threads * _thread_bytes(b, m, elem, (_v_elems(b), _m_elems(b)))
     return _result("winograd_tiles", geo, m, threads, scratch, b, elem, prepared)
 
 
@@ -124,8 +124,8 @@ def _cooperative(geo: Geometry, b: Dict[str, int], m: int, threads: int,
     b["panels"] = _ceil_div(b["n_tile_panels"], b["n_tile_blocks"])
     b["cooperative"] = 1
     threads = min(threads, b["n_channel_blocks"] * b["n_tile_panels"])
-    # One shared V; M and the tile scratch per thread.
-    scratch = (_v_elems(b) + threads * (_m_elems(b) + _tile_scratch_elems(b, m))) * elem
+    # One shared V (the calling thread's); M and the tile scratch per thread.
+    scratch = _v_elems(b) * elem + threads * _thread_bytes(b, m, elem, (_m_elems(b),))
     return _result("winograd_cooperative", geo, m, threads, scratch, b, elem, prepared)
 
 
@@ -164,6 +164,17 @@ def _static_imbalance(geo: Geometry, b: Dict[str, int], threads: int) -> float:
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     largest = int(np.add.reduceat(work, starts).max())
     return largest * used / (geo.groups * b["n_tile_panels"] * n_kpanels)
+
+
+def _thread_bytes(b: Dict[str, int], m: int, elem: int, parts: Tuple[int, ...]) -> int:
+    """One thread's scratch as the driver asks for it (``_parallel.pxd``):
+    THREAD_STATE_BYTES (64), then ``parts`` (elements) and the tile scratch,
+    each rounded up to 64 bytes."""
+    return 64 + sum(_aligned(n * elem) for n in parts + (_tile_scratch_elems(b, m),))
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // 64) * 64
 
 
 def _v_elems(b: Dict[str, int]) -> int:
