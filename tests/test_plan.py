@@ -147,3 +147,39 @@ def test_layer_plan_is_the_prepared_plan():
 def test_plan_checks_its_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("path, blocking", [
+    ("packed", {"kc_max": 0, "pixel_blocks": 1, "channel_blocks": 1}),
+    ("packed", {"kc_max": 8, "pixel_blocks": 10**6, "channel_blocks": 1}),
+    ("packed", {"kc_max": 8, "pixel_blocks": 1, "channel_blocks": 99}),
+    ("rows", {"row_blocks": 0, "channel_blocks": 1, "dense": 1}),
+    ("rows", {"row_blocks": 99, "channel_blocks": 1, "dense": 0}),
+    ("shared_columns", {"chunk_taps": 0}),
+    ("packed", {"pixel_blocks": 1, "channel_blocks": 1}),  # a key missing
+])
+def test_gemm_drivers_reject_a_blocking_that_does_not_fit(path, blocking):
+    """A driver executes the blocking it is given, so it checks it first: a
+    wrong one must be an error, never a write out of bounds."""
+    x = np.ones((1, 8, 10, 10), np.float32)
+    out = np.empty((1, 4, 8, 8), np.float32)
+    weight, tails, bias = _direct.pack_weights(np.ones((4, 8, 3, 3), np.float32),
+                                               np.zeros(4, np.float32), 1)
+    with pytest.raises((ValueError, KeyError)):
+        getattr(_direct_gemm, f"conv2d_{path}")(x, weight, tails, bias, out, 3, 3, 1, 1, 0, 0,
+                                                 1, 1, 1, 1, blocking)
+    plan = fastconv.plan(x.shape, (4, 8, 3, 3), algorithm="direct", num_threads=1)
+    getattr(_direct_gemm, f"conv2d_{plan.path}")(x, weight, tails, bias, out, 3, 3, 1, 1, 0,
+                                                  0, 1, 1, 1, 1, plan.blocking)
+    np.testing.assert_allclose(out, fastconv.conv2d(x, np.ones((4, 8, 3, 3), np.float32)))
+
+
+def test_planes_driver_rejects_a_blocking_that_does_not_fit():
+    x = np.ones((1, 4, 10, 10), np.float32)
+    out = np.empty((1, 4, 8, 8), np.float32)
+    weight, bias = _direct.pack_weights(np.ones((4, 1, 3, 3), np.float32),
+                                        np.zeros(4, np.float32), 4, True)[::2]
+    for rows in (0, 9):
+        with pytest.raises(ValueError, match="row_blocks"):
+            _direct.conv2d_planes(x, weight, bias, out, 3, 3, 1, 1, 0, 0, 1, 1, 4, 1,
+                                  {"row_blocks": rows})

@@ -47,9 +47,10 @@ cdef struct GemmJob:
     Py_ssize_t n_row_blocks           # (rows)
     Py_ssize_t n_channel_blocks       # MR-channel panel blocks (packed, rows)
     Py_ssize_t chunk_taps             # taps per shared block (shared columns)
-    # Where each thread's edge tile starts in its scratch, and the rows
-    # path's layout, its tap offsets and elements of its copied rows
-    size_t tile_offset
+    # Where a thread's packed columns or copied rows start in its scratch
+    # (after its edge tile), and the rows path's layout, its tap offsets and
+    # elements of its copied rows
+    size_t data_offset
     fc_rows_layout layout
     const Py_ssize_t *offsets
     Py_ssize_t rows_elems
@@ -88,7 +89,7 @@ cdef int _gemm_job(GemmJob *job, const numeric_t[:, :, :, ::1] x,
     job.x, job.out = &x[0, 0, 0, 0], &out[0, 0, 0, 0]
     job.weight, job.bias = &weight[0], &padded_bias[0]
     job.tails = &tails[0] if tails.shape[0] else NULL
-    job.tile_offset = THREAD_STATE_BYTES
+    job.data_offset = THREAD_STATE_BYTES
     return 0
 
 
@@ -170,8 +171,8 @@ cdef bint _packed_item(const void *job_ptr, Py_ssize_t item, char *scratch,
     cdef const numeric_t *tails = <const numeric_t *>job.tails
     cdef const numeric_t *padded_bias = <const numeric_t *>job.bias
     cdef numeric_t *out = <numeric_t *>job.out
-    cdef numeric_t *col = <numeric_t *>(scratch + THREAD_STATE_BYTES)
-    cdef numeric_t *tile = <numeric_t *>(scratch + job.tile_offset)
+    cdef numeric_t *tile = <numeric_t *>(scratch + THREAD_STATE_BYTES)
+    cdef numeric_t *col = <numeric_t *>(scratch + job.data_offset)
     cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
     cdef Py_ssize_t n_pixels_out = job.conv.out_h * job.conv.out_w
     cdef Py_ssize_t channel_block = item % job.n_channel_blocks
@@ -312,8 +313,8 @@ cdef bint _rows_item(const void *job_ptr, Py_ssize_t item, char *scratch,
     cdef const numeric_t *tails = <const numeric_t *>job.tails
     cdef const numeric_t *padded_bias = <const numeric_t *>job.bias
     cdef numeric_t *out = <numeric_t *>job.out
-    cdef numeric_t *rows = <numeric_t *>(scratch + THREAD_STATE_BYTES)
-    cdef numeric_t *tile = <numeric_t *>(scratch + job.tile_offset)
+    cdef numeric_t *tile = <numeric_t *>(scratch + THREAD_STATE_BYTES)
+    cdef numeric_t *rows = <numeric_t *>(scratch + job.data_offset)
     cdef const Py_ssize_t *offsets = job.offsets
     cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
     cdef Py_ssize_t n_pixels_out = job.conv.out_h * job.conv.out_w
@@ -402,11 +403,12 @@ def conv2d_packed(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     job.panels_per_block = ceil_div(n_panels, job.n_pixel_blocks)
     cdef size_t columns_bytes = <size_t>(job.kc_max * job.panels_per_block * job.nr)
     columns_bytes *= sizeof(numeric_t)
-    job.tile_offset = THREAD_STATE_BYTES + aligned(columns_bytes)
+    cdef size_t tile_bytes = aligned(<size_t>(job.mr * job.nr) * sizeof(numeric_t))
+    job.data_offset = THREAD_STATE_BYTES + tile_bytes
     cdef Py_ssize_t n_items = (x.shape[0] * groups * job.n_pixel_blocks
                                * job.n_channel_blocks)
     run_work_items(_packed_item[numeric_t], &job, n_items, num_threads,
-                   aligned(columns_bytes) + <size_t>(job.mr * job.nr) * sizeof(numeric_t))
+                   tile_bytes + columns_bytes)
 
 
 def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
@@ -441,8 +443,8 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     # Slack after the last channel: a dense block's last panel reads up to
     # one panel past the block's last virtual pixel.
     job.rows_elems = job.conv.group_in * job.layout.channel_stride + job.nr
-    cdef size_t rows_bytes = aligned(<size_t>job.rows_elems * sizeof(numeric_t))
-    job.tile_offset = THREAD_STATE_BYTES + rows_bytes
+    cdef size_t tile_bytes = aligned(<size_t>(job.mr * job.nr) * sizeof(numeric_t))
+    job.data_offset = THREAD_STATE_BYTES + tile_bytes
     # The same layout for every item: the taps' offsets are computed once
     # (divisions per tap per item cost ~9% of a 128-channel 3x3 layer).
     cdef Py_ssize_t *offsets = <Py_ssize_t *>fc_scratch_acquire(
@@ -454,7 +456,7 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
         job.offsets = offsets
         run_work_items(_rows_item[numeric_t], &job,
                        x.shape[0] * groups * job.n_row_blocks * job.n_channel_blocks,
-                       num_threads, rows_bytes + <size_t>(job.mr * job.nr) * sizeof(numeric_t))
+                       num_threads, tile_bytes + <size_t>job.rows_elems * sizeof(numeric_t))
     finally:
         fc_scratch_release(SLOT_SHARED)
 

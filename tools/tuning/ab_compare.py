@@ -4,7 +4,8 @@ Two versions of one package cannot share a process, so each round runs one
 process per build, alternately, and each process times every case
 (interleaved, best of ``--repeats`` after a warm-up call). The report is the
 best time of each build over the rounds and their ratio: on a shared,
-noisy machine alternation spreads the noise over both builds alike.
+noisy machine alternation (each build first in every other round) spreads
+the noise over both builds alike.
 
 The cases cover every kernel path of the planner (rows, packed, shared
 columns, planes, channel lanes, Winograd tiles and cooperative), at 1 and 2
@@ -93,8 +94,10 @@ def main(argv=None):
     print("| --- | ---: | ---: | ---: | ---: |")
     for threads in args.threads:
         best = {"old": {}, "new": {}}
-        for _ in range(args.rounds):
-            for which in ("old", "new"):
+        for round_index in range(args.rounds):
+            # Each build goes first in every other round: the order a pair of
+            # processes runs in must not favour one build.
+            for which in ("old", "new") if round_index % 2 == 0 else ("new", "old"):
                 times = run(getattr(args, which), cases, threads, args.repeats)
                 for label, seconds in times.items():
                     best[which][label] = min(seconds, best[which].get(label, seconds))

@@ -181,11 +181,11 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
                                                  n_mpanels, threads, dense, padded_w)
     threads = min(threads, images_groups * row_blocks * channel_blocks)
     rows_per_block = _ceil_div(geo.out_h, row_blocks)
-    # Rows of all the group's channels plus a panel of slack, and an edge
-    # tile; the calling thread also holds the taps' offsets.
+    # An edge tile, then the rows of all the group's channels plus a panel of
+    # slack; the calling thread also holds the taps' offsets.
     per_thread = thread_scratch(
-        (geo.group_in * rows_layout(geo, rows_per_block, padded_w)[1] + nr) * elem,
-        mr * nr * elem)
+        mr * nr * elem,
+        (geo.group_in * rows_layout(geo, rows_per_block, padded_w)[1] + nr) * elem)
     offsets = geo.taps * np.dtype(np.intp).itemsize
     return _result("rows", threads, per_thread, offsets, weights,
                    {"row_blocks": row_blocks, "channel_blocks": channel_blocks,
@@ -268,8 +268,8 @@ def _plan_packed(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
             pixel_blocks = _balance(images_groups, pixel_blocks, n_panels, threads)
             channel_blocks = _balance(images_groups * pixel_blocks, 1, n_mpanels, threads)
     threads = min(threads, images_groups * pixel_blocks * channel_blocks)
-    per_thread = thread_scratch(kc_max * _ceil_div(n_panels, pixel_blocks) * nr * elem,
-                                mr * nr * elem)
+    per_thread = thread_scratch(mr * nr * elem,
+                                kc_max * _ceil_div(n_panels, pixel_blocks) * nr * elem)
     return _result("packed", threads, per_thread, 0, weights,
                    {"kc_max": kc_max, "pixel_blocks": pixel_blocks,
                     "channel_blocks": channel_blocks})
