@@ -45,12 +45,8 @@ def test_one_isa_state_switches_both_extensions(capsys):
                 _TILE_SHAPES[level])
             fastconv.show_config()
             assert f"SIMD kernels  {level} " in capsys.readouterr().out
-        # The old per-module hooks set the same state.
-        assert _direct.select_isa("baseline") == "baseline"
-        assert _winograd.gemm_tile_shape("float32") == _TILE_SHAPES["baseline"][1]
-        assert _winograd.select_isa(_cpu.ISA_LEVELS.index(original)) == (
-            _cpu.ISA_LEVELS.index(original))
-        assert _direct.tile_shape("float32") == _TILE_SHAPES[original][0]
+        # Neither driver module keeps a level of its own to select.
+        assert not hasattr(_direct, "select_isa") and not hasattr(_winograd, "select_isa")
     finally:
         _cpu.select_isa(original)
     assert _isa.active_isa() == original

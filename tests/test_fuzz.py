@@ -11,7 +11,7 @@ applies to the case, both layouts, the fused ReLU, ``num_threads``, the
 function or a ``Conv2d`` layer, ``out=``, and inputs that are
 non-contiguous, Fortran-ordered, unaligned, read-only, byte-swapped or plain
 lists. Each test runs at every SIMD level up to the active one (the kernels
-are switched in-process through the private ``select_isa`` hooks and
+are switched in-process through the private ``_cpu.select_isa`` hook and
 restored afterwards), so ``FASTCONV_ISA=baseline`` still caps what runs.
 
 Every example checks, besides the values against the float64 (or exact
@@ -48,7 +48,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _direct, _isa, _winograd
+from fastconv import _cpu, _direct, _isa
 from cases import draw_padding
 from reference import (atol_for, conv2d_ref, expected_dtype, resolve_padding,
                        rtol_for, tolerance_scale)
@@ -68,7 +68,7 @@ PADDING_MODES = (("zeros", "zeros", "reflect", "replicate", "circular")
                  if HAS_PADDING_MODE else ("zeros",))
 NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
-ISA_LEVELS = tuple(_direct.ISA_LEVELS)
+ISA_LEVELS = tuple(_cpu.ISA_LEVELS)
 # Every level up to the active one: FASTCONV_ISA caps what this process runs.
 LEVELS = ISA_LEVELS[:ISA_LEVELS.index(_isa.active_isa()) + 1]
 
@@ -107,17 +107,15 @@ def examples(n):
 
 @contextlib.contextmanager
 def isa_level(name):
-    """Run the kernels of SIMD level ``name`` inside the block (private hooks;
-    the level is one state, fastconv._cpu's, which either hook sets)."""
+    """Run the kernels of SIMD level ``name`` inside the block (the package's
+    one ISA state, fastconv._cpu's; a private hook)."""
     original = _isa.active_isa()
-    got = _direct.select_isa(name)
-    _winograd.select_isa(ISA_LEVELS.index(got))
+    got = _cpu.select_isa(name)
     try:
         assert got == name, (got, name)
         yield got
     finally:
-        _direct.select_isa(original)
-        _winograd.select_isa(ISA_LEVELS.index(original))
+        _cpu.select_isa(original)
 
 
 # --- the strategy -------------------------------------------------------------
@@ -467,7 +465,7 @@ def test_isa_hook_switches_and_restores():
         with isa_level(level) as got:
             assert got == level
             shapes[level] = _direct.tile_shape("float32")
-    assert _direct.select_isa(original) == original
+    assert _cpu.select_isa(original) == original
     if len(LEVELS) > 1:
         assert len(set(shapes.values())) > 1, shapes
 

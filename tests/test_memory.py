@@ -270,15 +270,14 @@ def _guard_layer_cases():
 
 def _guard_page_child():
     """Child process: run every case with guarded operands; print progress."""
-    from fastconv import _direct, _isa, _winograd
+    from fastconv import _cpu, _isa
 
-    levels = _direct.ISA_LEVELS[:_direct.ISA_LEVELS.index(_isa.active_isa()) + 1]
+    levels = _cpu.ISA_LEVELS[:_cpu.ISA_LEVELS.index(_isa.active_isa()) + 1]
     guard = GuardedArrays()
     cases = _guard_cases()
     runs = 0
     for level in levels:
-        _direct.select_isa(level)
-        _winograd.select_isa(_direct.ISA_LEVELS.index(level))
+        _cpu.select_isa(level)
         for name, x, w, b, kwargs in cases:
             expected = fastconv.conv2d(x, w, b, **kwargs)
             for at in ("end", "start"):
@@ -334,14 +333,13 @@ def representative_workload():
     """A few calls of every path, algorithm and dtype at every SIMD level up
     to the active one: the script CONTRIBUTING.md runs under valgrind
     (``python tests/test_memory.py``)."""
-    from fastconv import _direct, _isa, _winograd
+    from fastconv import _cpu, _isa
 
-    levels = _direct.ISA_LEVELS[:_direct.ISA_LEVELS.index(_isa.active_isa()) + 1]
+    levels = _cpu.ISA_LEVELS[:_cpu.ISA_LEVELS.index(_isa.active_isa()) + 1]
     cases = _guard_cases()
     runs = 0
     for level in levels:
-        _direct.select_isa(level)
-        _winograd.select_isa(_direct.ISA_LEVELS.index(level))
+        _cpu.select_isa(level)
         for call in _leak_calls():  # new layers: packed weights depend on the level
             call()
             runs += 1

@@ -18,14 +18,11 @@ from ._cpu cimport kernel_table
 from ._kernels cimport *
 from ._parallel cimport THREAD_STATE_BYTES, SLOT_SHARED, ceil_div, numeric_t, run_work_items
 
-from . import _cpu
-
 import numpy as np
 
 # Kernels of the level in use: fastconv._cpu's one table.
 fc_use_kernel_table(kernel_table())
 
-ISA_LEVELS = _cpu.ISA_LEVELS
 #: Pixels of one channel-lanes tile.
 CHANNEL_LANES_TILE_PIXELS = FC_CHANNEL_LANES_PIXELS
 #: Elements past the right end of each of the plane kernel's padded rows.
@@ -38,15 +35,6 @@ def scratch_peak_bytes(bint reset=False):
     and of the planner's workspace). ``reset=True`` returns it and starts
     again from zero."""
     return fc_scratch_peak_bytes(reset)
-
-
-def select_isa(str name):
-    """Use the kernels of level ``name`` (capped at what the CPU supports) in
-    every extension: :func:`fastconv._cpu.select_isa`, the one ISA state.
-
-    Returns the level now in use.
-    """
-    return _cpu.select_isa(name)
 
 
 def tile_shape(dtype):

@@ -36,8 +36,6 @@ from ._parallel cimport (SLOT_SHARED, THREAD_STATE_BYTES, aligned, ceil_div, run
 from ._cpu cimport kernel_table
 from ._kernels cimport *
 
-from . import _cpu
-
 import numpy as np
 
 
@@ -53,13 +51,6 @@ def scratch_peak_bytes(bint reset=False):
     to hold at once since the last reset, in bytes (for tests of the scratch
     budgets). ``reset=True`` returns it and starts again from zero."""
     return fc_scratch_peak_bytes(reset)
-
-
-def select_isa(int level):
-    """Use the kernels of level ``ISA_LEVELS[level]`` in every extension (the
-    one ISA state, :func:`fastconv._cpu.select_isa`); returns the level in
-    use, as an index."""
-    return _cpu.ISA_LEVELS.index(_cpu.select_isa(_cpu.ISA_LEVELS[level]))
 
 
 def transform_matrices(int m):
