@@ -122,8 +122,20 @@ class Geometry(NamedTuple):
         return (self.batch * self.out_channels * self.out_h * self.out_w * self.taps)
 
 
-def _ceil_div(a: int, b: int) -> int:
+def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+# Bytes at the start of each thread's scratch that the drivers' parallel
+# idiom zeroes for the thread's state (_parallel.pxd: THREAD_STATE_BYTES).
+THREAD_STATE_BYTES = 64
+
+
+def thread_scratch(*parts: int) -> int:
+    """A thread's scratch as the drivers lay it out (``_parallel.pxd``): the
+    thread state, then the parts in bytes, each but the last rounded up to
+    64 bytes (where the next one starts)."""
+    return THREAD_STATE_BYTES + sum(ceil_div(part, 64) * 64 for part in parts[:-1]) + parts[-1]
 
 
 # -- threads ------------------------------------------------------------------
@@ -197,8 +209,8 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
         return 0
     if prepared:
         def gemm_size(m: int) -> int:
-            tiles = geo.batch * _ceil_div(geo.out_h, m) * _ceil_div(geo.out_w, m)
-            return (m + 2) ** 2 * _ceil_div(tiles, 16) * 16
+            tiles = geo.batch * ceil_div(geo.out_h, m) * ceil_div(geo.out_w, m)
+            return (m + 2) ** 2 * ceil_div(tiles, 16) * 16
 
         return 2 if gemm_size(2) < gemm_size(4) else 4
     if pixels <= 196 and weight_pairs >= 128 * 128:

@@ -18,7 +18,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 
 from .. import _direct
-from . import Geometry, Plan
+from . import Geometry, Plan, ceil_div, thread_scratch
 
 # Reduction taps per packed block: a B panel (taps x NR) stays in L1 while it
 # meets every weight panel.
@@ -47,20 +47,6 @@ SCRATCH_LIMIT_BYTES = 256 * 1024 * 1024
 # passes over them.
 CHANNEL_LANES_CHUNK_BYTES = 256 * 1024
 
-# Bytes at the start of each thread's scratch that the drivers' parallel
-# idiom zeroes for the thread's state (_parallel.pxd: THREAD_STATE_BYTES).
-THREAD_STATE_BYTES = 64
-
-
-def thread_scratch(*parts: int) -> int:
-    """A thread's scratch as the drivers lay it out: the thread state, then
-    the parts, each but the last rounded up to 64 bytes."""
-    return THREAD_STATE_BYTES + sum(-(-part // 64) * 64 for part in parts[:-1]) + parts[-1]
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
 
 def _balance(other: int, blocks: int, limit: int, threads: int) -> int:
     """Smallest ``b >= blocks`` (and <= ``limit``) such that ``other * b`` work
@@ -77,7 +63,7 @@ def _row_blocks_in_budget(one_row_bytes: int, two_rows_bytes: int, out_h: int) -
     row per block)."""
     per_row = max(two_rows_bytes - one_row_bytes, 1)
     rows_per_block = max(1, min(out_h, (ROWS_BYTES - one_row_bytes) // per_row + 1))
-    return _ceil_div(out_h, rows_per_block)
+    return ceil_div(out_h, rows_per_block)
 
 
 def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
@@ -93,10 +79,10 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
     # The GEMM paths read the weights in place, but for each group's last
     # panel of fewer than MR output channels (copied, zero-padded, with the
     # bias padded alike).
-    group_out_padded = _ceil_div(geo.group_out, mr) * mr
+    group_out_padded = ceil_div(geo.group_out, mr) * mr
     tails = 0 if group_out_padded == geo.group_out else geo.groups * mr * geo.taps
     weights = 0 if prepared else (tails + geo.groups * group_out_padded) * elem
-    if (geo.kernel_h * geo.kernel_w > 1 and _ceil_div(geo.out_h * geo.out_w, nr) > 4
+    if (geo.kernel_h * geo.kernel_w > 1 and ceil_div(geo.out_h * geo.out_w, nr) > 4
             and _rows_scratch_one_row(geo, nr) * elem <= SCRATCH_LIMIT_BYTES):
         # Row panels skip the per-tap copies of im2col; on a small image
         # packed panels waste less of the last panel than rows do, and its
@@ -131,7 +117,7 @@ def _plan_planes(geo: Geometry, elem: int, threads: int) -> Plan:
     if planes < 4 * threads:
         row_blocks = _balance(planes, row_blocks, geo.out_h, threads)
     threads = min(threads, planes * row_blocks)
-    per_thread = thread_scratch(_plane_scratch(geo, _ceil_div(geo.out_h, row_blocks)) * elem)
+    per_thread = thread_scratch(_plane_scratch(geo, ceil_div(geo.out_h, row_blocks)) * elem)
     return _result("planes", threads, per_thread, 0, 0, {"row_blocks": row_blocks})
 
 
@@ -164,7 +150,7 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
     7-8% faster on 56 and 112 wide stride-1 outputs; whole panels, which never
     go through the edge tile, win the ties.
     """
-    padded_w = _ceil_div(geo.out_w, nr) * nr
+    padded_w = ceil_div(geo.out_w, nr) * nr
     dense = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w < padded_w
     if dense:
         padded_w = geo.out_w
@@ -173,14 +159,14 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
         channels_bytes * rows_layout(geo, 1, padded_w)[1],
         channels_bytes * rows_layout(geo, 2, padded_w)[1], geo.out_h)
     images_groups = geo.batch * geo.groups
-    n_mpanels = _ceil_div(geo.group_out, mr)
+    n_mpanels = ceil_div(geo.group_out, mr)
     channel_blocks = 1
     items = images_groups * row_blocks
     if items < threads or (items < 8 * threads and items % threads):
         row_blocks, channel_blocks = _split_rows(geo, mr, nr, images_groups, row_blocks,
                                                  n_mpanels, threads, dense, padded_w)
     threads = min(threads, images_groups * row_blocks * channel_blocks)
-    rows_per_block = _ceil_div(geo.out_h, row_blocks)
+    rows_per_block = ceil_div(geo.out_h, row_blocks)
     # An edge tile, then the rows of all the group's channels plus a panel of
     # slack; the calling thread also holds the taps' offsets.
     per_thread = thread_scratch(
@@ -248,11 +234,11 @@ def _plan_packed(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
     cut follows the data each cut repeats: another pixel block re-reads the
     weights, another channel block re-packs the input, so the cheaper of the
     two is split first."""
-    kc_max = _ceil_div(geo.taps, _ceil_div(geo.taps, KC_MAX))  # equal chunks
-    n_panels = _ceil_div(geo.out_h * geo.out_w, nr)
-    n_mpanels = _ceil_div(geo.group_out, mr)
+    kc_max = ceil_div(geo.taps, ceil_div(geo.taps, KC_MAX))  # equal chunks
+    n_panels = ceil_div(geo.out_h * geo.out_w, nr)
+    n_mpanels = ceil_div(geo.group_out, mr)
     images_groups = geo.batch * geo.groups
-    pixel_blocks = _ceil_div(n_panels, max(1, PIXELS_PER_BLOCK // nr))
+    pixel_blocks = ceil_div(n_panels, max(1, PIXELS_PER_BLOCK // nr))
     channel_blocks = 1
     items = images_groups * pixel_blocks
     weights_dominate = geo.group_out * geo.taps >= geo.taps * n_panels * nr
@@ -269,7 +255,7 @@ def _plan_packed(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
             channel_blocks = _balance(images_groups * pixel_blocks, 1, n_mpanels, threads)
     threads = min(threads, images_groups * pixel_blocks * channel_blocks)
     per_thread = thread_scratch(mr * nr * elem,
-                                kc_max * _ceil_div(n_panels, pixel_blocks) * nr * elem)
+                                kc_max * ceil_div(n_panels, pixel_blocks) * nr * elem)
     return _result("packed", threads, per_thread, 0, weights,
                    {"kc_max": kc_max, "pixel_blocks": pixel_blocks,
                     "channel_blocks": channel_blocks})
@@ -299,15 +285,15 @@ def _plan_channel_lanes(geo: Geometry, dtype: np.dtype[Any], threads: int,
     kb = _direct.lanes_width(dtype)
     tile_pixels = _direct.CHANNEL_LANES_TILE_PIXELS
     kernel_taps = geo.kernel_h * geo.kernel_w
-    n_tiles = _ceil_div(geo.out_h * geo.out_w, tile_pixels)
-    n_kblocks = _ceil_div(geo.out_channels, kb)
+    n_tiles = ceil_div(geo.out_h * geo.out_w, tile_pixels)
+    n_kblocks = ceil_div(geo.out_channels, kb)
     base = geo.batch * n_kblocks
     pixel_groups = 1
     while ((base * pixel_groups) % threads and pixel_groups < n_tiles
            and base * pixel_groups < 4 * threads):
         pixel_groups += 1
     threads = min(threads, base * pixel_groups)
-    per_thread = thread_scratch(_ceil_div(n_tiles, pixel_groups) * tile_pixels * kb * elem)
+    per_thread = thread_scratch(ceil_div(n_tiles, pixel_groups) * tile_pixels * kb * elem)
     # The padded copy of the input it reads, and the offsets of the taps and
     # of the pixels.
     padded_input = (geo.batch * geo.channels * (geo.height + geo.pad_top + geo.pad_bottom)

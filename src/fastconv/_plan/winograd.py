@@ -15,7 +15,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 
 from .. import _winograd
-from . import Geometry, Plan
+from . import Geometry, Plan, ceil_div, thread_scratch
 
 # Transformed input V (a work item's tile panels x an input-channel chunk) and
 # GEMM results M per thread: they stay in L2/L3 while the GEMMs sweep them.
@@ -39,13 +39,9 @@ COOP_M_BYTES = 1 << 20
 U_CACHED_BYTES = 16 << 20
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def packed_weights_bytes(geo: Geometry, m: int, mr: int, elem: int) -> int:
     """The transformed weights U: groups x alpha^2 x K_pad x C/groups."""
-    return geo.groups * (m + 2) ** 2 * _ceil_div(geo.group_out, mr) * mr * geo.group_in * elem
+    return geo.groups * (m + 2) ** 2 * ceil_div(geo.group_out, mr) * mr * geo.group_in * elem
 
 
 def plan(geo: Geometry, dtype: np.dtype[Any], m: int, threads: int, prepared: bool) -> Plan:
@@ -53,16 +49,16 @@ def plan(geo: Geometry, dtype: np.dtype[Any], m: int, threads: int, prepared: bo
     elem = dtype.itemsize
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
     b: Dict[str, int] = {"mr": mr, "alpha2": (m + 2) ** 2}
-    b["tiles_w"] = _ceil_div(geo.out_w, m)
-    b["tiles_per_image"] = _ceil_div(geo.out_h, m) * b["tiles_w"]
+    b["tiles_w"] = ceil_div(geo.out_w, m)
+    b["tiles_per_image"] = ceil_div(geo.out_h, m) * b["tiles_w"]
     b["n_tiles"] = geo.batch * b["tiles_per_image"]
     half = nr // 2
-    if _ceil_div(b["n_tiles"], half) * half <= NARROW_LANES * _ceil_div(b["n_tiles"], nr) * nr:
+    if ceil_div(b["n_tiles"], half) * half <= NARROW_LANES * ceil_div(b["n_tiles"], nr) * nr:
         nr = half
     b["nr"] = nr
-    b["n_tile_panels"] = _ceil_div(b["n_tiles"], nr)
-    b["n_tile_blocks"] = _ceil_div(b["n_tile_panels"], PANELS)
-    n_kpanels = _ceil_div(geo.group_out, mr)
+    b["n_tile_panels"] = ceil_div(b["n_tiles"], nr)
+    b["n_tile_blocks"] = ceil_div(b["n_tile_panels"], PANELS)
+    n_kpanels = ceil_div(geo.group_out, mr)
     # Fewer tile blocks than threads: splitting the output channels would make
     # every channel block repeat the block's input transform (at 16 threads,
     # (8,256,256,14) ran slower than at 4). Instead all threads transform one
@@ -79,24 +75,24 @@ def plan(geo: Geometry, dtype: np.dtype[Any], m: int, threads: int, prepared: bo
         blocks += 1
     if (geo.groups * blocks) % threads == 0:
         b["n_tile_blocks"] = blocks
-    b["panels"] = _ceil_div(b["n_tile_panels"], b["n_tile_blocks"])
+    b["panels"] = ceil_div(b["n_tile_panels"], b["n_tile_blocks"])
     block_bytes = b["alpha2"] * b["panels"] * nr * elem
     cb = max(CB_MIN, V_BYTES // block_bytes)
-    b["cb"] = _ceil_div(geo.group_in, _ceil_div(geo.group_in, cb))
+    b["cb"] = ceil_div(geo.group_in, ceil_div(geo.group_in, cb))
     max_kpanels = max(1, M_BYTES // (block_bytes * mr))
-    channel_blocks = _ceil_div(n_kpanels, max_kpanels)
+    channel_blocks = ceil_div(n_kpanels, max_kpanels)
     # Still too few items for the threads, or unbalanced ones: split the
     # output channels further (each block repeats the input transform, a
     # small cost next to the GEMMs).
     base = geo.groups * b["n_tile_blocks"]
     if base * channel_blocks < threads or (
             base * channel_blocks < 8 * threads and (base * channel_blocks) % threads):
-        want = _ceil_div(threads, base)
+        want = ceil_div(threads, base)
         while want * base % threads and want < n_kpanels:
             want += 1
         channel_blocks = min(n_kpanels, max(channel_blocks, want))
-    b["kpanels_per_block"] = _ceil_div(n_kpanels, channel_blocks)
-    b["n_channel_blocks"] = _ceil_div(n_kpanels, b["kpanels_per_block"])
+    b["kpanels_per_block"] = ceil_div(n_kpanels, channel_blocks)
+    b["n_channel_blocks"] = ceil_div(n_kpanels, b["kpanels_per_block"])
     if can_cooperate and _static_imbalance(geo, b, threads) > IMBALANCE:
         return _cooperative(geo, b, m, threads, v_panel_bytes, elem, prepared)
     b["cooperative"] = 0
@@ -111,17 +107,17 @@ def _cooperative(geo: Geometry, b: Dict[str, int], m: int, threads: int,
     budgets allow, the output-channel panels shared out among the threads;
     each (group, tile block) is one round."""
     mr, nr, alpha2 = b["mr"], b["nr"], b["alpha2"]
-    n_kpanels = _ceil_div(geo.group_out, mr)
+    n_kpanels = ceil_div(geo.group_out, mr)
     u_bytes = alpha2 * n_kpanels * mr * geo.group_in * elem
     m_bytes = M_BYTES if u_bytes > U_CACHED_BYTES else COOP_M_BYTES
     b["cb"] = geo.group_in
     channel_blocks = min(n_kpanels, threads)
-    b["kpanels_per_block"] = _ceil_div(n_kpanels, channel_blocks)
-    b["n_channel_blocks"] = _ceil_div(n_kpanels, b["kpanels_per_block"])
+    b["kpanels_per_block"] = ceil_div(n_kpanels, channel_blocks)
+    b["n_channel_blocks"] = ceil_div(n_kpanels, b["kpanels_per_block"])
     panels = min(b["n_tile_panels"], V_BYTES // v_panel_bytes,
                  max(1, m_bytes // (alpha2 * b["kpanels_per_block"] * mr * nr * elem)))
-    b["n_tile_blocks"] = _ceil_div(b["n_tile_panels"], panels)
-    b["panels"] = _ceil_div(b["n_tile_panels"], b["n_tile_blocks"])
+    b["n_tile_blocks"] = ceil_div(b["n_tile_panels"], panels)
+    b["panels"] = ceil_div(b["n_tile_panels"], b["n_tile_blocks"])
     b["cooperative"] = 1
     threads = min(threads, b["n_channel_blocks"] * b["n_tile_panels"])
     # One shared V (the calling thread's); M and the tile scratch per thread.
@@ -148,7 +144,7 @@ def _static_imbalance(geo: Geometry, b: Dict[str, int], threads: int) -> float:
     panels) under OpenMP's static schedule, over the mean share."""
     n_tile_blocks, n_channel_blocks = b["n_tile_blocks"], b["n_channel_blocks"]
     n_items = geo.groups * n_tile_blocks * n_channel_blocks
-    n_kpanels = _ceil_div(geo.group_out, b["mr"])
+    n_kpanels = ceil_div(geo.group_out, b["mr"])
     items = np.arange(n_items)
     channel_block = items % n_channel_blocks
     tile_block = (items // n_channel_blocks) % n_tile_blocks
@@ -167,14 +163,10 @@ def _static_imbalance(geo: Geometry, b: Dict[str, int], threads: int) -> float:
 
 
 def _thread_bytes(b: Dict[str, int], m: int, elem: int, parts: Tuple[int, ...]) -> int:
-    """One thread's scratch as the driver asks for it (``_parallel.pxd``):
-    THREAD_STATE_BYTES (64), then ``parts`` (elements) and the tile scratch,
-    each rounded up to 64 bytes."""
-    return 64 + sum(_aligned(n * elem) for n in parts + (_tile_scratch_elems(b, m),))
-
-
-def _aligned(nbytes: int) -> int:
-    return -(-nbytes // 64) * 64
+    """One thread's scratch as the driver lays it out: ``parts`` (elements)
+    and the tile scratch, the last rounded up to 64 bytes too."""
+    tile = -(-_tile_scratch_elems(b, m) * elem // 64) * 64
+    return thread_scratch(*(n * elem for n in parts), tile)
 
 
 def _v_elems(b: Dict[str, int]) -> int:
