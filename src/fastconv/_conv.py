@@ -278,6 +278,7 @@ class ConvSpec:
                 f"dilation {self.dilation}")
         self.caches_weights = bool(cache)
         self.packed = PackedWeights(w, b, self.groups, cache=self.caches_weights)
+        self._last_geometry: Tuple[Any, Any] = (None, None)
 
     # -- shapes -------------------------------------------------------------
 
@@ -301,8 +302,17 @@ class ConvSpec:
 
     def geometry(self, input_shape: Sequence[int]) -> Geometry:
         """The geometry of a call on an input of ``input_shape`` (in this
-        spec's layout, batched or not); a ValueError names what is wrong."""
+        spec's layout, batched or not); a ValueError names what is wrong.
+        A layer's calls mostly repeat one shape: its geometry is kept."""
         shape = tuple(input_shape)
+        last_shape, last_geo = self._last_geometry  # one read: threads share a layer
+        if shape == last_shape:
+            return last_geo
+        geo = self._geometry(shape)
+        self._last_geometry = (shape, geo)
+        return geo
+
+    def _geometry(self, shape: Tuple[int, ...]) -> Geometry:
         channels_last = self.layout == "NHWC"
         batched_ndim = 2 + self.spatial
         if len(shape) not in (batched_ndim - 1, batched_ndim):
