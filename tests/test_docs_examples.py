@@ -9,6 +9,7 @@ links point to files (and headings) that exist.
   names a file of the checkout, and a ``#fragment`` a heading of that file.
 """
 
+import doctest
 import glob
 import os
 import re
@@ -18,6 +19,7 @@ import sys
 import pytest
 
 import fastconv
+from fastconv import _cpu, _openmp_helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -117,3 +119,14 @@ def test_relative_links_resolve(path):
         elif fragment and target_path.endswith(".md") and fragment not in _anchors(target_path):
             broken.append(f"{link}: no heading #{fragment}")
     assert not broken, f"{os.path.relpath(path, ROOT)}: " + "; ".join(broken)
+
+
+@pytest.mark.skipif(
+    _cpu.active_isa() != "avx512" or not _openmp_helpers.openmp_enabled(),
+    reason="docs/api.md shows the plans of an AVX-512 build with OpenMP")
+def test_api_doc_examples_are_real():
+    """The examples in docs/api.md (fastconv.plan's output included) print
+    what the page says."""
+    result = doctest.testfile(os.path.join(ROOT, "docs", "api.md"), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
