@@ -1,5 +1,6 @@
 """``python -m fastconv``: the worked example and one timed ResNet layer;
-``python -m fastconv bench``: fastconv against the installed peers."""
+``python -m fastconv bench``: fastconv against the installed peers;
+``python -m fastconv peak``: the CPU's measured multiply-add peak."""
 
 import argparse
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 
 from . import conv2d, show_config
 from ._benchmarking import cli as bench_cli
+from ._benchmarking import peak as peak_cli
 from ._benchmarking.layers import RESNET50_3X3
 from ._benchmarking.timing import best_of
 
@@ -56,7 +58,20 @@ def build_parser():
                     "GFLOP/s, speedups, fastconv's algorithm and max errors against float64.")
     bench_cli.add_arguments(bench)
     bench.set_defaults(run=bench_cli.main)
+    peak = commands.add_parser(
+        "peak", help="measure the CPU's multiply-add peak (GFLOP/s) per SIMD level",
+        description="Time an inline-assembly loop of independent multiply-adds (one the "
+                    "compiler cannot fold) at every SIMD level the CPU runs: the limit a "
+                    "kernel's GFLOP/s are measured against.")
+    peak.add_argument("--threads", type=int, nargs="+", default=[_default_threads()],
+                      metavar="N", help="thread counts besides 1 (default: %(default)s)")
+    peak.set_defaults(run=peak_cli.main)
     return parser
+
+
+def _default_threads():
+    from ._openmp_helpers import default_num_threads
+    return default_num_threads()
 
 
 def main(argv=None):

@@ -4,8 +4,10 @@ Each layer is run by every system that is installed (fastconv, NumPy
 im2col + matmul, ``torch.nn.functional.conv2d``, ``scipy.signal.correlate``
 on small layers), interleaved within each repeat, and the best time of the
 repeats is kept. The report is a Markdown table with the time, the effective
-GFLOP/s, fastconv's speedup over each peer, the algorithm fastconv ran and the
-maximum error of each system against a float64 reference. ``--json`` writes
+GFLOP/s and its share of the machine's multiply-add peak (measured at the
+start, ``fastconv._cpu.fma_peak``), fastconv's speedup over each peer, the
+algorithm and kernel path fastconv ran and the maximum error of each system
+against a float64 reference. ``--json`` writes
 the raw results, ``--plot`` draws a bar chart (needs matplotlib).
 """
 
@@ -18,8 +20,9 @@ from .._conv import ALGORITHMS
 from . import plot as plotting
 from .bench import blas_limits, run_bench
 from .layers import DEFAULT_LAYERS, LAYER_SYNTAX, parse_layers
+from .peak import given_peak, peak_report
 from .reference import reference_name
-from .report import cpu_name, machine_header, report
+from .report import add_peak_percent, cpu_name, machine_header, peak_line, report
 from .systems import PEERS, SCIPY_MAX_MACS, TorchSystem, make_systems
 
 __all__ = ["add_arguments", "main"]
@@ -80,11 +83,9 @@ def add_arguments(parser):
                         help="bar chart of GFLOP/s per layer and system (needs matplotlib: "
                              f"{plotting.INSTALL_HINT})")
     parser.add_argument("--peak", type=float, metavar="GFLOPS",
-                        help="peak GFLOP/s of one core drawn (times --threads) on the plot. "
-                             "Default: an estimate, not a measurement: "
-                             f"{plotting.ASSUMED_GHZ} GHz x FLOP/cycle of the SIMD level "
-                             "(AVX-512: 64 float32, i.e. ~280 GFLOP/s; AVX2: 32; halved "
-                             "for float64)")
+                        help="peak GFLOP/s of one core, times --threads, for the %% of peak "
+                             "column and the plot. Default: measured at the start of the "
+                             "run (python -m fastconv peak)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar on stderr")
 
@@ -100,12 +101,15 @@ def main(args):
     torch = next((s.torch for s in systems if isinstance(s, TorchSystem)), None)
     settings = {"threads": threads, "dtype": args.dtype, "repeats": args.repeats,
                 "algorithm": args.algorithm, "prepared": args.prepared}
+    peak = (peak_report(threads, args.dtype) if args.peak is None
+            else given_peak(args.peak, threads))
     limits, blas_note = blas_limits(threads)
     with limits:
         records = run_bench(layers, systems, args.dtype, args.repeats, args.progress, torch)
-    summary = {"machine": machine_header(settings, blas_note, systems), "settings": settings,
-               "reference": reference_name(torch),
-               "peak": plotting.peak_line(args.peak, args.dtype, threads), "layers": records}
+    add_peak_percent(records, peak["gflops"])
+    summary = {"machine": machine_header(settings, blas_note, systems) + [peak_line(peak)],
+               "settings": settings, "reference": reference_name(torch), "peak": peak,
+               "layers": records}
     print(report(records, summary["machine"], summary["reference"]))
     for line in missing:
         print(line)

@@ -1,19 +1,11 @@
 """``python -m fastconv bench --plot``: a bar chart of GFLOP/s per layer and
-system, with an estimated peak drawn as a line (needs matplotlib)."""
+system, with the measured multiply-add peak drawn as a line (needs
+matplotlib)."""
 
-import numpy as np
-
-from .._config import config_info
 from .systems import optional_import
 
-__all__ = ["INSTALL_HINT", "require_matplotlib", "plot", "peak_line", "estimated_peak",
-           "PEAK_FLOP_PER_CYCLE", "ASSUMED_GHZ"]
+__all__ = ["INSTALL_HINT", "require_matplotlib", "plot"]
 
-#: Estimated float32 FLOP per cycle per core for each SIMD level (two FMA
-#: pipes, as on AMD Zen 5), times an assumed 4.4 GHz: an estimate, not a
-#: measurement. float64 is half.
-PEAK_FLOP_PER_CYCLE = {"avx512": 64, "avx2": 32, "baseline": 16}
-ASSUMED_GHZ = 4.4
 #: How to install matplotlib for ``--plot`` (its help and the error without it).
 INSTALL_HINT = "pip install matplotlib (or pip install \".[bench]\" from a checkout)"
 
@@ -35,7 +27,8 @@ def plot(records, path, peak, title):
     path : str
         Output image (PNG).
     peak : dict
-        ``gflops`` (for the thread count) and ``source``, from :func:`peak_line`.
+        ``gflops`` (for the thread count) and ``source``, from
+        :func:`.peak.peak_report` (measured) or ``--peak``.
     title : str
     """
     import matplotlib
@@ -59,28 +52,3 @@ def plot(records, path, peak, title):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def estimated_peak(dtype, isa):
-    """Estimated peak GFLOP/s of one core (see PEAK_FLOP_PER_CYCLE)."""
-    per_cycle = PEAK_FLOP_PER_CYCLE.get(isa, PEAK_FLOP_PER_CYCLE["baseline"])
-    if np.dtype(dtype) == np.float64:
-        per_cycle //= 2
-    return per_cycle * ASSUMED_GHZ
-
-
-def peak_line(per_core, dtype, threads):
-    """The peak drawn on the plot: ``per_core`` GFLOP/s (None: the estimate
-    of :func:`estimated_peak`) times ``threads``.
-
-    Returns
-    -------
-    dict
-        ``gflops`` and ``source``, which says it is not a measurement.
-    """
-    if per_core is None:
-        per_core = estimated_peak(dtype, config_info()["isa"])
-        source = f"estimate: {per_core:.0f} per core x {threads} threads, not measured"
-    else:
-        source = f"--peak {per_core:g} per core x {threads} threads, not measured"
-    return {"gflops": per_core * threads, "source": source}

@@ -10,7 +10,7 @@ import numpy as np
 from .._config import config_info
 
 __all__ = ["Column", "COLUMNS", "TABLE_HEADERS", "table_rows", "markdown_table", "report",
-           "machine_header", "cpu_name"]
+           "machine_header", "cpu_name", "peak_line", "add_peak_percent"]
 
 
 def cpu_name():
@@ -46,6 +46,24 @@ def machine_header(settings, blas_note, systems):
     ]
 
 
+def peak_line(peak):
+    """The header line that says what "% of peak" is measured against."""
+    line = (f"Peak: {peak['gflops']:.0f} GFLOP/s on {peak['threads']} thread"
+            f"{'s' if peak['threads'] > 1 else ''}")
+    if peak["threads"] > 1:
+        line += f" ({peak['one_thread']:.0f} on 1)"
+    return line + f", {peak['source']}"
+
+
+def add_peak_percent(records, peak_gflops):
+    """Each result's GFLOP/s as a percentage of ``peak_gflops`` (Winograd,
+    which multiplies less, can pass 100%)."""
+    for record in records:
+        for result in record["results"].values():
+            if "gflops" in result and peak_gflops > 0:
+                result["peak_percent"] = 100.0 * result["gflops"] / peak_gflops
+
+
 def _fmt(value):
     """Three significant digits without an exponent (1234, 123, 12.3, 1.23, 0.123)."""
     rounded = float(f"{value:.3g}")
@@ -77,6 +95,8 @@ COLUMNS = (
     Column("path", lambda key, result, base: result.get("path", "")),
     Column("ms", lambda key, result, base: _fmt(result["best_ms"]), right=True),
     Column("GFLOP/s", lambda key, result, base: _fmt(result["gflops"]), right=True),
+    Column("% of peak", lambda key, result, base: (
+        f"{result['peak_percent']:.0f}%" if "peak_percent" in result else ""), right=True),
     Column("fastconv speedup", _speedup, right=True),
     Column("max error", lambda key, result, base: f"{result['max_error']:.1e}", right=True),
 )
@@ -120,8 +140,8 @@ def report(records, header, reference_name):
     rows, notes = table_rows(records)
     right = [2 + i for i, column in enumerate(COLUMNS) if column.right]
     legend = [
-        "GFLOP/s = 2*N*K*(C/groups)*kH*kW*Ho*Wo / best time; fastconv speedup = peer ms / "
-        "fastconv ms;",
+        "GFLOP/s = 2*N*K*(C/groups)*kH*kW*Ho*Wo / best time (Winograd multiplies less, so "
+        "its % of peak can pass 100%); fastconv speedup = peer ms / fastconv ms;",
         f"max error = max|y - y64| / max(conv(|x|, |w|)), y64 from {reference_name} "
         "(computed once per layer, not timed).",
     ]

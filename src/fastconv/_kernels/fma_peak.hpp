@@ -1,0 +1,119 @@
+/*
+ * The machine's multiply-add peak, measured: the physical limit the kernels'
+ * GFLOP/s are reported against (fastconv._cpu.fma_peak, the bench command).
+ *
+ * A loop of multiply-adds written with intrinsics or vector extensions does
+ * not measure it: the compiler sees identical accumulator chains and merges
+ * them into one, so "peak" comes out several times too high. These loops are
+ * inline assembly, which the compiler cannot fold: 12 independent
+ * accumulators (enough to cover the FMA latency of every x86 core with two
+ * FMA pipes), 12 multiply-add instructions per iteration, the count checked
+ * in the built module by tests/test_peak.py (objdump).
+ *
+ * Per level, in float32 lanes:
+ *   avx512    vfmadd231ps on zmm (16 lanes, 2 FLOP each)
+ *   avx2      vfmadd231ps on ymm (8 lanes, 2 FLOP each)
+ *   baseline  SSE2 has no FMA: mulps and addps on xmm, 6 + 6 independent
+ *             chains (4 lanes, 1 FLOP each)
+ * Only x86-64 with GCC or Clang has them; elsewhere fc_fma_peak_flop returns
+ * 0 (not measured).
+ */
+#ifndef FASTCONV_FMA_PEAK_HPP
+#define FASTCONV_FMA_PEAK_HPP
+
+#include "platform.hpp"
+
+#if FC_HAVE_X86_DISPATCH
+
+FC_TARGET_AVX512 __attribute__((noinline)) static void fc_fma_loop_avx512(long iterations)
+{
+    __asm__ volatile(
+        "vxorps %%zmm0,%%zmm0,%%zmm0\n vxorps %%zmm1,%%zmm1,%%zmm1\n"
+        "vxorps %%zmm2,%%zmm2,%%zmm2\n vxorps %%zmm3,%%zmm3,%%zmm3\n"
+        "vxorps %%zmm4,%%zmm4,%%zmm4\n vxorps %%zmm5,%%zmm5,%%zmm5\n"
+        "vxorps %%zmm6,%%zmm6,%%zmm6\n vxorps %%zmm7,%%zmm7,%%zmm7\n"
+        "vxorps %%zmm8,%%zmm8,%%zmm8\n vxorps %%zmm9,%%zmm9,%%zmm9\n"
+        "vxorps %%zmm10,%%zmm10,%%zmm10\n vxorps %%zmm11,%%zmm11,%%zmm11\n"
+        "vxorps %%zmm14,%%zmm14,%%zmm14\n vxorps %%zmm15,%%zmm15,%%zmm15\n"
+        "1:\n"
+        "vfmadd231ps %%zmm14,%%zmm15,%%zmm0\n vfmadd231ps %%zmm14,%%zmm15,%%zmm1\n"
+        "vfmadd231ps %%zmm14,%%zmm15,%%zmm2\n vfmadd231ps %%zmm14,%%zmm15,%%zmm3\n"
+        "vfmadd231ps %%zmm14,%%zmm15,%%zmm4\n vfmadd231ps %%zmm14,%%zmm15,%%zmm5\n"
+        "vfmadd231ps %%zmm14,%%zmm15,%%zmm6\n vfmadd231ps %%zmm14,%%zmm15,%%zmm7\n"
+        "vfmadd231ps %%zmm14,%%zmm15,%%zmm8\n vfmadd231ps %%zmm14,%%zmm15,%%zmm9\n"
+        "vfmadd231ps %%zmm14,%%zmm15,%%zmm10\n vfmadd231ps %%zmm14,%%zmm15,%%zmm11\n"
+        "dec %0\n jnz 1b\n"
+        "vzeroupper\n"
+        : "+r"(iterations)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+}
+
+FC_TARGET_AVX2 __attribute__((noinline)) static void fc_fma_loop_avx2(long iterations)
+{
+    __asm__ volatile(
+        "vxorps %%ymm0,%%ymm0,%%ymm0\n vxorps %%ymm1,%%ymm1,%%ymm1\n"
+        "vxorps %%ymm2,%%ymm2,%%ymm2\n vxorps %%ymm3,%%ymm3,%%ymm3\n"
+        "vxorps %%ymm4,%%ymm4,%%ymm4\n vxorps %%ymm5,%%ymm5,%%ymm5\n"
+        "vxorps %%ymm6,%%ymm6,%%ymm6\n vxorps %%ymm7,%%ymm7,%%ymm7\n"
+        "vxorps %%ymm8,%%ymm8,%%ymm8\n vxorps %%ymm9,%%ymm9,%%ymm9\n"
+        "vxorps %%ymm10,%%ymm10,%%ymm10\n vxorps %%ymm11,%%ymm11,%%ymm11\n"
+        "vxorps %%ymm14,%%ymm14,%%ymm14\n vxorps %%ymm15,%%ymm15,%%ymm15\n"
+        "1:\n"
+        "vfmadd231ps %%ymm14,%%ymm15,%%ymm0\n vfmadd231ps %%ymm14,%%ymm15,%%ymm1\n"
+        "vfmadd231ps %%ymm14,%%ymm15,%%ymm2\n vfmadd231ps %%ymm14,%%ymm15,%%ymm3\n"
+        "vfmadd231ps %%ymm14,%%ymm15,%%ymm4\n vfmadd231ps %%ymm14,%%ymm15,%%ymm5\n"
+        "vfmadd231ps %%ymm14,%%ymm15,%%ymm6\n vfmadd231ps %%ymm14,%%ymm15,%%ymm7\n"
+        "vfmadd231ps %%ymm14,%%ymm15,%%ymm8\n vfmadd231ps %%ymm14,%%ymm15,%%ymm9\n"
+        "vfmadd231ps %%ymm14,%%ymm15,%%ymm10\n vfmadd231ps %%ymm14,%%ymm15,%%ymm11\n"
+        "dec %0\n jnz 1b\n"
+        "vzeroupper\n"
+        : "+r"(iterations)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+}
+
+__attribute__((noinline)) static void fc_fma_loop_baseline(long iterations)
+{
+    __asm__ volatile(
+        "xorps %%xmm0,%%xmm0\n xorps %%xmm1,%%xmm1\n xorps %%xmm2,%%xmm2\n"
+        "xorps %%xmm3,%%xmm3\n xorps %%xmm4,%%xmm4\n xorps %%xmm5,%%xmm5\n"
+        "xorps %%xmm6,%%xmm6\n xorps %%xmm7,%%xmm7\n xorps %%xmm8,%%xmm8\n"
+        "xorps %%xmm9,%%xmm9\n xorps %%xmm10,%%xmm10\n xorps %%xmm11,%%xmm11\n"
+        "xorps %%xmm14,%%xmm14\n"
+        "1:\n"
+        "mulps %%xmm14,%%xmm0\n addps %%xmm14,%%xmm1\n mulps %%xmm14,%%xmm2\n"
+        "addps %%xmm14,%%xmm3\n mulps %%xmm14,%%xmm4\n addps %%xmm14,%%xmm5\n"
+        "mulps %%xmm14,%%xmm6\n addps %%xmm14,%%xmm7\n mulps %%xmm14,%%xmm8\n"
+        "addps %%xmm14,%%xmm9\n mulps %%xmm14,%%xmm10\n addps %%xmm14,%%xmm11\n"
+        "dec %0\n jnz 1b\n"
+        : "+r"(iterations)
+        :
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm14", "cc");
+}
+
+/* FLOP of one loop iteration at `level`. */
+static inline double fc_fma_peak_flop(int level)
+{
+    return level == FC_ISA_AVX512 ? 12.0 * 16 * 2 : level == FC_ISA_AVX2 ? 12.0 * 8 * 2 : 12.0 * 4;
+}
+
+/* Run `iterations` of the loop of `level` (which the CPU must support). */
+static inline void fc_fma_loop(int level, long iterations)
+{
+    if (level == FC_ISA_AVX512) fc_fma_loop_avx512(iterations);
+    else if (level == FC_ISA_AVX2) fc_fma_loop_avx2(iterations);
+    else fc_fma_loop_baseline(iterations);
+}
+
+#else
+
+static inline double fc_fma_peak_flop(int) { return 0.0; }
+static inline void fc_fma_loop(int, long) {}
+
+#endif /* FC_HAVE_X86_DISPATCH */
+
+#endif /* FASTCONV_FMA_PEAK_HPP */
