@@ -25,54 +25,31 @@
 
 #if FC_HAVE_X86_DISPATCH
 
+/* The FMA loop on R ("zmm" or "ymm") registers: 12 accumulators from zero,
+ * each iteration one vfmadd231ps into each of them. */
+#define FC_ZERO(R, N) "vxorps %%" R #N ",%%" R #N ",%%" R #N "\n"
+#define FC_FMA(R, N) "vfmadd231ps %%" R "14,%%" R "15,%%" R #N "\n"
+#define FC_FMA_LOOP_ASM(R)                                                         \
+    FC_ZERO(R, 0) FC_ZERO(R, 1) FC_ZERO(R, 2) FC_ZERO(R, 3) FC_ZERO(R, 4)          \
+    FC_ZERO(R, 5) FC_ZERO(R, 6) FC_ZERO(R, 7) FC_ZERO(R, 8) FC_ZERO(R, 9)          \
+    FC_ZERO(R, 10) FC_ZERO(R, 11) FC_ZERO(R, 14) FC_ZERO(R, 15)                    \
+    "1:\n"                                                                        \
+    FC_FMA(R, 0) FC_FMA(R, 1) FC_FMA(R, 2) FC_FMA(R, 3) FC_FMA(R, 4) FC_FMA(R, 5)  \
+    FC_FMA(R, 6) FC_FMA(R, 7) FC_FMA(R, 8) FC_FMA(R, 9) FC_FMA(R, 10)              \
+    FC_FMA(R, 11)                                                                  \
+    "dec %0\n jnz 1b\n vzeroupper\n"
+#define FC_FMA_CLOBBERS                                                            \
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",   \
+        "xmm10", "xmm11", "xmm14", "xmm15", "cc"
+
 FC_TARGET_AVX512 __attribute__((noinline)) static void fc_fma_loop_avx512(long iterations)
 {
-    __asm__ volatile(
-        "vxorps %%zmm0,%%zmm0,%%zmm0\n vxorps %%zmm1,%%zmm1,%%zmm1\n"
-        "vxorps %%zmm2,%%zmm2,%%zmm2\n vxorps %%zmm3,%%zmm3,%%zmm3\n"
-        "vxorps %%zmm4,%%zmm4,%%zmm4\n vxorps %%zmm5,%%zmm5,%%zmm5\n"
-        "vxorps %%zmm6,%%zmm6,%%zmm6\n vxorps %%zmm7,%%zmm7,%%zmm7\n"
-        "vxorps %%zmm8,%%zmm8,%%zmm8\n vxorps %%zmm9,%%zmm9,%%zmm9\n"
-        "vxorps %%zmm10,%%zmm10,%%zmm10\n vxorps %%zmm11,%%zmm11,%%zmm11\n"
-        "vxorps %%zmm14,%%zmm14,%%zmm14\n vxorps %%zmm15,%%zmm15,%%zmm15\n"
-        "1:\n"
-        "vfmadd231ps %%zmm14,%%zmm15,%%zmm0\n vfmadd231ps %%zmm14,%%zmm15,%%zmm1\n"
-        "vfmadd231ps %%zmm14,%%zmm15,%%zmm2\n vfmadd231ps %%zmm14,%%zmm15,%%zmm3\n"
-        "vfmadd231ps %%zmm14,%%zmm15,%%zmm4\n vfmadd231ps %%zmm14,%%zmm15,%%zmm5\n"
-        "vfmadd231ps %%zmm14,%%zmm15,%%zmm6\n vfmadd231ps %%zmm14,%%zmm15,%%zmm7\n"
-        "vfmadd231ps %%zmm14,%%zmm15,%%zmm8\n vfmadd231ps %%zmm14,%%zmm15,%%zmm9\n"
-        "vfmadd231ps %%zmm14,%%zmm15,%%zmm10\n vfmadd231ps %%zmm14,%%zmm15,%%zmm11\n"
-        "dec %0\n jnz 1b\n"
-        "vzeroupper\n"
-        : "+r"(iterations)
-        :
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+    __asm__ volatile(FC_FMA_LOOP_ASM("zmm") : "+r"(iterations) : : FC_FMA_CLOBBERS);
 }
 
 FC_TARGET_AVX2 __attribute__((noinline)) static void fc_fma_loop_avx2(long iterations)
 {
-    __asm__ volatile(
-        "vxorps %%ymm0,%%ymm0,%%ymm0\n vxorps %%ymm1,%%ymm1,%%ymm1\n"
-        "vxorps %%ymm2,%%ymm2,%%ymm2\n vxorps %%ymm3,%%ymm3,%%ymm3\n"
-        "vxorps %%ymm4,%%ymm4,%%ymm4\n vxorps %%ymm5,%%ymm5,%%ymm5\n"
-        "vxorps %%ymm6,%%ymm6,%%ymm6\n vxorps %%ymm7,%%ymm7,%%ymm7\n"
-        "vxorps %%ymm8,%%ymm8,%%ymm8\n vxorps %%ymm9,%%ymm9,%%ymm9\n"
-        "vxorps %%ymm10,%%ymm10,%%ymm10\n vxorps %%ymm11,%%ymm11,%%ymm11\n"
-        "vxorps %%ymm14,%%ymm14,%%ymm14\n vxorps %%ymm15,%%ymm15,%%ymm15\n"
-        "1:\n"
-        "vfmadd231ps %%ymm14,%%ymm15,%%ymm0\n vfmadd231ps %%ymm14,%%ymm15,%%ymm1\n"
-        "vfmadd231ps %%ymm14,%%ymm15,%%ymm2\n vfmadd231ps %%ymm14,%%ymm15,%%ymm3\n"
-        "vfmadd231ps %%ymm14,%%ymm15,%%ymm4\n vfmadd231ps %%ymm14,%%ymm15,%%ymm5\n"
-        "vfmadd231ps %%ymm14,%%ymm15,%%ymm6\n vfmadd231ps %%ymm14,%%ymm15,%%ymm7\n"
-        "vfmadd231ps %%ymm14,%%ymm15,%%ymm8\n vfmadd231ps %%ymm14,%%ymm15,%%ymm9\n"
-        "vfmadd231ps %%ymm14,%%ymm15,%%ymm10\n vfmadd231ps %%ymm14,%%ymm15,%%ymm11\n"
-        "dec %0\n jnz 1b\n"
-        "vzeroupper\n"
-        : "+r"(iterations)
-        :
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+    __asm__ volatile(FC_FMA_LOOP_ASM("ymm") : "+r"(iterations) : : FC_FMA_CLOBBERS);
 }
 
 __attribute__((noinline)) static void fc_fma_loop_baseline(long iterations)
@@ -91,8 +68,7 @@ __attribute__((noinline)) static void fc_fma_loop_baseline(long iterations)
         "dec %0\n jnz 1b\n"
         : "+r"(iterations)
         :
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-          "xmm10", "xmm11", "xmm14", "cc");
+        : FC_FMA_CLOBBERS);
 }
 
 /* FLOP of one loop iteration at `level`. */
