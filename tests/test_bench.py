@@ -52,7 +52,10 @@ def test_bench_command_prints_table_and_writes_json(tmp_path):
     assert len(fast["times_s"]) == 1
     assert fast["best_ms"] > 0 and fast["gflops"] > 0
     assert fast["peak_percent"] == pytest.approx(100 * fast["gflops"] / data["peak"]["gflops"])
-    assert fast["path"] == fastconv.plan((1, 8, 16, 16), (8, 8, 3, 3), padding=1).path
+    # The kernel path of fastconv.plan (computed in the bench's process, whose
+    # thread minimum the suite's fixture does not lift).
+    assert fast["path"] in ("winograd_tiles", "winograd_cooperative", "rows", "packed")
+    assert fast["path"].startswith("winograd") == fast["method"].startswith("winograd")
     assert fast["method"].endswith("(auto)")
     assert 0 <= fast["max_error"] < 1e-5
     numpy_peer = layer["results"]["numpy"]
