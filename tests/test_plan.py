@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _direct, _direct_gemm, _winograd
+from fastconv import _direct, _direct_gemm, _plan, _winograd
 
 LANES = _direct.lanes_width(np.float32) > 0
 
@@ -183,3 +183,16 @@ def test_planes_driver_rejects_a_blocking_that_does_not_fit():
         with pytest.raises(ValueError, match="row_blocks"):
             _direct.conv2d_planes(x, weight, bias, out, 3, 3, 1, 1, 0, 0, 1, 1, 4, 1,
                                   {"row_blocks": rows})
+
+
+def test_the_cases_above_reach_every_path_and_plans_are_read_only():
+    named = {case.values[-1] if hasattr(case, "values") else case[-1] for case in PATHS}
+    assert named == set(_plan.PATHS)
+    plan = fastconv.plan((1, 16, 30, 30), (24, 16, 3, 3), padding=1, algorithm="direct")
+    with pytest.raises(TypeError):
+        plan.blocking["row_blocks"] = 7  # plans are cached: nobody may change one
+    with pytest.raises(AttributeError):
+        plan.threads = 3
+    # equal plans have equal blocking
+    again = fastconv.plan((1, 16, 30, 30), (24, 16, 3, 3), padding=1, algorithm="direct")
+    assert again == plan and hash(again) == hash(plan) and again.blocking == plan.blocking

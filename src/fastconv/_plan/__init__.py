@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
@@ -40,8 +41,9 @@ from .. import _cpu, _direct, _openmp_helpers
 
 __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
-DIRECT_PATHS = ("planes", "rows", "packed", "shared_columns", "channel_lanes")
-WINOGRAD_PATHS = ("winograd_tiles", "winograd_cooperative")
+#: Every kernel path a plan may name.
+PATHS = ("planes", "rows", "packed", "shared_columns", "channel_lanes", "winograd_tiles",
+         "winograd_cooperative")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class Plan:
         unless the layer keeps them (``prepared``), plus the padded copy of
         the input that the channel-lanes path reads.
     blocking : mapping
-        The path's blocking, exactly as its compiled driver receives it.
+        The path's blocking, exactly as its compiled driver receives it
+        (read-only: plans are cached and shared).
     """
 
     algorithm: str
@@ -72,7 +75,10 @@ class Plan:
     tile: Optional[int]
     threads: int
     workspace_bytes: int
-    blocking: Mapping[str, int] = field(hash=False, compare=False, repr=False)
+    blocking: Mapping[str, int] = field(hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocking", MappingProxyType(dict(self.blocking)))
 
     def __repr__(self) -> str:
         tile = f", tile={self.tile}" if self.tile else ""
