@@ -1,7 +1,8 @@
 """Measure direct vs Winograd F(2x2)/F(4x4)/F(6x6) over a grid of 3x3 layers.
 
-The table it prints is where the ``algorithm="auto"`` rule in
-``fastconv/_conv.py`` comes from (see the README). For each layer it times,
+The table it prints is where the ``algorithm="auto"`` rule
+(``winograd_tile_rule`` in ``fastconv/_plan/__init__.py``) comes from
+(the runs are in auto_rule.md). For each layer it times,
 interleaved and best of ``--repeats``:
 
 * ``direct``: ``conv2d(..., algorithm="direct")`` (weights read in place),
