@@ -238,7 +238,6 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
     const fc_index k0 = panel * mr;
     const int lanes = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
     double g_lanes[9][FC_MR_MAX] __attribute__((aligned(64)));
-    T u_lanes[FC_MR_MAX];
     for (int i = 0; i < 9; ++i)
         for (int lane = lanes; lane < FC_MR_MAX; ++lane) g_lanes[i][lane] = 0.0;
     for (fc_index c = 0; c < channels; ++c) {
@@ -266,10 +265,17 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
                     for (int k = 0; k < 3; ++k)
                         if (W::G[j][k] != 0.0) u += W::G[j][k] * tmp[i][k];
                     const int n = mr - 8 * h < 8 ? mr - 8 * h : 8;
-                    for (int lane = 0; lane < n; ++lane) u_lanes[lane] = (T)u[lane];
-                    if (n > 0)
-                        std::memcpy(dst + (fc_index)(i * alpha + j) * xi_stride + 8 * h,
-                                    u_lanes, sizeof(T) * n);
+                    T *out = dst + (fc_index)(i * alpha + j) * xi_stride + 8 * h;
+                    if (n == 8) {
+                        /* A whole vector: one conversion and one store of a
+                         * constant size (a memcpy of a run-time size was a
+                         * library call per transform point). */
+                        typedef T tvec __attribute__((vector_size(8 * sizeof(T))));
+                        const tvec narrow = __builtin_convertvector(u, tvec);
+                        std::memcpy(out, &narrow, sizeof(narrow));
+                    } else {
+                        for (int lane = 0; lane < n; ++lane) out[lane] = (T)u[lane];
+                    }
                 }
         }
     }
