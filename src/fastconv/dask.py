@@ -58,18 +58,18 @@ import multiprocessing
 import os
 import threading
 from itertools import product
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from . import _openmp_helpers
 from ._checks import _result_dtypes
-from ._conv import ConvSpec
+from ._conv import Activation, Algorithm, ConvSpec, IntPair, Layout, PaddingArg, PaddingMode
 from ._layer import Conv2d
 from ._padding import _source_index
 from ._plan import make_plan, plan_threads
@@ -266,30 +266,24 @@ def _axis_steps(layers: List[Dict[str, Any]], tiles: List[Optional[int]], sizes:
     return a, b, maps, o0 - starts[-1]
 
 
-def _build(x: Any, layers: List[Dict[str, Any]], prepared: bool,
-           num_threads: Optional[int], name: str) -> Any:
-    if not isinstance(x, da.Array):
-        raise TypeError(f"x must be a dask.array.Array; got {type(x).__name__} "
-                        "(for NumPy arrays call fastconv.conv2d or the layer)")
-    threads_arg = check_num_threads(num_threads)
-    if any(math.isnan(c) for c in x.shape):
-        raise ValueError(f"x must have known chunk sizes; got shape {x.shape} "
-                         "(call x.compute_chunk_sizes() first)")
-    layouts = {s["layout"] for s in layers}
-    if len(layouts) > 1:
-        raise ValueError(f"layers must share one layout; got {sorted(layouts)}")
-    layout = layouts.pop()
-    batched = x.ndim == 4
-    if x.ndim not in (3, 4):
-        raise ValueError(f"x must have 4 dimensions (N, C, H, W) or 3 (C, H, W) "
-                         f"(channels last with layout='NHWC'); got shape {x.shape}")
-    if not batched:
-        x = x[np.newaxis]
-    c_axis, h_axis, w_axis = (3, 1, 2) if layout == "NHWC" else (1, 2, 3)
-    # Shapes, dtypes and the whole array's plan, layer by layer (this also
-    # checks every argument, as the whole call would).
-    shape, dtype = tuple(int(n) for n in x.shape), x.dtype
-    sizes_h, sizes_w, tiles, forced = [shape[h_axis]], [shape[w_axis]], [], []
+class _Whole(NamedTuple):
+    """What the whole array's calls run, layer by layer."""
+
+    sizes: Tuple[List[int], List[int]]  # H, W: the input's, then each layer's output's
+    tiles: List[Optional[int]]  # Winograd's tile size, or None (direct)
+    forced: List[str]  # the algorithm each chunk runs
+    shape: Tuple[int, ...]  # the last output's shape (batched)
+    dtype: np.dtype[Any]  # the last output's dtype
+
+
+def _whole_plan(layers: List[Dict[str, Any]], shape: Tuple[int, ...], dtype: np.dtype[Any],
+                layout: str, prepared: bool) -> _Whole:
+    """Shapes, dtypes and plans of the layers on the whole array; this also
+    checks every argument as the whole call would (the same errors)."""
+    h_axis, w_axis = (1, 2) if layout == "NHWC" else (2, 3)
+    sizes: Tuple[List[int], List[int]] = ([shape[h_axis]], [shape[w_axis]])
+    tiles: List[Optional[int]] = []
+    forced = []
     for s in layers:
         spec = ConvSpec(s["weight"], s["bias"], s["stride"], s["padding"], s["dilation"],
                         s["groups"], algorithm=s["algorithm"], cache=prepared,
@@ -301,70 +295,102 @@ def _build(x: Any, layers: List[Dict[str, Any]], prepared: bool,
         plan = spec.plan(geo, compute_dtype, kernel_threads(1))
         tiles.append(plan.tile if plan.algorithm == "winograd" else None)
         forced.append("direct" if plan.tile is None else f"winograd{plan.tile}")
-        sizes_h.append(geo.out_h)
-        sizes_w.append(geo.out_w)
-        shape = spec._result_shape(geo, True)
-        dtype = result_dtype
-    # Channels are the reduction axis: one chunk.
-    x = x.rechunk({c_axis: -1})
-    out_chunks: List[Tuple[int, ...]] = [()] * 4
-    out_chunks[0] = x.chunks[0]
-    out_chunks[c_axis] = (shape[c_axis],)
-    for axis, dim, sizes in ((0, h_axis, sizes_h), (1, w_axis, sizes_w)):
+        sizes[0].append(geo.out_h)
+        sizes[1].append(geo.out_w)
+        shape, dtype = spec._result_shape(geo, True), result_dtype
+    return _Whole(sizes, tiles, forced, shape, dtype)
+
+
+def _build(x: Any, layers: List[Dict[str, Any]], prepared: bool,
+           num_threads: Optional[int], name: str) -> Any:
+    """The lazy result of ``layers`` on ``x`` (batched or not)."""
+    if not isinstance(x, da.Array):
+        raise TypeError(f"x must be a dask.array.Array; got {type(x).__name__} "
+                        "(for NumPy arrays call fastconv.conv2d or the layer)")
+    threads_arg = check_num_threads(num_threads)
+    if any(math.isnan(c) for c in x.shape):
+        raise ValueError(f"x must have known chunk sizes; got shape {x.shape} "
+                         "(call x.compute_chunk_sizes() first)")
+    layouts = {s["layout"] for s in layers}
+    if len(layouts) > 1:
+        raise ValueError(f"layers must share one layout; got {sorted(layouts)}")
+    layout = layouts.pop()
+    if x.ndim not in (3, 4):
+        raise ValueError(f"x must have 4 dimensions (N, C, H, W) or 3 (C, H, W) "
+                         f"(channels last with layout='NHWC'); got shape {x.shape}")
+    batched = x.ndim == 4
+    if not batched:
+        x = x[np.newaxis]
+    c_axis, h_axis, w_axis = (3, 1, 2) if layout == "NHWC" else (1, 2, 3)
+    whole = _whole_plan(layers, tuple(int(n) for n in x.shape), x.dtype, layout, prepared)
+    x = x.rechunk({c_axis: -1})  # the channels are the reduction axis
+    out_chunks: List[Tuple[int, ...]] = [x.chunks[0], (), (), ()]
+    out_chunks[c_axis] = (whole.shape[c_axis],)
+    for axis, dim in ((0, h_axis), (1, w_axis)):
         chunks = x.chunks[dim]
         for index, s in enumerate(layers):
-            chunks = _output_chunks(chunks, sizes[index], sizes[index + 1],
-                                    s["weight"].shape[2 + axis], s["stride"][axis],
-                                    s["dilation"][axis], s["pads"][axis][0])
+            chunks = _output_chunks(chunks, whole.sizes[axis][index],
+                                    whole.sizes[axis][index + 1], s["weight"].shape[2 + axis],
+                                    s["stride"][axis], s["dilation"][axis], s["pads"][axis][0])
         out_chunks[dim] = chunks
-    chain = _Chain(layers, forced, prepared)
-    token = tokenize(x, [_layer_settings_token(s) for s in layers], forced, prepared,
-                     threads_arg)
-    chain_key = f"fastconv-layers-{tokenize([_layer_settings_token(s) for s in layers], forced, prepared)}"
-    out_name = f"{name}-{token}"
-    slice_name = f"fastconv-halo-{token}"
+    settings_token = tokenize([sorted(s.items()) for s in layers], whole.forced, prepared)
+    chain_key = f"fastconv-layers-{settings_token}"
+    out_name = f"{name}-{tokenize(x, settings_token, threads_arg)}"
     threads: Any = threads_arg if threads_arg is not None else _cluster_threads()
-    graph: Dict[Any, Any] = {}
-    in_bounds = [np.cumsum((0,) + c) for c in x.chunks]
-    out_bounds = [np.cumsum((0,) + c) for c in out_chunks]
+    # Along each spatial axis, per output chunk: the input range, the
+    # layers' index maps, the crop.
     axis_plans = {}
-    for axis, dim, sizes in ((0, h_axis, sizes_h), (1, w_axis, sizes_w)):
+    for axis, dim in ((0, h_axis), (1, w_axis)):
+        bounds = np.cumsum((0,) + out_chunks[dim])
         for j in range(len(out_chunks[dim])):
-            o0, o1 = int(out_bounds[dim][j]), int(out_bounds[dim][j + 1])
-            axis_plans[axis, j] = _axis_steps(layers, tiles, sizes, axis, o0, o1) + (o1 - o0,)
+            o0, o1 = int(bounds[j]), int(bounds[j + 1])
+            axis_plans[axis, j] = _axis_steps(layers, whole.tiles, whole.sizes[axis], axis,
+                                              o0, o1) + (o1 - o0,)
+    graph: Dict[Any, Any] = {chain_key: _Chain(layers, whole.forced, prepared)}
     for n, oh, ow in product(range(len(out_chunks[0])), range(len(out_chunks[h_axis])),
                              range(len(out_chunks[w_axis]))):
         (r0, r1, row_maps, row_crop, rows), (c0, c1, col_maps, col_crop, cols) = (
             axis_plans[0, oh], axis_plans[1, ow])
-        blocks = []
-        for bh in _touching(in_bounds[h_axis], r0, r1):
-            row = []
-            for bw in _touching(in_bounds[w_axis], c0, c1):
-                index = [n, 0, 0, 0]
-                index[h_axis], index[w_axis] = bh, bw
-                key = (x.name, *index)
-                h0, h1 = in_bounds[h_axis][bh], in_bounds[h_axis][bh + 1]
-                w0, w1 = in_bounds[w_axis][bw], in_bounds[w_axis][bw + 1]
-                cut: List[Any] = [slice(None)] * 4
-                cut[h_axis] = slice(max(r0, h0) - h0, min(r1, h1) - h0)
-                cut[w_axis] = slice(max(c0, w0) - w0, min(c1, w1) - w0)
-                if (max(r0, h0), min(r1, h1), max(c0, w0), min(c1, w1)) != (h0, h1, w0, w1):
-                    cut_key = (slice_name, n, oh, ow, bh, bw)
-                    graph[cut_key] = (_getitem, key, tuple(cut))
-                    key = cut_key
-                row.append(key)
-            blocks.append(row)
+        blocks = _region_blocks(graph, x, n, (h_axis, w_axis), (r0, r1), (c0, c1),
+                                out_name.replace(name, "fastconv-halo", 1), (oh, ow))
         out_index = [n, 0, 0, 0]
         out_index[h_axis], out_index[w_axis] = oh, ow
-        steps = list(zip(row_maps, col_maps))
         crop = (slice(row_crop, row_crop + rows), slice(col_crop, col_crop + cols))
-        graph[(out_name, *out_index)] = (_run_block, chain_key, blocks, steps, crop,
+        graph[(out_name, *out_index)] = (_run_block, chain_key, blocks,
+                                         list(zip(row_maps, col_maps)), crop,
                                          (h_axis, w_axis), threads)
-    graph[chain_key] = chain
     hlg = HighLevelGraph.from_collections(out_name, graph, dependencies=[x])
-    meta = np.empty((0,) * 4, dtype)
-    result = da.Array(hlg, out_name, tuple(out_chunks), meta=meta)
+    result = da.Array(hlg, out_name, tuple(out_chunks), meta=np.empty((0,) * 4, whole.dtype))
     return result if batched else result[0]
+
+
+def _region_blocks(graph: Dict[Any, Any], x: Any, n: int, axes: Tuple[int, int],
+                   rows: Tuple[int, int], cols: Tuple[int, int], name: str,
+                   out_index: Tuple[int, int]) -> List[List[Any]]:
+    """The keys of the pieces of ``x``'s blocks (batch block ``n``) that
+    make up the region ``rows`` x ``cols``, as rows of keys; a piece smaller
+    than its block is a getitem task added to ``graph`` (only it travels)."""
+    bounds = [np.cumsum((0,) + c) for c in x.chunks]
+    blocks = []
+    for bh in _touching(bounds[axes[0]], *rows):
+        row = []
+        for bw in _touching(bounds[axes[1]], *cols):
+            index = [n, 0, 0, 0]
+            index[axes[0]], index[axes[1]] = bh, bw
+            key: Any = (x.name, *index)
+            cut: List[Any] = [slice(None)] * 4
+            whole = True
+            for axis, block, (lo, hi) in ((axes[0], bh, rows), (axes[1], bw, cols)):
+                b0, b1 = int(bounds[axis][block]), int(bounds[axis][block + 1])
+                cut[axis] = slice(max(lo, b0) - b0, min(hi, b1) - b0)
+                whole = whole and lo <= b0 and hi >= b1
+            if not whole:
+                piece = (name, n, *out_index, bh, bw)
+                graph[piece] = (_getitem, key, tuple(cut))
+                key = piece
+            row.append(key)
+        blocks.append(row)
+    return blocks
 
 
 def _getitem(block: NDArray[Any], cut: Tuple[slice, ...]) -> NDArray[Any]:
@@ -376,16 +402,13 @@ def _touching(bounds: NDArray[Any], lo: int, hi: int) -> List[int]:
     return [i for i in range(len(bounds) - 1) if bounds[i] < hi and bounds[i + 1] > lo]
 
 
-def _layer_settings_token(settings: Dict[str, Any]) -> Any:
-    return sorted(settings.items())
-
-
 # -- the public functions -----------------------------------------------------
 
-def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1, *, algorithm: str = "auto",
-           num_threads: Optional[int] = None, layout: str = "NCHW",
-           activation: Optional[str] = None, padding_mode: str = "zeros") -> Any:
+def conv2d(x: Any, weight: ArrayLike, bias: Optional[ArrayLike] = None, stride: IntPair = 1,
+           padding: PaddingArg = 0, dilation: IntPair = 1, groups: int = 1, *,
+           algorithm: Algorithm = "auto", num_threads: Optional[int] = None,
+           layout: Layout = "NCHW", activation: Activation = None,
+           padding_mode: PaddingMode = "zeros") -> Any:
     """:func:`fastconv.conv2d` on a Dask array, lazily.
 
     Parameters
