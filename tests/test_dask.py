@@ -260,3 +260,15 @@ def test_docstring_examples_and_sections():
     for function in (fd.conv2d, fd.apply, fd.sequential):
         doc = inspect.getdoc(function)
         assert "Parameters\n----------" in doc and "Returns\n-------" in doc
+
+
+@pytest.mark.subprocess
+def test_docs_example_runs():
+    """docs/dask_example.py (the figures of docs/dask.md), at its small sizes:
+    the cluster's sums equal one process's."""
+    pytest.importorskip("distributed")
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "dask_example.py")
+    out = subprocess.run([sys.executable, script, "--small"], capture_output=True, text=True,
+                         timeout=180, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("LocalCluster:") == 2
