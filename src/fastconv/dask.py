@@ -53,6 +53,7 @@ the synchronous scheduler, all cores. ``num_threads=`` overrides it.
 
 from __future__ import annotations
 
+import copy
 import math
 import multiprocessing
 import os
@@ -92,12 +93,25 @@ class _ChunkSpec(ConvSpec):
                          algorithm=settings["algorithm"], cache=True,
                          layout=settings["layout"], activation=settings["activation"])
         self.forced, self.prepared = forced, prepared
+        self._zero_padded: Dict[Any, _ChunkSpec] = {}
 
     def plan(self, geo: Any, dtype: np.dtype[Any], requested_threads: int) -> Any:
         if requested_threads == OPENMP_DEFAULT:
             requested_threads = _openmp_helpers.default_num_threads()
         return make_plan(geo, dtype, plan_threads(requested_threads, geo),
                          algorithm=self.forced, prepared=self.prepared)
+
+    def zero_padded(self, pads: Tuple[Tuple[int, int], Tuple[int, int]]) -> "_ChunkSpec":
+        """This spec with implicit zero padding ``pads`` (the kernels' own,
+        no padded copy), sharing its packed weights."""
+        if pads == ((0, 0), (0, 0)):
+            return self
+        spec = self._zero_padded.get(pads)
+        if spec is None:
+            spec = copy.copy(self)
+            spec.padding, spec._last_geometry = pads, (None, None)
+            self._zero_padded[pads] = spec
+        return spec
 
 
 class _Chain:
@@ -137,17 +151,45 @@ def _take(array: NDArray[Any], index: NDArray[np.intp], axis: int) -> NDArray[An
     return np.take(padded, index, axis=axis)
 
 
+def _zero_ends(index: NDArray[np.intp]) -> Optional[Tuple[int, int, int]]:
+    """(zeros before, start, zeros after) when ``index`` is -1s, then
+    ``start, start + 1, ...``, then -1s; else None."""
+    inside = np.flatnonzero(index >= 0)
+    if not inside.size:
+        return None
+    first, last = int(inside[0]), int(inside[-1])
+    start = int(index[first])
+    if (np.array_equal(index[first:last + 1], np.arange(start, start + last + 1 - first))
+            and not (index[:first] >= 0).any() and not (index[last + 1:] >= 0).any()):
+        return first, start, index.size - 1 - last
+    return None
+
+
 def _run_block(chain: _Chain, blocks: List[List[NDArray[Any]]], steps: Any,
                crop: Tuple[slice, slice], axes: Tuple[int, int],
                threads: Any) -> NDArray[Any]:
     """One output chunk: the input region from its blocks' slices, then each
     layer on its padded region, then the crop to the chunk."""
     h_axis, w_axis = axes
-    region = np.concatenate([np.concatenate(row, axis=w_axis) for row in blocks], axis=h_axis)
+    region = (blocks[0][0] if len(blocks) == 1 and len(blocks[0]) == 1 else
+              np.concatenate([np.concatenate(row, axis=w_axis) for row in blocks],
+                             axis=h_axis))
     num_threads = _task_threads(threads)
-    for spec, (rows, cols) in zip(chain.specs(), steps):
-        region = _take(_take(region, rows, h_axis), cols, w_axis)
-        region = spec.apply(region, num_threads=num_threads)
+    for spec, maps in zip(chain.specs(), steps):
+        # Zeros only at the ends (zero padding) are the kernels' implicit
+        # padding; anything else is gathered into a padded copy.
+        pads = []
+        for axis, index in zip(axes, maps):
+            ends = _zero_ends(index)
+            if ends is None:
+                region = _take(region, index, axis)
+                pads.append((0, 0))
+            else:
+                before, start, after = ends
+                region = _take(region, np.arange(start, start + index.size - before - after),
+                               axis)
+                pads.append((before, after))
+        region = spec.zero_padded((pads[0], pads[1])).apply(region, num_threads=num_threads)
     where: List[Any] = [slice(None)] * region.ndim
     where[h_axis], where[w_axis] = crop
     return np.ascontiguousarray(region[tuple(where)])
