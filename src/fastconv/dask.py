@@ -539,7 +539,9 @@ def sequential(layers: Sequence[Conv2d], x: Any, *, num_threads: Optional[int] =
     x : dask.array.Array
         As for :func:`conv2d`.
     num_threads : int, optional
-        As for :func:`apply`.
+        Threads of each task; ``None``: the layers' ``num_threads`` if they
+        all have the same (not None), else the worker's cores divided among
+        its concurrent tasks.
 
     Returns
     -------
