@@ -193,6 +193,14 @@ def test_task_threads_rule(monkeypatch):
     with dask.config.set(num_workers=4):
         dask.compute(dask.delayed(probe)(), scheduler="threads")
     assert seen == [2]
+    # a distributed worker: the client's table, else its cores over its threads
+    from types import SimpleNamespace
+    worker = SimpleNamespace(address="tcp://w:1", state=SimpleNamespace(nthreads=4))
+    monkeypatch.setattr(fd, "_current_worker", lambda: worker)
+    assert fd._task_threads({"tcp://w:1": 3}) == 3
+    assert fd._task_threads({"tcp://other:1": 3}) == 2
+    assert fd._task_threads({}) == 2
+    assert fd._task_threads(5) == 5
 
 
 def test_errors():
