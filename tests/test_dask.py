@@ -251,7 +251,13 @@ def test_local_cluster_two_processes(cluster_client):
                                                 stride=2))
     layers = net("circular")
     y = fd.sequential(layers, x)
-    same(client.compute(y).result(timeout=60), run_net(layers, X))
+    distributed = pytest.importorskip("distributed")
+    with distributed.get_task_stream(client) as stream:
+        same(client.compute(y).result(timeout=60), run_net(layers, X))
+    # the layers are one task, run once; the workers fetch its result
+    ran = [task["key"] for task in stream.data]
+    assert len(ran) > 40
+    assert sum("fastconv-layers" in str(key) for key in ran) == 1
     # each task's threads: the cores over the 2 workers' threads
     table = fd._cluster_threads()
     assert sorted(table) == sorted(client.scheduler_info(n_workers=-1)["workers"])
