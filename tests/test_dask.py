@@ -93,6 +93,21 @@ def test_auto_winograd_on_spatial_chunks(options):
         same(y.compute(scheduler="sync"), fastconv.conv2d(x, w, **options))
 
 
+def test_winograd_blocking_differs_from_the_whole_calls():
+    """Chunks whose Winograd plan cuts the input channels (cb) and the
+    paths differently from the whole call's still give its bits."""
+    x = data((1, 2048, 40, 40))
+    w = data((32, 2048, 3, 3))
+    options = dict(padding=1, algorithm="winograd4", num_threads=1)
+    whole = fastconv.plan(x.shape, w.shape, **options)
+    chunk = fastconv.plan((1, 2048, 10, 42), w.shape, algorithm="winograd4", num_threads=1)
+    assert whole.blocking["cb"] < chunk.blocking["cb"] < 2048, (
+        "the premise (the channel chunks differ) no longer holds: pick other shapes")
+    want = fastconv.conv2d(x, w, **options)
+    y = fd.conv2d(da.from_array(x, chunks=(1, 2048, 8, 40)), w, **options)
+    same(y.compute(scheduler="sync"), want)
+
+
 def test_dtypes_layouts_and_unbatched():
     xi = RNG.integers(-50, 50, (2, 3, 17, 19))
     wi = RNG.integers(-3, 3, (4, 3, 3, 3))
