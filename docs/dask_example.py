@@ -56,25 +56,27 @@ def main():
     # One 3x3 filter over one single-channel image.
     kernel = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
 
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as cluster, \
-            Client(cluster) as client:
-        print(f"cluster: {args.workers} worker processes x 1 thread; "
-              f"threads per task {sorted(set(fastconv.dask._cluster_threads().values()))}")
-        results = {}
-        cases = [
-            ("batch", f"{batch} images 3x{side}x{side} -> 64 channels, 3x3",
-             da.random.default_rng(1).standard_normal(
-                 (batch, 3, side, side), dtype=np.float32,
-                 chunks=(16 if not args.small else 2, 3, side, side)),
-             lambda x: fastconv.dask.apply(layer, x), layer),
-            ("image", f"one {image}x{image} image, 1 -> 1 channel, 3x3, chunks {tile}x{tile}",
-             da.random.default_rng(2).standard_normal(
-                 (1, 1, image, image), dtype=np.float32, chunks=(1, 1, tile, tile)),
-             lambda x: fastconv.dask.conv2d(x, kernel, padding=1),
-             lambda x: fastconv.conv2d(x, kernel, padding=1)),
-        ]
-        for name, title, x, on_dask, on_numpy in cases:
+    results = {}
+    cases = [
+        ("batch", f"{batch} images 3x{side}x{side} -> 64 channels, 3x3",
+         lambda: da.random.default_rng(1).standard_normal(
+             (batch, 3, side, side), dtype=np.float32,
+             chunks=(16 if not args.small else 2, 3, side, side)),
+         lambda x: fastconv.dask.apply(layer, x), layer),
+        ("image", f"one {image}x{image} image, 1 -> 1 channel, 3x3, chunks {tile}x{tile}",
+         lambda: da.random.default_rng(2).standard_normal(
+             (1, 1, image, image), dtype=np.float32, chunks=(1, 1, tile, tile)),
+         lambda x: fastconv.dask.conv2d(x, kernel, padding=1),
+         lambda x: fastconv.conv2d(x, kernel, padding=1)),
+    ]
+    for name, title, make_x, on_dask, on_numpy in cases:
+        # A fresh cluster per case, so that each worker's peak is this case's.
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None, silence_logs=40) as cluster, \
+                Client(cluster) as client:
+            print(f"\ncluster: {args.workers} worker processes x 1 thread; threads per task "
+                  f"{sorted(set(fastconv.dask._cluster_threads().values()))}")
+            x = make_x()
             x = x.persist()
             wait(x)
             before = client.run(peak_rss_mb)
