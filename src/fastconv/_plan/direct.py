@@ -131,9 +131,10 @@ def _rows_scratch_one_row(geo: Geometry, nr: int) -> int:
     return geo.group_in * rows * (padded_w + reach)
 
 
-def rows_layout(geo: Geometry, out_rows: int, padded_w: int) -> Tuple[int, int]:
+def rows_layout(geo: Geometry, out_rows: Any, padded_w: int) -> Tuple[int, Any]:
     """``(phase_len, channel_stride)`` of fc_rows_plan (rows.hpp): the length
-    of a copied row phase and the elements one input channel takes."""
+    of a copied row phase and the elements one input channel takes, for
+    ``out_rows`` output rows (an int, or an array of them)."""
     phase_len = padded_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w
     if geo.stride_h != 1 or geo.stride_w != 1:
         return phase_len, geo.kernel_h * geo.stride_w * out_rows * phase_len
