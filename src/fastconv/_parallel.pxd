@@ -38,6 +38,24 @@ cdef enum:
     THREAD_STATE_BYTES = 64
 
 
+cdef inline char *_thread_scratch(size_t scratch_bytes) noexcept nogil:
+    """This thread's scratch (SLOT_THREAD) with its state zeroed, or NULL."""
+    cdef char *scratch = <char *>fc_scratch_acquire(SLOT_THREAD,
+                                                   THREAD_STATE_BYTES + scratch_bytes)
+    if scratch != NULL:
+        memset(scratch, 0, THREAD_STATE_BYTES)
+    return scratch
+
+
+cdef inline int _raise_if_stopped(fc_interrupt *interrupt, int alloc_failed) except -1:
+    """After a parallel region: the pending signal's exception, or
+    MemoryError if a thread had no scratch."""
+    raise_if_interrupted(interrupt)
+    if alloc_failed:
+        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
+    return 0
+
+
 cdef inline bint run_work_items(
         bint (*work)(const void *job, Py_ssize_t item, char *scratch,
                      const numeric_t *dtype) noexcept nogil,
@@ -56,19 +74,15 @@ cdef inline bint run_work_items(
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
-        scratch = <char *>fc_scratch_acquire(SLOT_THREAD, THREAD_STATE_BYTES + scratch_bytes)
+        scratch = _thread_scratch(scratch_bytes)
         if scratch == NULL:
             alloc_failed_ptr[0] = 1
-        else:
-            memset(scratch, 0, THREAD_STATE_BYTES)
         for item in prange(n_items, schedule='static'):
             if scratch != NULL and not fc_interrupted(interrupt_ptr):
                 if work(job, item, scratch, NULL):
                     flagged_ptr[0] = 1
         fc_scratch_release(SLOT_THREAD)
-    raise_if_interrupted(interrupt_ptr)
-    if alloc_failed:
-        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
+    _raise_if_stopped(interrupt_ptr, alloc_failed)
     return flagged
 
 
@@ -94,11 +108,9 @@ cdef inline bint run_rounds(
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)
     with nogil, parallel(num_threads=threads):
-        scratch = <char *>fc_scratch_acquire(SLOT_THREAD, THREAD_STATE_BYTES + scratch_bytes)
+        scratch = _thread_scratch(scratch_bytes)
         if scratch == NULL:
             alloc_failed_ptr[0] = 1
-        else:
-            memset(scratch, 0, THREAD_STATE_BYTES)
         for round_index in range(n_rounds):
             for phase in range(2):
                 for item in prange(phase_items(job, round_index, phase), schedule='static'):
@@ -106,9 +118,7 @@ cdef inline bint run_rounds(
                         if work(job, round_index, phase, item, scratch, NULL):
                             flagged_ptr[0] = 1
         fc_scratch_release(SLOT_THREAD)
-    raise_if_interrupted(interrupt_ptr)
-    if alloc_failed:
-        raise MemoryError("fastconv: cannot allocate per-thread scratch buffers")
+    _raise_if_stopped(interrupt_ptr, alloc_failed)
     return flagged
 
 
