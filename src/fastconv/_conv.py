@@ -278,6 +278,10 @@ class ConvSpec:
                 f"dilation {self.dilation}")
         self.caches_weights = bool(cache)
         self.packed = PackedWeights(w, b, self.groups, cache=self.caches_weights)
+        # What the planner is asked for: the algorithm option and whether the
+        # weights are kept. A subclass may plan otherwise (fastconv.dask's
+        # chunks force the whole array's algorithm).
+        self.plan_algorithm, self.plan_prepared = algorithm, self.caches_weights
         self._last_geometry: Tuple[Any, Any] = (None, None)
 
     # -- shapes -------------------------------------------------------------
@@ -379,7 +383,7 @@ class ConvSpec:
         if requested_threads == OPENMP_DEFAULT:
             requested_threads = _openmp_helpers.default_num_threads()
         return make_plan(geo, dtype, plan_threads(requested_threads, geo),
-                         algorithm=self.algorithm, prepared=self.caches_weights)
+                         algorithm=self.plan_algorithm, prepared=self.plan_prepared)
 
     def apply(self, input: ArrayLike, *, num_threads: Optional[int] = None,
               out: Optional[NDArray[Any]] = None) -> NDArray[Any]:
@@ -395,10 +399,10 @@ class ConvSpec:
         # Overlap is judged on the arrays themselves (memoryviews, __array__
         # objects and views of the caller's buffers included), not on what
         # the caller passed.
-        result = _check_out(out, self._result_shape(geo, batched), result_dtype,
-                            (x, self.weight, self.bias))
+        shape = self._result_shape(geo, batched)
+        result = _check_out(out, shape, result_dtype, (x, self.weight, self.bias))
         if result is None:
-            result = np.empty(self._result_shape(geo, batched), result_dtype)
+            result = np.empty(shape, result_dtype)
         if result.size == 0:
             return result
         plan = self.plan(geo, compute_dtype, requested_threads)

@@ -87,5 +87,5 @@ def execute(plan: Plan, spec: ConvSpec, geo: Geometry, x: NDArray[Any],
             # data also land here: the direct kernel then puts them exactly
             # where PyTorch does (a tile spreads them further).
             direct = make_plan(geo, dtype, plan.threads, algorithm="direct",
-                               prepared=spec.caches_weights)
+                               prepared=spec.plan_prepared)
             execute(direct, spec, geo, x, target, pad_top, pad_left)

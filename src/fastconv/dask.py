@@ -68,13 +68,11 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from numpy.typing import ArrayLike, NDArray
 
-from . import _openmp_helpers
 from ._checks import _result_dtypes
 from ._conv import Activation, Algorithm, ConvSpec, IntPair, Layout, PaddingArg, PaddingMode
 from ._layer import Conv2d
 from ._padding import _source_index
-from ._plan import make_plan, plan_threads
-from ._threads import OPENMP_DEFAULT, check_num_threads, kernel_threads
+from ._threads import check_num_threads, kernel_threads
 
 __all__ = ["conv2d", "apply", "sequential"]
 
@@ -83,8 +81,8 @@ __all__ = ["conv2d", "apply", "sequential"]
 
 class _ChunkSpec(ConvSpec):
     """A layer's spec as a chunk runs it: no padding (the task pads), and
-    the algorithm and tile the whole array's plan picked. ``algorithm`` stays
-    "auto" when the caller's was, so that a Winograd chunk holding NaN or Inf
+    the algorithm and tile the whole array's plan picked (its
+    ``plan_algorithm``). ``algorithm`` stays "auto" when the caller's was, so that a Winograd chunk holding NaN or Inf
     is recomputed with the direct kernel as "auto" does."""
 
     def __init__(self, settings: Dict[str, Any], forced: str, prepared: bool) -> None:
@@ -93,13 +91,8 @@ class _ChunkSpec(ConvSpec):
                          algorithm=settings["algorithm"], cache=True,
                          layout=settings["layout"], activation=settings["activation"])
         self.forced, self.prepared = forced, prepared
+        self.plan_algorithm, self.plan_prepared = forced, prepared
         self._zero_padded: Dict[Any, _ChunkSpec] = {}
-
-    def plan(self, geo: Any, dtype: np.dtype[Any], requested_threads: int) -> Any:
-        if requested_threads == OPENMP_DEFAULT:
-            requested_threads = _openmp_helpers.default_num_threads()
-        return make_plan(geo, dtype, plan_threads(requested_threads, geo),
-                         algorithm=self.forced, prepared=self.prepared)
 
     def zero_padded(self, pads: Tuple[Tuple[int, int], Tuple[int, int]]) -> "_ChunkSpec":
         """This spec with implicit zero padding ``pads`` (the kernels' own,
