@@ -202,6 +202,7 @@ extensions = [
     kernel_extension("_direct"),
     kernel_extension("_direct_gemm"),
     kernel_extension("_winograd"),
+    kernel_extension("_spectral"),
 ]
 
 

@@ -187,7 +187,9 @@ def test_planes_driver_rejects_a_blocking_that_does_not_fit():
 
 def test_the_cases_above_reach_every_path_and_plans_are_read_only():
     named = {case.values[-1] if hasattr(case, "values") else case[-1] for case in PATHS}
-    assert named == set(_plan.PATHS)
+    # The FFT paths (one per FFT library) have their own workspace test in
+    # test_fft.py: most of their memory is the FFTs' arrays, not kernel scratch.
+    assert named | {"fft_scipy", "fft_numpy"} == set(_plan.PATHS)
     plan = fastconv.plan((1, 16, 30, 30), (24, 16, 3, 3), padding=1, algorithm="direct")
     with pytest.raises(TypeError):
         plan.blocking["row_blocks"] = 7  # plans are cached: nobody may change one

@@ -31,7 +31,7 @@ from ._threads import OPENMP_DEFAULT, kernel_threads
 __all__ = ["conv2d", "plan", "Plan", "ConvSpec", "ALGORITHMS", "ACTIVATIONS", "LAYOUTS", "PADDING_MODES"]
 
 WINOGRAD_TILES = {"winograd2": 2, "winograd4": 4, "winograd6": 6}
-ALGORITHMS = ("auto", "direct", "winograd") + tuple(WINOGRAD_TILES)
+ALGORITHMS = ("auto", "direct", "winograd") + tuple(WINOGRAD_TILES) + ("fft",)
 #: Data layouts of the input and output; the weight is always (K, C/groups, kH, kW).
 LAYOUTS = ("NCHW", "NHWC")
 #: Activations fused into the kernels' output stage.
@@ -39,7 +39,7 @@ ACTIVATIONS = (None, "relu")
 
 IntPair = Union[int, Tuple[int, int]]
 PaddingArg = Union[int, Tuple[int, int], Literal["valid", "same"]]
-Algorithm = Literal["auto", "direct", "winograd", "winograd2", "winograd4", "winograd6"]
+Algorithm = Literal["auto", "direct", "winograd", "winograd2", "winograd4", "winograd6", "fft"]
 Layout = Literal["NCHW", "NHWC"]
 Activation = Optional[Literal["relu"]]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
@@ -269,7 +269,11 @@ class ConvSpec:
         self.out_channels: int = out_channels
         self.in_channels: int = group_in * self.groups
         self.kernel_size: Tuple[int, int] = (kernel_h, kernel_w)
-        if algorithm not in ("auto", "direct") and not (
+        if algorithm == "fft" and self.stride != (1, 1):
+            raise ValueError(
+                f"algorithm='fft' needs stride 1; got stride {self.stride} (use "
+                "algorithm='direct' or 'auto')")
+        if algorithm.startswith("winograd") and not (
                 self.kernel_size == (3, 3) and self.stride == (1, 1)
                 and self.dilation == (1, 1)):
             raise ValueError(
@@ -277,7 +281,8 @@ class ConvSpec:
                 f"got kernel {self.kernel_size}, stride {self.stride}, "
                 f"dilation {self.dilation}")
         self.caches_weights = bool(cache)
-        self.packed = PackedWeights(w, b, self.groups, cache=self.caches_weights)
+        self.packed = PackedWeights(w, b, self.groups, cache=self.caches_weights,
+                                    dilation=self.dilation)
         # What the planner is asked for: the algorithm option and whether the
         # weights are kept. A subclass may plan otherwise (fastconv.dask's
         # chunks force the whole array's algorithm).

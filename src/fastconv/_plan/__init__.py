@@ -25,6 +25,9 @@ winograd
     ``winograd_tiles``: each thread transforms, multiplies and transforms
     back its own blocks of tiles. ``winograd_cooperative``: all threads on
     one block of tiles at a time, sharing its transformed input.
+fft
+    ``fft_scipy`` or ``fft_numpy`` (whose FFTs run): overlap-save over
+    tiles, the spectral products on the GEMM tile (:mod:`fastconv._plan.fft`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
 #: Every kernel path a plan may name.
 PATHS = ("planes", "rows", "packed", "shared_columns", "channel_lanes", "winograd_tiles",
-         "winograd_cooperative")
+         "winograd_cooperative", "fft_scipy", "fft_numpy")
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,11 @@ class Plan:
 
     Parameters
     ----------
-    algorithm : {"direct", "winograd"}
+    algorithm : {"direct", "winograd", "fft"}
     path : str
         The kernel path: "planes", "rows", "packed", "shared_columns" or
-        "channel_lanes" (direct); "winograd_tiles" or "winograd_cooperative".
+        "channel_lanes" (direct); "winograd_tiles" or "winograd_cooperative";
+        "fft_scipy" or "fft_numpy" (the library whose FFTs run).
     tile : int or None
         Winograd's output tile size m of F(m x m, 3 x 3); None for direct.
     threads : int
@@ -228,7 +232,14 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
 
 def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
                      prepared: bool) -> Tuple[str, Optional[int]]:
-    """("direct", None) or ("winograd", m) for ``algorithm`` (validated)."""
+    """("direct", None), ("winograd", m) or ("fft", None) for ``algorithm``
+    (validated)."""
+    if algorithm == "fft":
+        if dtype.kind != "f":
+            raise ValueError(
+                "algorithm='fft' needs floating-point data; integer convolutions are "
+                "computed exactly by algorithm='direct'")
+        return "fft", None
     if algorithm.startswith("winograd"):
         if dtype.kind != "f":
             raise ValueError(
@@ -237,8 +248,11 @@ def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
         if algorithm == "winograd":
             return "winograd", winograd_tile_rule(geo, prepared) or 4
         return "winograd", int(algorithm[len("winograd"):])
-    if algorithm == "direct" or not winograd_applies(geo) or dtype.kind != "f":
+    if algorithm == "direct" or dtype.kind != "f":
         return "direct", None
+    if not winograd_applies(geo):
+        return ("fft", None) if fft.faster_than_direct(geo, dtype, prepared,
+                                                       _cpu.active_isa()) else ("direct", None)
     tile = winograd_tile_rule(geo, prepared)
     return ("winograd", tile) if tile else ("direct", None)
 
@@ -276,6 +290,8 @@ def _make_plan(geo: Geometry, dtype_char: str, threads: int, algorithm: str, pre
     if kind == "winograd":
         assert tile is not None
         return winograd.plan(geo, dtype, tile, threads, prepared)
+    if kind == "fft":
+        return fft.plan(geo, dtype, threads, prepared)
     return direct.plan(geo, dtype, threads, prepared, uses_channel_lanes(geo, dtype, prepared))
 
 
@@ -285,4 +301,4 @@ def clear_cache() -> None:
     _make_plan.cache_clear()
 
 
-from . import direct, winograd  # noqa: E402  (they use Plan and Geometry)
+from . import direct, fft, winograd  # noqa: E402  (they use Plan and Geometry)

@@ -1,0 +1,268 @@
+"""Plans of the FFT convolution (private; see :mod:`fastconv._plan`).
+
+Overlap-save over tiles: the output is cut into tiles of ``tile_h x tile_w``
+pixels; each reads an ``fft_h x fft_w`` window of the padded input
+(``fft = tile + dilated kernel - 1``), whose real FFT is multiplied by the
+conjugated spectra of the weights, summed over the input channels (the
+spectral products, ``fastconv._spectral``) and transformed back; the first
+``tile_h x tile_w`` values of each window are the correlation. A chunk of
+``images x band_rows`` rows of tiles is transformed at a time, so the memory
+is bounded by ``CHUNK_BYTES`` however large the image.
+
+The FFT sizes are the 2-3-5-smooth sizes that minimise a cost model whose
+constants were measured here (``tools/tuning/fft_costs.py``): the transforms
+cost ``FFT_NS[backend]`` per point and log2 of the window size, the products
+``PRODUCT_NS`` per real multiply-add.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from .. import _fft, _winograd
+from . import Geometry, Plan, ceil_div, thread_scratch
+
+# The cost model that chooses the windows (and, with the direct kernel's, the
+# algorithm of "auto"): single-thread nanoseconds, measured here with
+# tools/tuning/fft_costs.py on float32.
+# A batched real FFT, forward or inverse, per point and log2(window points).
+# NumPy's does not vectorise across transforms: its forward costs ~5x SciPy's.
+FFT_NS = {"scipy": 0.24, "numpy": 0.6}
+# The spectral products per multiply-add of the GEMM tile, its padding
+# included (rows to MR, columns to NR), plus a gather/scatter share that
+# shrinks as the reduction (2 C/groups) grows: 0.045 at 2 C/groups = 8,
+# 0.022 at 32, 0.014 from 128 on.
+PRODUCT_NS = 0.014
+PRODUCT_GATHER_NS = 0.25
+# A complex product of one input spectrum by a weight spectrum (one input
+# channel per group: NumPy broadcasting).
+BROADCAST_NS = 1.5
+# Per element of the padded input copy and of the output (crop, bias).
+COPY_NS = 0.8
+# Per chunk: Python and FFT set-up.
+CHUNK_NS = 40_000
+# A one-off call's weight spectra: float64 FFTs per point and log2, and
+# packing per element of the packed panels.
+WEIGHT_FFT_NS = 0.5
+PACK_NS = 1.0
+# The direct kernel per multiply-add at one thread, by instruction-set level:
+# with many input channels per group, and with at most PLANES_MAX_GROUP_IN
+# (the plane kernel: no reuse of inputs across channels). Measured here on
+# (1,16,128,128) 11x11 -> 16, (1,64,56,56) 5x5 -> 64 and (1,1,512,512) 15x15.
+DIRECT_NS = {"avx512": 0.0115, "avx2": 0.02, "baseline": 0.05}
+DIRECT_PLANES_NS = {"avx512": 0.09, "avx2": 0.11, "baseline": 0.2}
+PLANES_MAX_GROUP_IN = 4
+# "auto" picks the FFT when the model expects it this many times faster, and
+# never for kernels of fewer taps.
+FFT_MARGIN = 1.25
+MIN_TAPS = 25
+# Largest FFT window side considered, and the memory of one chunk of tiles
+# (input and output spectra, output windows): the FFTs over the first axes
+# slow down ~2.5x once their arrays leave L2 (2 MiB per core here).
+MAX_FFT = 512
+CHUNK_BYTES = 4 << 20
+# Output-tile panels per work item of the spectral products: their B panels
+# (2 C/groups x NR each) and results stay in L2 while every weight panel
+# meets them.
+PANELS = 4
+
+
+def _smooth_sizes(limit: int) -> List[int]:
+    sizes = []
+    for two in range(0, 10):
+        for three in range(0, 7):
+            for five in range(0, 5):
+                size = 2**two * 3**three * 5**five
+                if size <= limit and size % 2 == 0:
+                    sizes.append(size)
+    return sorted(sizes)
+
+
+SIZES = _smooth_sizes(MAX_FFT)
+
+
+def _axis_sizes(span: int, out: int) -> List[int]:
+    """Window sides worth trying along an axis: smooth sizes whose tiles are
+    at least the kernel's span (smaller ones repeat most of the input in
+    every window), up to the first that holds the whole output."""
+    whole = span - 1 + out
+    sizes = [s for s in SIZES if s >= min(2 * span - 1, whole)]
+    fitting = [s for s in sizes if s < whole]
+    bigger = [s for s in sizes if s >= whole][:1]
+    return fitting + bigger or [SIZES[-1]]
+
+
+def spans(geo: Geometry) -> Tuple[int, int]:
+    """The dilated kernel's height and width."""
+    return geo.dil_h * (geo.kernel_h - 1) + 1, geo.dil_w * (geo.kernel_w - 1) + 1
+
+
+def _blocking(geo: Geometry, windows: Tuple[int, int], mr: int, nr: int,
+              elem: int) -> Dict[str, int]:
+    """Windows, tiles and chunks (images x rows of tiles) of the FFT path."""
+    fft_h, fft_w = windows
+    span_h, span_w = spans(geo)
+    b = {"fft_h": fft_h, "fft_w": fft_w, "tile_h": fft_h - span_h + 1,
+         "tile_w": fft_w - span_w + 1}
+    b["tiles_h"] = ceil_div(geo.out_h, b["tile_h"])
+    b["tiles_w"] = ceil_div(geo.out_w, b["tile_w"])
+    row_bytes = _tile_bytes(geo, windows, elem) * b["tiles_w"]  # a row of tiles of an image
+    image_bytes = row_bytes * b["tiles_h"]
+    if image_bytes <= CHUNK_BYTES:
+        b["band_rows"] = b["tiles_h"]
+        b["images"] = max(1, min(geo.batch, CHUNK_BYTES // image_bytes))
+    else:
+        b["band_rows"] = max(1, CHUNK_BYTES // row_bytes)
+        b["images"] = 1
+    columns = b["images"] * b["band_rows"] * b["tiles_w"]
+    b["panels"] = min(PANELS, ceil_div(columns, nr))
+    return b
+
+
+def _split_for_threads(geo: Geometry, b: Dict[str, int], threads: int) -> None:
+    """Smaller chunks, if need be, so that there is one per thread."""
+    n_chunks, _ = _chunks(geo, b)
+    if n_chunks >= threads:
+        return
+    if b["images"] > 1:
+        b["images"] = max(1, geo.batch // threads)
+        n_chunks, _ = _chunks(geo, b)
+    if n_chunks < threads:
+        per_image = ceil_div(threads, ceil_div(geo.batch, b["images"]))
+        b["band_rows"] = max(1, b["tiles_h"] // per_image)
+
+
+def _tile_bytes(geo: Geometry, windows: Tuple[int, int], elem: int) -> int:
+    """One tile's share of a chunk: its input and output spectra (complex)
+    and its output windows (real)."""
+    fft_h, fft_w = windows
+    frequencies = fft_h * (fft_w // 2 + 1)
+    return (frequencies * 2 * elem * (geo.channels + geo.out_channels)
+            + fft_h * fft_w * elem * geo.out_channels)
+
+
+def _chunks(geo: Geometry, b: Dict[str, int]) -> Tuple[int, int]:
+    """(number of chunks, columns of a full chunk)."""
+    n = ceil_div(geo.batch, b["images"]) * ceil_div(b["tiles_h"], b["band_rows"])
+    return n, b["images"] * b["band_rows"] * b["tiles_w"]
+
+
+def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: bool,
+            mr: int, nr: int) -> float:
+    """Estimated single-thread time of the FFT path with these windows."""
+    b = _blocking(geo, windows, mr, nr, 4)
+    fft_h, fft_w = windows
+    points, frequencies = fft_h * fft_w, fft_h * (fft_w // 2 + 1)
+    log = math.log2(points)
+    tiles = geo.batch * b["tiles_h"] * b["tiles_w"]
+    n_chunks, columns = _chunks(geo, b)
+    transforms = FFT_NS[backend] * tiles * points * log * (geo.channels + geo.out_channels)
+    rows = ceil_div(2 * geo.group_out, mr) * mr
+    if geo.group_in == 1:
+        products = BROADCAST_NS * tiles * frequencies * geo.out_channels
+    else:
+        # Each chunk's last panel is NR / 2 wide when that holds it.
+        half = nr // 2
+        padded_columns = n_chunks * (columns // nr * nr + ceil_div(columns % nr, half) * half)
+        products = ((PRODUCT_NS + PRODUCT_GATHER_NS / (2 * geo.group_in)) * geo.groups
+                    * frequencies * padded_columns * rows * 2 * geo.group_in)
+    copies = COPY_NS * geo.batch * (
+        geo.channels * (b["tiles_h"] * b["tile_h"] + fft_h - b["tile_h"])
+        * (b["tiles_w"] * b["tile_w"] + fft_w - b["tile_w"])
+        + geo.out_channels * geo.out_h * geo.out_w)
+    weights = 0.0
+    if not prepared:
+        kernel_rows = spans(geo)[0]
+        weights = WEIGHT_FFT_NS * geo.out_channels * geo.group_in * (
+            kernel_rows * fft_w * math.log2(fft_w) + frequencies * math.log2(fft_h))
+        if geo.group_in > 1:
+            weights += PACK_NS * geo.groups * frequencies * rows * 2 * geo.group_in
+    return transforms + products + copies + weights + CHUNK_NS * n_chunks
+
+
+def choose_windows(geo: Geometry, backend: str, prepared: bool, mr: int,
+                   nr: int) -> Tuple[int, int]:
+    """The windows of least estimated cost: the best square-sided pair of
+    candidate sizes, then each side improved in turn (a full search of the
+    pairs would cost milliseconds per plan)."""
+    span_h, span_w = spans(geo)
+    heights, widths = _axis_sizes(span_h, geo.out_h), _axis_sizes(span_w, geo.out_w)
+
+    def cost(windows: Tuple[int, int]) -> float:
+        return cost_ns(geo, windows, backend, prepared, mr, nr)
+
+    best = min(((h, min(widths, key=lambda w: abs(w - h))) for h in heights), key=cost)
+    for _ in range(2):
+        best = min(((best[0], w) for w in widths), key=cost)
+        best = min(((h, best[1]) for h in heights), key=cost)
+    return best
+
+
+def faster_than_direct(geo: Geometry, dtype: np.dtype[Any], prepared: bool, isa: str) -> bool:
+    """Whether ``algorithm="auto"`` runs the FFT path: the cost model says
+    it takes at most 1 / FFT_MARGIN of the direct kernel's time. Only for
+    stride 1, float data and kernels of at least MIN_TAPS taps: the direct
+    kernel (or Winograd) wins below, where the model is not worth its time."""
+    if (dtype.kind != "f" or (geo.stride_h, geo.stride_w) != (1, 1)
+            or geo.kernel_h * geo.kernel_w < MIN_TAPS or geo.batch == 0):
+        return False
+    mr, nr = _winograd.gemm_tile_shape(dtype.name)
+    windows = choose_windows(geo, _fft.backend(), prepared, mr, nr)
+    fft = cost_ns(geo, windows, _fft.backend(), prepared, mr, nr)
+    table = DIRECT_PLANES_NS if geo.group_in <= PLANES_MAX_GROUP_IN else DIRECT_NS
+    return fft * FFT_MARGIN < table.get(isa, table["baseline"]) * geo.multiply_adds
+
+
+def packed_weights_bytes(geo: Geometry, fft_h: int, fft_w: int, mr: int, elem: int) -> int:
+    """The weights' spectra: complex per (frequency, K, C/groups), or packed
+    as the GEMM tile's panels of the real form (2 K/groups rows rounded up
+    to MR, 2 C/groups columns)."""
+    frequencies = fft_h * (fft_w // 2 + 1)
+    if geo.group_in == 1:
+        return frequencies * geo.out_channels * 2 * elem
+    rows = ceil_div(2 * geo.group_out, mr) * mr
+    return geo.groups * frequencies * rows * 2 * geo.group_in * elem
+
+
+def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool) -> Plan:
+    """The windows, chunks and blocking of the FFT convolution."""
+    mr, nr = _winograd.gemm_tile_shape(dtype.name)
+    windows = choose_windows(geo, _fft.backend(), prepared, mr, nr)
+    return plan_windows(geo, dtype, threads, prepared, windows)
+
+
+def plan_windows(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
+                 windows: Tuple[int, int]) -> Plan:
+    """The plan with FFT windows of ``windows`` = (fft_h, fft_w), each at
+    least the dilated kernel's span (tools/tuning/fft_costs.py times them)."""
+    elem = dtype.itemsize
+    mr, nr = _winograd.gemm_tile_shape(dtype.name)
+    b = _blocking(geo, windows, mr, nr, elem)
+    _split_for_threads(geo, b, threads)
+    n_chunks, columns = _chunks(geo, b)
+    frequencies = b["fft_h"] * (b["fft_w"] // 2 + 1)
+    # Each of `workers` threads runs whole chunks, its FFTs and spectral
+    # products on one thread; with one chunk, the FFT library and the
+    # products each take all the threads (the products no more than their
+    # work items, and none with one input channel per group: NumPy
+    # broadcasting multiplies those).
+    b["workers"] = min(threads, n_chunks)
+    b["fft_threads"] = 1 if b["workers"] > 1 else threads
+    items = geo.groups * frequencies * ceil_div(columns, b["panels"] * nr)
+    b["product_threads"] = (0 if geo.group_in == 1 else
+                            1 if b["workers"] > 1 else min(threads, items))
+    span_h, span_w = spans(geo)
+    padded = (geo.batch * geo.channels * (b["tiles_h"] * b["tile_h"] + span_h - 1)
+              * (b["tiles_w"] * b["tile_w"] + span_w - 1) * elem)
+    scratch = 0
+    if geo.group_in > 1:
+        rows = ceil_div(2 * geo.group_out, mr) * mr
+        scratch = max(b["workers"], b["product_threads"]) * thread_scratch(
+            b["panels"] * 2 * geo.group_in * nr * elem, rows * b["panels"] * nr * elem)
+    weights = 0 if prepared else packed_weights_bytes(geo, b["fft_h"], b["fft_w"], mr, elem)
+    chunk = b["workers"] * columns * _tile_bytes(geo, windows, elem)
+    return Plan("fft", f"fft_{_fft.backend()}", None, threads,
+                padded + chunk + scratch + weights, b)
