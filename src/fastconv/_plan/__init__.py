@@ -25,6 +25,9 @@ winograd
     ``winograd_tiles``: each thread transforms, multiplies and transforms
     back its own blocks of tiles. ``winograd_cooperative``: all threads on
     one block of tiles at a time, sharing its transformed input.
+weight gradient
+    ``weight_gemm``: one GEMM per group and kernel tap, the batch and the
+    pixels its reduction (:mod:`fastconv._plan.weight_grad`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from .. import _cpu, _direct, _openmp_helpers
 
 __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
-#: Every kernel path a plan may name.
+#: Every kernel path a conv2d plan may name (the weight gradient's plan,
+#: fastconv._plan.weight_grad, names "weight_gemm").
 PATHS = ("planes", "rows", "packed", "shared_columns", "channel_lanes", "winograd_tiles",
          "winograd_cooperative")
 
@@ -285,4 +289,4 @@ def clear_cache() -> None:
     _make_plan.cache_clear()
 
 
-from . import direct, winograd  # noqa: E402  (they use Plan and Geometry)
+from . import direct, weight_grad, winograd  # noqa: E402  (they use Plan and Geometry)
