@@ -227,3 +227,60 @@ def assert_conv_close(got, input, weight, bias=None, stride=1, padding=0,
             f"first at {idx}: got {got[idx]!r}, want {want[idx]!r}, "
             f"err {err[idx]:.3g} > limit {limit[idx]:.3g}; "
             f"max err/limit {float(np.nanmax(err / limit)):.3g}")
+
+
+# -- the transposed convolution and the gradients ---------------------------------
+
+def conv_transpose2d_ref(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                         groups=1, dilation=1):
+    """``torch.nn.functional.conv_transpose2d`` in float64 by its definition:
+    every input pixel times the kernel scattered into a full output at
+    ``ih * s + kh * d``, then ``padding`` cut from each border (NCHW,
+    batched). One NumPy scatter per kernel tap; shares nothing with fastconv."""
+    x = np.asarray(input, np.float64)
+    w = np.asarray(weight, np.float64)
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = map(pair, (stride, padding, output_padding,
+                                                          dilation))
+    n, c, h, wd = x.shape
+    cin, out_g, kh, kw = w.shape
+    in_g = cin // groups
+    full_h = (h - 1) * sh + dh * (kh - 1) + 1 + oph
+    full_w = (wd - 1) * sw + dw * (kw - 1) + 1 + opw
+    full = np.zeros((n, out_g * groups, full_h, full_w))
+    for g in range(groups):
+        xg = x[:, g * in_g:(g + 1) * in_g]
+        wg = w[g * in_g:(g + 1) * in_g]
+        for i in range(kh):
+            for j in range(kw):
+                contribution = np.einsum("nchw,ck->nkhw", xg, wg[:, :, i, j])
+                full[:, g * out_g:(g + 1) * out_g, i * dh:i * dh + (h - 1) * sh + 1:sh,
+                     j * dw:j * dw + (wd - 1) * sw + 1:sw] += contribution
+    out = full[:, :, ph:full_h - ph, pw:full_w - pw]
+    if bias is not None:
+        out = out + np.asarray(bias, np.float64).reshape(-1, 1, 1)
+    return out
+
+
+def conv2d_weight_ref(input, weight_shape, grad_output, stride=1, padding=0, dilation=1,
+                      groups=1):
+    """``torch.nn.grad.conv2d_weight`` in float64 by its definition: per
+    kernel tap, the sum over the batch and pixels of grad_output times the
+    input the tap sees (NCHW, batched, int padding)."""
+    x = np.asarray(input, np.float64)
+    go = np.asarray(grad_output, np.float64)
+    (sh, sw), (ph, pw), (dh, dw) = map(pair, (stride, padding, dilation))
+    k, in_g, kh, kw = weight_shape
+    n, c, h, w = x.shape
+    _, _, oh, ow = go.shape
+    xp = np.zeros((n, c, h + 2 * ph + dh * kh + sh * oh, w + 2 * pw + dw * kw + sw * ow))
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    out_g = k // groups
+    grad = np.zeros(weight_shape)
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                seen = xp[:, g * in_g:(g + 1) * in_g, i * dh:i * dh + sh * oh:sh,
+                          j * dw:j * dw + sw * ow:sw]
+                grad[g * out_g:(g + 1) * out_g, :, i, j] = np.einsum(
+                    "nkhw,nchw->kc", go[:, g * out_g:(g + 1) * out_g], seen)
+    return grad

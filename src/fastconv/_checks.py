@@ -97,6 +97,32 @@ def _pair(value: Any, name: str, minimum: int) -> Tuple[int, int]:
     return pair
 
 
+def _conv_params(stride: Any, dilation: Any, groups: Any
+                 ) -> Tuple[Tuple[int, int], Tuple[int, int], int]:
+    """``stride`` and ``dilation`` as pairs (each >= 1) and ``groups`` (>= 1)."""
+    stride = _pair(stride, "stride", minimum=1)
+    dilation = _pair(dilation, "dilation", minimum=1)
+    groups = _integer(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1; got {groups}")
+    return stride, dilation, groups
+
+
+def _check_algorithm(algorithm: str, kernel_size: Tuple[int, int], stride: Tuple[int, int],
+                     dilation: Tuple[int, int]) -> None:
+    """A ValueError for an algorithm that cannot do this kernel: Winograd
+    needs 3x3, stride 1 and dilation 1; the FFT stride 1."""
+    if algorithm == "fft" and stride != (1, 1):
+        raise ValueError(
+            f"algorithm='fft' needs stride 1; got stride {stride} (use algorithm='direct' "
+            "or 'auto')")
+    if algorithm.startswith("winograd") and not (
+            kernel_size == (3, 3) and stride == (1, 1) and dilation == (1, 1)):
+        raise ValueError(
+            f"algorithm={algorithm!r} needs a 3x3 kernel, stride 1 and dilation 1; "
+            f"got kernel {kernel_size}, stride {stride}, dilation {dilation}")
+
+
 def _padding(padding: Any, strides: Tuple[int, int], total_same: Tuple[int, int]
              ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
     """((top, bottom), (left, right)) for any accepted ``padding`` value."""

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import _forksafe, _openmp_helpers
-from ._checks import (_as_array, _check_out, _check_sizes, _choice, _integer, _pair,
-                      _padding, _result_dtypes)
+from ._checks import (_as_array, _check_algorithm, _check_out, _check_sizes, _choice,
+                      _conv_params, _padding, _result_dtypes)
 from ._execute import PackedWeights, execute
 from ._isa import active_isa  # noqa: F401  (selects the kernels at import)
 from ._padding import PADDING_MODES, check_padding, check_padding_mode, pad_nchw
@@ -242,11 +242,7 @@ class ConvSpec:
         if w.ndim != 4:
             raise ValueError(
                 f"weight must have 4 dimensions (K, C/groups, kH, kW); got shape {w.shape}")
-        self.stride = _pair(stride, "stride", minimum=1)
-        self.dilation = _pair(dilation, "dilation", minimum=1)
-        self.groups = _integer(groups, "groups")
-        if self.groups < 1:
-            raise ValueError(f"groups must be >= 1; got {self.groups}")
+        self.stride, self.dilation, self.groups = _conv_params(stride, dilation, groups)
         out_channels, group_in, kernel_h, kernel_w = map(int, w.shape)
         if w.size == 0:
             raise ValueError(f"weight must not be zero-sized; got shape {w.shape}")
@@ -269,17 +265,7 @@ class ConvSpec:
         self.out_channels: int = out_channels
         self.in_channels: int = group_in * self.groups
         self.kernel_size: Tuple[int, int] = (kernel_h, kernel_w)
-        if algorithm == "fft" and self.stride != (1, 1):
-            raise ValueError(
-                f"algorithm='fft' needs stride 1; got stride {self.stride} (use "
-                "algorithm='direct' or 'auto')")
-        if algorithm.startswith("winograd") and not (
-                self.kernel_size == (3, 3) and self.stride == (1, 1)
-                and self.dilation == (1, 1)):
-            raise ValueError(
-                f"algorithm={algorithm!r} needs a 3x3 kernel, stride 1 and dilation 1; "
-                f"got kernel {self.kernel_size}, stride {self.stride}, "
-                f"dilation {self.dilation}")
+        _check_algorithm(algorithm, self.kernel_size, self.stride, self.dilation)
         self.caches_weights = bool(cache)
         self.packed = PackedWeights(w, b, self.groups, cache=self.caches_weights,
                                     dilation=self.dilation)

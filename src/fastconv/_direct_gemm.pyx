@@ -534,3 +534,117 @@ cdef bint _shared_columns_item(const void *job_ptr, Py_ssize_t chunk, int phase,
                  job.conv.relu and tap0 + kc == taps,
                  <numeric_t *>(scratch + THREAD_STATE_BYTES))
     return False
+
+
+# -- the weight gradient ------------------------------------------------------
+
+cdef struct WeightGradJob:
+    Py_ssize_t mr, nr
+    Py_ssize_t groups, taps, kernel_w   # taps = kH * kW
+    Py_ssize_t phases_h, phases_w       # the strides: the input's phase images
+    Py_ssize_t dil_h, dil_w
+    Py_ssize_t phase_w                  # width of a phase image (row step of a tap)
+    Py_ssize_t channels_padded          # C/groups rounded up to MR
+    Py_ssize_t row_len                  # elements of one channel's phase rows (all images)
+    Py_ssize_t reduction                # virtual pixels summed over (all images)
+    Py_ssize_t k_panels                 # NR-column panels of K/groups
+    Py_ssize_t kc_max, n_channel_blocks
+    const void *x
+    const void *panels
+    const void *zeros
+    void *out
+
+
+cdef bint _weight_grad_item(const void *job_ptr, Py_ssize_t item, char *scratch,
+                            const numeric_t *dtype) noexcept nogil:
+    """One (group, kernel tap, block of MR-channel panels): C[c, k] = sum over
+    the virtual pixels v of A[c, v] * B[v, k], A the input's rows of the tap
+    read in place from its phase image, B the packed panels of grad_output;
+    the whole reduction (batch included) in this item, a chunk at a time."""
+    cdef const WeightGradJob *job = <const WeightGradJob *>job_ptr
+    cdef Py_ssize_t mr = job.mr, nr = job.nr
+    cdef Py_ssize_t channel_block = item % job.n_channel_blocks
+    cdef Py_ssize_t rest = item // job.n_channel_blocks
+    cdef Py_ssize_t tap = rest % job.taps
+    cdef Py_ssize_t g = rest // job.taps
+    cdef Py_ssize_t m_panels = job.channels_padded // mr
+    cdef Py_ssize_t mp_lo = channel_block * m_panels // job.n_channel_blocks
+    cdef Py_ssize_t mp_hi = (channel_block + 1) * m_panels // job.n_channel_blocks
+    cdef Py_ssize_t i = tap // job.kernel_w, j = tap - (tap // job.kernel_w) * job.kernel_w
+    cdef Py_ssize_t ah = (i * job.dil_h) % job.phases_h, qh = (i * job.dil_h) // job.phases_h
+    cdef Py_ssize_t aw = (j * job.dil_w) % job.phases_w, qw = (j * job.dil_w) // job.phases_w
+    cdef const numeric_t *a_tap = (<const numeric_t *>job.x
+                                   + ((g * job.phases_h + ah) * job.phases_w + aw)
+                                   * job.channels_padded * job.row_len
+                                   + qh * job.phase_w + qw)
+    cdef const numeric_t *b_group = (<const numeric_t *>job.panels
+                                     + g * job.k_panels * job.reduction * nr)
+    cdef Py_ssize_t ldc = job.k_panels * nr
+    cdef numeric_t *c_tap = (<numeric_t *>job.out
+                             + (g * job.taps + tap) * job.channels_padded * ldc)
+    cdef Py_ssize_t v0 = 0, kc, kp, mp
+    while v0 < job.reduction:
+        kc = min(job.kc_max, job.reduction - v0)
+        for kp in range(job.k_panels):
+            for mp in range(mp_lo, mp_hi):
+                fc_tile(kc, a_tap + mp * mr * job.row_len + v0, job.row_len,
+                        b_group + (kp * job.reduction + v0) * nr,
+                        c_tap + mp * mr * ldc + kp * nr, ldc, v0 > 0,
+                        <const numeric_t *>job.zeros)
+        v0 = v0 + kc
+    return False
+
+
+def conv2d_weight_grad(const numeric_t[:, :, :, ::1] x, const numeric_t[:, :, :, ::1] panels,
+                       numeric_t[:, :, :, ::1] out, Py_ssize_t kernel_h, Py_ssize_t kernel_w,
+                       Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t dil_h,
+                       Py_ssize_t dil_w, Py_ssize_t phase_w, int num_threads, blocking):
+    """The weight gradient as one GEMM per group and kernel tap, reduced
+    over the batch and the pixels inside each work item (no two items write
+    the same output, so there is no race and the sum's order does not depend
+    on the threads).
+
+    Parameters
+    ----------
+    x : ndarray of shape (groups, sH * sW, C/groups rounded up to MR, row_len)
+        The padded input cut into its stride phases: phase (a, b) of channel
+        c holds ``input[n, c, h * sH + a, w * sW + b]`` at
+        ``n * Hq * Wq + h * phase_w + w``, zero elsewhere, with slack after
+        the last image for the taps' offsets.
+    panels : ndarray of shape (groups, ceil(K/groups / NR), V, NR)
+        grad_output at the same virtual pixels ``v`` (zero where no output
+        pixel is), NR output channels per panel.
+    out : ndarray of shape (groups, kH * kW, C/groups rounded up to MR, panels * NR)
+        Written in full.
+    kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w : int
+        The convolution's.
+    phase_w : int
+        Width ``Wq`` of a phase image.
+    num_threads : int
+    blocking : mapping
+        The plan's ``kc_max`` and ``channel_blocks``.
+    """
+    cdef WeightGradJob job
+    cdef int mr = 0, nr = 0
+    fc_tile_shape(<const numeric_t *>NULL, &mr, &nr)
+    job.mr, job.nr = mr, nr
+    job.groups, job.taps, job.kernel_w = x.shape[0], kernel_h * kernel_w, kernel_w
+    job.dil_h, job.dil_w, job.phase_w = dil_h, dil_w, phase_w
+    job.channels_padded, job.row_len = x.shape[2], x.shape[3]
+    job.k_panels, job.reduction = panels.shape[1], panels.shape[2]
+    job.phases_h, job.phases_w = stride_h, stride_w
+    if (panels.shape[0] != job.groups or panels.shape[3] != nr or job.channels_padded % mr
+            or x.shape[1] != stride_h * stride_w
+            or out.shape[0] != job.groups or out.shape[1] != job.taps
+            or out.shape[2] != job.channels_padded or out.shape[3] != job.k_panels * nr):
+        raise ValueError("weight-gradient operands do not match this geometry or ISA level")
+    _check_blocks(blocking, ("kc_max",), job.reduction)
+    _check_blocks(blocking, ("channel_blocks",), job.channels_padded // mr)
+    job.kc_max = blocking["kc_max"]
+    job.n_channel_blocks = blocking["channel_blocks"]
+    zeros = np.zeros(mr, np.asarray(out).dtype)
+    cdef const numeric_t[::1] zeros_view = zeros
+    job.x, job.panels, job.out = &x[0, 0, 0, 0], &panels[0, 0, 0, 0], &out[0, 0, 0, 0]
+    job.zeros = &zeros_view[0]
+    run_work_items(_weight_grad_item[numeric_t], &job,
+                   job.groups * job.taps * job.n_channel_blocks, num_threads, 0)

@@ -11,8 +11,10 @@ from ._checks import _as_array, _result_dtypes
 from ._conv import Activation, Algorithm, ConvSpec, IntPair, Layout, PaddingArg, PaddingMode
 from ._plan import Plan
 from ._threads import check_num_threads, kernel_threads
+from ._transpose import (TransposeSpec, _requested_threads, check_transpose_args,
+                         transpose_size)
 
-__all__ = ["Conv2d"]
+__all__ = ["Conv2d", "ConvTranspose2d"]
 
 _Layer = TypeVar("_Layer", bound="Conv2d")
 
@@ -24,7 +26,60 @@ _LATER_STATE_KEYS: Dict[str, Any] = {"padding_mode": "zeros", "layout": "NCHW",
                                      "activation": None}
 
 
-class Conv2d:
+class _LayerProperties:
+    """The read-only settings a layer shares, from its spec (``_spec``)."""
+
+    _spec: Any
+
+    @property
+    def weight(self) -> NDArray[Any]:
+        """ndarray: the layer's weights (read-only view), (K, C // groups, kH, kW)
+        for a Conv2d, (C_in, C_out // groups, kH, kW) for a ConvTranspose2d."""
+        view = self._spec.weight.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def bias(self) -> Optional[NDArray[Any]]:
+        """ndarray of shape (K,) or None (read-only view)."""
+        if self._spec.bias is None:
+            return None
+        view = self._spec.bias.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def in_channels(self) -> int:
+        """C, the input channels."""
+        return self._spec.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        """K, the output channels."""
+        return self._spec.out_channels
+
+    @property
+    def kernel_size(self) -> Tuple[int, int]:
+        """(kH, kW)."""
+        return self._spec.kernel_size
+
+    @property
+    def groups(self) -> int:
+        """The number of groups."""
+        return self._spec.groups
+
+    @property
+    def algorithm(self) -> str:
+        """The algorithm name the layer was made with (e.g. "auto")."""
+        return self._spec.algorithm
+
+    @property
+    def layout(self) -> str:
+        """"NCHW" or "NHWC": the layout of inputs and results."""
+        return self._spec.layout
+
+
+class Conv2d(_LayerProperties):
     """A 2-D convolution layer holding its weights, for repeated calls.
 
     The weights are validated once, and packed (direct) or transformed
@@ -117,6 +172,7 @@ class Conv2d:
                               layout=layout, activation=activation)
         self._padding_arg = padding
         self.num_threads = num_threads
+        self._input_grad_spec: Optional[TransposeSpec] = None
 
     @classmethod
     def from_torch(cls: Type[_Layer], module: Any, *, algorithm: Algorithm = "auto",
@@ -153,59 +209,21 @@ class Conv2d:
         >>> module = torch.nn.Conv2d(3, 8, 3, padding=1)  # doctest: +SKIP
         >>> layer = fastconv.Conv2d.from_torch(module)  # doctest: +SKIP
         """
-        try:
-            import torch
-        except ImportError as exc:
-            raise ImportError(
-                "Conv2d.from_torch needs PyTorch, which is not installed "
-                "(pip install torch)") from exc
+        torch = _import_torch("Conv2d.from_torch")
         if not isinstance(module, torch.nn.Conv2d):
             raise TypeError(
                 f"Conv2d.from_torch needs a torch.nn.Conv2d; got {type(module).__name__}")
-
-        def to_numpy(tensor: Any) -> NDArray[Any]:
-            tensor = tensor.detach().cpu()
-            if tensor.dtype == torch.bfloat16:
-                tensor = tensor.float()
-            return tensor.numpy()
-
-        bias = None if module.bias is None else to_numpy(module.bias)
+        bias = None if module.bias is None else _torch_numpy(torch, module.bias)
         padding = module.padding
-        return cls(to_numpy(module.weight), bias, _int_pair(module.stride),
+        return cls(_torch_numpy(torch, module.weight), bias, _int_pair(module.stride),
                    cast(PaddingArg, padding) if isinstance(padding, str) else _int_pair(padding),
                    _int_pair(module.dilation), module.groups, module.padding_mode, algorithm,
                    num_threads, layout=layout, activation=activation)
 
-    @property
-    def weight(self) -> NDArray[Any]:
-        """ndarray of shape (K, C // groups, kH, kW): the layer's weights (read-only view)."""
-        view = self._spec.weight.view()
-        view.flags.writeable = False
-        return view
 
-    @property
-    def bias(self) -> Optional[NDArray[Any]]:
-        """ndarray of shape (K,) or None (read-only view)."""
-        if self._spec.bias is None:
-            return None
-        view = self._spec.bias.view()
-        view.flags.writeable = False
-        return view
 
-    @property
-    def in_channels(self) -> int:
-        """C, the input channels."""
-        return self._spec.in_channels
 
-    @property
-    def out_channels(self) -> int:
-        """K, the output channels."""
-        return self._spec.out_channels
 
-    @property
-    def kernel_size(self) -> Tuple[int, int]:
-        """(kH, kW)."""
-        return self._spec.kernel_size
 
     @property
     def stride(self) -> Tuple[int, int]:
@@ -217,10 +235,6 @@ class Conv2d:
         """(dH, dW)."""
         return self._spec.dilation
 
-    @property
-    def groups(self) -> int:
-        """The number of groups."""
-        return self._spec.groups
 
     @property
     def padding(self) -> PaddingArg:
@@ -232,15 +246,7 @@ class Conv2d:
         """"zeros", "reflect", "replicate" or "circular"."""
         return self._spec.padding_mode
 
-    @property
-    def algorithm(self) -> str:
-        """The algorithm name the layer was made with (e.g. "auto")."""
-        return self._spec.algorithm
 
-    @property
-    def layout(self) -> str:
-        """"NCHW" or "NHWC": the layout of inputs and results."""
-        return self._spec.layout
 
     @property
     def activation(self) -> Optional[str]:
@@ -292,6 +298,59 @@ class Conv2d:
         compute_dtype = _result_dtypes(probe, self._spec.weight, self._spec.bias)[1]
         return self._spec.plan(self._spec.geometry(tuple(input_shape)), compute_dtype,
                                kernel_threads(threads))
+
+    def backward(self, grad_output: ArrayLike, input: ArrayLike, *,
+                 num_threads: Optional[int] = None
+                 ) -> Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]:
+        """The gradients of a call ``self(input)`` from the gradient of its
+        result: ``(grad_input, grad_weight, grad_bias)`` as
+        ``torch.nn.grad.conv2d_input``, ``conv2d_weight`` and the sum of
+        ``grad_output`` over the batch and pixels (None without bias).
+
+        The layer keeps the transposed and packed weights of the input
+        gradient for later calls, as it keeps its forward weights; the input
+        is passed rather than kept, so that a layer shared by threads or
+        called on several inputs holds no per-call state.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            Of the shape of ``self(input)``, in the layer's layout.
+        input : array_like
+            The input of that call.
+        num_threads : int, optional
+            Overrides the layer's ``num_threads``.
+
+        Raises
+        ------
+        ValueError
+            For a layer with a fused activation or a padding mode other than
+            zeros (not differentiated here), or shapes that do not match.
+        """
+        from . import grad
+        if self.activation is not None or self.padding_mode != "zeros":
+            raise ValueError("Conv2d.backward needs activation=None and padding_mode='zeros'; "
+                             f"this layer has activation={self.activation!r}, "
+                             f"padding_mode={self.padding_mode!r}")
+        threads = self.num_threads if num_threads is None else num_threads
+        spec = self._spec
+        x = _as_array(input, "input")
+        g = _as_array(grad_output, "grad_output")
+        grad_weight = grad.conv2d_weight(x, spec.weight.shape, g, spec.stride,
+                                         self._padding_arg, spec.dilation, spec.groups,
+                                         num_threads=threads, layout=self.layout)
+        # Checked by conv2d_weight: the shapes match the forward call.
+        input_spec = self._input_grad_spec
+        if input_spec is None:
+            (top, _), (left, _) = spec.padding
+            input_spec = TransposeSpec(spec.weight, None, spec.stride, (top, left),
+                                       spec.dilation, spec.groups, algorithm=spec.algorithm,
+                                       cache=True, layout=self.layout)
+            self._input_grad_spec = input_spec
+        height, width = x.shape[-3:-1] if self.layout == "NHWC" else x.shape[-2:]
+        grad_input = input_spec.apply(g, (height, width), num_threads=threads)
+        grad_bias = None if spec.bias is None else grad.conv2d_bias(g, layout=self.layout)
+        return grad_input, grad_weight, grad_bias
 
     def __repr__(self) -> str:
         parts = [f"{self.in_channels}, {self.out_channels}",
@@ -374,3 +433,132 @@ class Conv2d:
 def _int_pair(value: Sequence[int]) -> Tuple[int, int]:
     """A torch module's (h, w) setting as a pair of Python ints."""
     return int(value[0]), int(value[1])
+
+
+class ConvTranspose2d(_LayerProperties):
+    """A 2-D transposed convolution layer holding its weights, for repeated
+    calls: ``layer(x)`` equals ``conv_transpose2d(x, weight, bias, stride,
+    padding, output_padding, groups, dilation, ...)``, with each phase
+    group's sub-kernels stacked and packed once (see
+    :func:`fastconv.conv_transpose2d`).
+
+    Parameters
+    ----------
+    weight : array_like of shape (C_in, C_out // groups, kH, kW)
+        Copied.
+    bias : array_like of shape (C_out,), optional
+        Copied.
+    stride, padding, output_padding, groups, dilation, algorithm, layout
+        As for :func:`fastconv.conv_transpose2d`.
+    num_threads : int, optional
+        Threads of every call (overridden per call).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> up = fastconv.ConvTranspose2d(np.ones((4, 2, 2, 2), np.float32), stride=2)
+    >>> up(np.ones((1, 4, 8, 8), np.float32)).shape
+    (1, 2, 16, 16)
+    """
+
+    def __init__(self, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                 stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                 groups: int = 1, dilation: IntPair = 1, algorithm: Algorithm = "auto",
+                 num_threads: Optional[int] = None, *, layout: Layout = "NCHW") -> None:
+        check_num_threads(num_threads)
+        weight = np.array(_as_array(weight, "weight"), copy=True)
+        bias = None if bias is None else np.array(_as_array(bias, "bias"), copy=True)
+        self.stride, self.padding, self.output_padding, self.dilation = check_transpose_args(
+            stride, padding, output_padding, dilation)
+        self._spec = TransposeSpec(weight, bias, self.stride, self.padding, self.dilation,
+                                   groups, algorithm=algorithm, cache=True, layout=layout)
+        self.num_threads = num_threads
+
+    @classmethod
+    def from_torch(cls, module: Any, *, algorithm: Algorithm = "auto",
+                   num_threads: Optional[int] = None,
+                   layout: Layout = "NCHW") -> "ConvTranspose2d":
+        """A layer with the weights and settings of a ``torch.nn.ConvTranspose2d``
+        (copied, detached, on the CPU; bfloat16 becomes float32). Raises
+        ImportError without PyTorch, TypeError for another module, and
+        ValueError for a ``padding_mode`` other than zeros (PyTorch allows
+        no other)."""
+        torch = _import_torch("ConvTranspose2d.from_torch")
+        if not isinstance(module, torch.nn.ConvTranspose2d):
+            raise TypeError("ConvTranspose2d.from_torch needs a torch.nn.ConvTranspose2d; "
+                            f"got {type(module).__name__}")
+        bias = None if module.bias is None else _torch_numpy(torch, module.bias)
+        return cls(_torch_numpy(torch, module.weight), bias, _int_pair(module.stride),
+                   _int_pair(module.padding), _int_pair(module.output_padding),
+                   module.groups, _int_pair(module.dilation), algorithm, num_threads,
+                   layout=layout)
+
+    def __call__(self, input: ArrayLike, out: Optional[NDArray[Any]] = None, *,
+                 num_threads: Optional[int] = None) -> NDArray[Any]:
+        """The transposed convolution of ``input`` (see
+        :func:`fastconv.conv_transpose2d`)."""
+        threads = self.num_threads if num_threads is None else num_threads
+        x = _as_array(input, "input")
+        size = transpose_size(self._spec, x.shape, self.padding, self.output_padding)
+        return self._spec.apply(x, size, num_threads=threads, out=out)
+
+    def plan(self, input_shape: Sequence[int], dtype: DTypeLike = np.float32, *,
+             num_threads: Optional[int] = None) -> Tuple[Plan, ...]:
+        """The plan of each conv2d call a call on ``input_shape`` makes (one
+        per group of output phases; see :func:`fastconv.plan`)."""
+        threads = self.num_threads if num_threads is None else num_threads
+        size = transpose_size(self._spec, tuple(input_shape), self.padding,
+                              self.output_padding)
+        probe = np.empty(0, dtype)
+        compute_dtype = _result_dtypes(probe, self._spec.weight, self._spec.bias)[1]
+        return self._spec.plans(input_shape, size, compute_dtype, _requested_threads(threads))
+
+    def __repr__(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={self.kernel_size}"]
+        for name, default in (("stride", (1, 1)), ("padding", (0, 0)),
+                              ("output_padding", (0, 0)), ("dilation", (1, 1))):
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)}")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        parts.append(f"bias={self._spec.bias is not None}")
+        parts.append(f"dtype={self._spec.weight.dtype}")
+        if self.algorithm != "auto":
+            parts.append(f"algorithm={self.algorithm!r}")
+        if self.num_threads is not None:
+            parts.append(f"num_threads={self.num_threads}")
+        if self.layout != "NCHW":
+            parts.append(f"layout={self.layout!r}")
+        return f"ConvTranspose2d({', '.join(parts)})"
+
+    def __getstate__(self) -> Dict[str, Any]:
+        spec = self._spec
+        return {"weight": spec.weight, "bias": spec.bias, "stride": self.stride,
+                "padding": self.padding, "output_padding": self.output_padding,
+                "groups": spec.groups, "dilation": self.dilation,
+                "algorithm": spec.algorithm, "num_threads": self.num_threads,
+                "layout": spec.layout}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        layout = state.pop("layout", "NCHW") if isinstance(state, dict) else "NCHW"
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"ConvTranspose2d state must be a dict; got {type(state).__name__}")
+        self.__init__(**state, layout=layout)  # type: ignore[misc]
+
+
+def _import_torch(what: str) -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(f"{what} needs PyTorch, which is not installed "
+                          "(pip install torch)") from exc
+    return torch
+
+
+def _torch_numpy(torch: Any, tensor: Any) -> NDArray[Any]:
+    """A torch parameter as a NumPy array (detached, on the CPU; bfloat16 as float32)."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()

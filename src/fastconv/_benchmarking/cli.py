@@ -20,6 +20,7 @@ from .._conv import ALGORITHMS
 from . import plot as plotting
 from .bench import blas_limits, run_bench
 from .layers import DEFAULT_LAYERS, LAYER_SYNTAX, parse_layers
+from .ops import SETS, run_set
 from .peak import given_peak, peak_report
 from .reference import reference_name
 from .report import add_peak_percent, cpu_name, machine_header, peak_line, report
@@ -88,10 +89,18 @@ def add_arguments(parser):
                              "run (python -m fastconv peak)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar on stderr")
+    parser.add_argument("--set", choices=SETS, dest="op_set",
+                        help="instead of conv2d layers: conv_transpose2d on U-Net decoder "
+                             "layers, or the input and weight gradients of ResNet layers, "
+                             "against PyTorch (needs torch); --threads and --repeats apply")
 
 
 def main(args):
     """Run ``python -m fastconv bench`` with parsed ``args``; returns 0."""
+    if args.op_set:
+        print(run_set(args.op_set, args.threads or config_info()["num_threads"],
+                      args.repeats))
+        return 0
     if args.plot:
         plotting.require_matplotlib()
     threads = args.threads or config_info()["num_threads"]

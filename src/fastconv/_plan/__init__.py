@@ -28,6 +28,9 @@ winograd
 fft
     ``fft_scipy`` or ``fft_numpy`` (whose FFTs run): overlap-save over
     tiles, the spectral products on the GEMM tile (:mod:`fastconv._plan.fft`).
+weight gradient
+    ``weight_gemm``: one GEMM per group and kernel tap, the batch and the
+    pixels its reduction (:mod:`fastconv._plan.weight_grad`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from .. import _cpu, _direct, _openmp_helpers
 
 __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
-#: Every kernel path a plan may name.
+#: Every kernel path a conv2d plan may name (the weight gradient's plan,
+#: fastconv._plan.weight_grad, names "weight_gemm").
 PATHS = ("planes", "rows", "packed", "shared_columns", "channel_lanes", "winograd_tiles",
          "winograd_cooperative", "fft_scipy", "fft_numpy")
 
@@ -301,4 +305,4 @@ def clear_cache() -> None:
     _make_plan.cache_clear()
 
 
-from . import direct, fft, winograd  # noqa: E402  (they use Plan and Geometry)
+from . import direct, fft, weight_grad, winograd  # noqa: E402  (they use Plan and Geometry)
