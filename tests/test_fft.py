@@ -109,20 +109,22 @@ def test_larger_layers_match_the_reference(backend, shape, kernel, channels):
     check(x, w, b, "same", num_threads=2)
 
 
-def test_chunks_and_threads_do_not_change_the_result(monkeypatch):
-    """Results do not depend on how the tiles are cut into chunks and shared
-    among threads: each output comes from one window, computed alike."""
+def test_threads_do_not_change_the_result_and_chunks_only_round_off(monkeypatch):
+    """Threads take whole chunks, so the thread count does not change a bit
+    of the result; other chunks change how the FFT library batches its
+    transforms (and so its rounding), within the bound."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 8, 64, 50)).astype(np.float32)
     w = rng.standard_normal((12, 8, 7, 7)).astype(np.float32)
-    first = fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=1)
+    whole = fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=1)
     monkeypatch.setattr(_plan.fft, "CHUNK_BYTES", 1 << 14)
     _plan.clear_cache()
     plan = fastconv.plan(x.shape, w.shape, padding=3, algorithm="fft", num_threads=2)
     assert plan.blocking["band_rows"] < plan.blocking["tiles_h"] and plan.blocking["workers"] == 2
-    for threads in (1, 2):
-        np.testing.assert_array_equal(
-            fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=threads), first)
+    chunked = fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=1)
+    np.testing.assert_array_equal(
+        fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=2), chunked)
+    assert np.abs(chunked - whole).max() <= 2 * fft_bound(whole, x, w, None, plan, 3)
     _plan.clear_cache()
 
 

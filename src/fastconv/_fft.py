@@ -83,13 +83,13 @@ def _transforms(threads: int) -> Tuple[Callable[..., Any], Callable[..., Any]]:
 def weight_spectra(weight: NDArray[Any], groups: int, dilation: Tuple[int, int],
                    shape: Tuple[int, int], dtype: np.dtype[Any], threads: int) -> NDArray[Any]:
     """The conjugated spectra of the (dilated) weights for windows of
-    ``shape``, computed in float64 and rounded once to ``dtype``: complex of
-    shape (K, F) with one input channel per group (NumPy multiplies them),
-    else packed for :func:`fastconv._spectral.spectral_products`."""
+    ``shape``, in ``dtype``: complex of shape (K, F) with one input channel
+    per group (NumPy multiplies them), else packed for
+    :func:`fastconv._spectral.spectral_products`."""
     out_channels, group_in, kernel_h, kernel_w = weight.shape
     dil_h, dil_w = dilation
     dilated = np.zeros((out_channels, group_in, dil_h * (kernel_h - 1) + 1,
-                        dil_w * (kernel_w - 1) + 1))
+                        dil_w * (kernel_w - 1) + 1), dtype)
     dilated[:, :, ::dil_h, ::dil_w] = weight
     # Rows first, on the kernel's rows only (the window's other rows are
     # zeros), then the columns: cheaper than a 2-D FFT of zero-padded kernels.
@@ -98,12 +98,11 @@ def weight_spectra(weight: NDArray[Any], groups: int, dilation: Tuple[int, int],
     spectra = _fft_columns(rows, fft_h, threads)  # (K, C/groups, fft_h, fft_w // 2 + 1)
     frequencies = spectra.shape[2] * spectra.shape[3]
     if group_in == 1:
-        return np.conj(spectra.reshape(out_channels, frequencies)).astype(
-            np.result_type(dtype, np.complex64))
+        return np.conj(spectra.reshape(out_channels, frequencies))
     mr, _ = _winograd.gemm_tile_shape(dtype)
     packed = np.empty((groups, frequencies, -(-2 * out_channels // groups // mr) * mr * 2
                        * group_in), dtype)
-    parts = spectra.reshape(out_channels, group_in, frequencies).view(np.float64)
+    parts = spectra.reshape(out_channels, group_in, frequencies).view(dtype)
     return _spectral.pack_weights(parts, packed, groups)
 
 

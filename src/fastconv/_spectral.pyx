@@ -135,20 +135,19 @@ cdef bint _products_item(const void *job_ptr, Py_ssize_t item, char *scratch,
     return False
 
 
-def pack_weights(const double[:, :, ::1] spectra, floating[:, :, ::1] packed,
+def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
                  Py_ssize_t groups):
     """The conjugated spectra of the weights as the GEMM tile's A panels.
 
     Parameters
     ----------
     spectra : ndarray of shape (K, C // groups, 2 F)
-        The weights' spectra (not conjugated), float64 (real, imaginary)
-        pairs.
+        The weights' spectra (not conjugated) as (real, imaginary) pairs.
     packed : ndarray of shape (groups, F, K_pad * 2 * C // groups)
-        Written in full: per group and frequency, panels
+        Same dtype; written in full: per group and frequency, panels
         ``[K_pad / MR][2 C/groups][MR]`` of the real form of ``conj(G)``
         (module docstring), K_pad = 2 K/groups rounded up to MR (the level
-        in use), zero rows past 2 K/groups; rounded once to its dtype.
+        in use), zero rows past 2 K/groups.
     groups : int
     """
     cdef int mr = 0, nr = 0
@@ -159,36 +158,35 @@ def pack_weights(const double[:, :, ::1] spectra, floating[:, :, ::1] packed,
     if (groups < 1 or out_channels % groups or packed.shape[0] != groups
             or packed.shape[1] != frequencies or packed.shape[2] != out_padded * kc):
         raise ValueError("packed does not match the spectra, groups or ISA level")
-    cdef Py_ssize_t g, k, c, f, f0, block, row
-    cdef double re, im
+    cdef Py_ssize_t g, k, k0, c, f, f0, block, kp, r
+    cdef floating re, im
     cdef floating *dst
-    cdef const double *src
+    cdef const floating *src
     with nogil:
-        if out_padded > 2 * group_out:
-            # The last row panel's rows past 2 K/groups are zeros.
-            for g in range(groups):
-                for f in range(frequencies):
-                    memset(&packed[g, f, 0] + (out_padded - mr) * kc, 0,
-                           <size_t>(kc * mr) * sizeof(floating))
-        # Blocks of frequencies: the reads stay contiguous and the writes
-        # touch a few pages at a time.
+        # A transpose, (K, C, F) to (F, K, C), in blocks: a block of
+        # frequencies, then one output-channel panel and input channel at a
+        # time, whose MR x 2 values of one frequency fill whole cache lines.
         for block in range(ceil_div(frequencies, PACK_FREQUENCIES)):
             f0 = block * PACK_FREQUENCIES
             for g in range(groups):
-                for k in range(group_out):
-                    row = 2 * k
+                for kp in range(out_padded // mr):
                     for c in range(group_in):
-                        src = &spectra[g * group_out + k, c, 0]
                         for f in range(f0, min(f0 + PACK_FREQUENCIES, frequencies)):
-                            # conj(G) = a + ib with a = Gr, b = -Gi: rows
-                            # (Yr, Yi) are (a, -b) and (b, a) against (Xr, Xi).
-                            re, im = src[2 * f], -src[2 * f + 1]
-                            dst = (&packed[g, f, 0] + (row // mr) * kc * mr + (2 * c) * mr
-                                   + row % mr)
-                            dst[0] = <floating>re
-                            dst[mr] = <floating>-im
-                            dst[1] = <floating>im
-                            dst[mr + 1] = <floating>re
+                            dst = &packed[g, f, 0] + kp * kc * mr + 2 * c * mr
+                            for r in range(0, mr, 2):
+                                k = (kp * mr + r) // 2
+                                if k >= group_out:
+                                    dst[r] = dst[r + 1] = dst[mr + r] = dst[mr + r + 1] = 0
+                                    continue
+                                src = &spectra[g * group_out + k, c, 2 * f]
+                                # conj(G) = a + ib with a = Gr, b = -Gi: rows
+                                # (Yr, Yi) are (a, -b) and (b, a) against
+                                # columns (Xr, Xi).
+                                re, im = src[0], -src[1]
+                                dst[r] = re
+                                dst[mr + r] = -im
+                                dst[r + 1] = im
+                                dst[mr + r + 1] = re
     return packed
 
 

@@ -19,12 +19,12 @@ from .._config import config_info
 from .._conv import ALGORITHMS
 from . import plot as plotting
 from .bench import blas_limits, run_bench
-from .layers import DEFAULT_LAYERS, LAYER_SYNTAX, parse_layers
+from .layers import DEFAULT_LAYERS, LAYER_SETS, LAYER_SYNTAX, parse_layers
 from .ops import SETS, run_set
 from .peak import given_peak, peak_report
 from .reference import reference_name
 from .report import add_peak_percent, cpu_name, machine_header, peak_line, report
-from .systems import PEERS, SCIPY_MAX_MACS, TorchSystem, make_systems
+from .systems import PEERS, SCIPY_MAX_MACS, SCIPY_MAX_PLANES, TorchSystem, make_systems
 
 __all__ = ["add_arguments", "main"]
 
@@ -59,8 +59,9 @@ def add_arguments(parser):
         "--layers", type=_layers_arg, default=DEFAULT_LAYERS, metavar="LAYERS",
         help=f"layers as {LAYER_SYNTAX} (square H x H input, k x k kernel; defaults: "
              "k=3, stride=1, pad=k//2, groups=1), separated by spaces or semicolons, "
-             "e.g. \"1,64,64,56; 8,3,64,224,7,2,3\". Default: the 3x3 layers of ResNet-50 "
-             f"and VGG-16: {default_layers}")
+             "e.g. \"1,64,64,56; 8,3,64,224,7,2,3\", or a named set: "
+             f"{', '.join(LAYER_SETS)} (large kernels, where the FFT pays). Default: the "
+             f"3x3 layers of ResNet-50 and VGG-16: {default_layers}")
     parser.add_argument("--batch", type=_positive_int, metavar="N",
                         help="batch size N for every layer (default: each layer's own)")
     parser.add_argument("--threads", type=_positive_int, metavar="T",
@@ -78,7 +79,8 @@ def add_arguments(parser):
     parser.add_argument("--peers", type=_peers_arg, default=PEERS, metavar="LIST",
                         help="comma-separated peers to run if installed (default: "
                              f"{','.join(PEERS)}; scipy only on layers up to "
-                             f"{SCIPY_MAX_MACS:.2g} multiply-adds)")
+                             f"{SCIPY_MAX_MACS:.2g} multiply-adds, or of at most "
+                             f"{SCIPY_MAX_PLANES} single-channel planes)")
     parser.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
     parser.add_argument("--plot", metavar="PATH.png",
                         help="bar chart of GFLOP/s per layer and system (needs matplotlib: "

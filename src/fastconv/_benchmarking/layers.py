@@ -13,7 +13,8 @@ import numpy as np
 
 __all__ = ["Layer", "LAYER_SYNTAX", "parse_layers", "RESNET50_3X3", "RESNET50_STRIDED",
            "RESNET50_1X1", "VGG16_3X3", "DEFAULT_LAYERS", "THREAD_SCALING_LAYERS",
-           "CHANNEL_LANES_LAYERS", "SMALL_CALL_LAYERS", "auto_rule_grid"]
+           "CHANNEL_LANES_LAYERS", "SMALL_CALL_LAYERS", "LARGE_KERNEL_LAYERS", "LAYER_SETS",
+           "auto_rule_grid"]
 
 LAYER_SYNTAX = "N,C,K,H[,k[,stride[,pad[,groups[,dilation]]]]]"
 
@@ -136,7 +137,8 @@ def parse_layers(text):
     ----------
     text : str
         Layers as ``N,C,K,H[,k[,stride[,pad[,groups[,dilation]]]]]`` separated by spaces
-        or semicolons, e.g. ``"1,64,64,56; 8,3,64,224,7,2,3"``.
+        or semicolons, e.g. ``"1,64,64,56; 8,3,64,224,7,2,3"``, or the name of
+        a table of :data:`LAYER_SETS`.
 
     Returns
     -------
@@ -147,6 +149,8 @@ def parse_layers(text):
     ValueError
         For a malformed or inconsistent layer; the message names it.
     """
+    if text.strip() in LAYER_SETS:
+        return LAYER_SETS[text.strip()]
     layers = []
     for item in text.replace(";", " ").split():
         fields = item.split(",")
@@ -214,6 +218,23 @@ CHANNEL_LANES_LAYERS = (
 #: (tools/tuning/small_calls.py).
 SMALL_CALL_LAYERS = tuple(Layer(n, c, c, size, padding=0) for n, c, size in (
     (2, 8, 12), (1, 16, 16), (1, 16, 32), (1, 32, 32), (1, 32, 64), (1, 64, 64)))
+
+
+#: Large kernels, "same" padding: where the FFT path pays (issue 15). Single
+#: channel 1024 x 1024 images as SciPy users filter them, and multi-channel
+#: layers with 7x7 to 21x21 kernels on 64x64 to 512x512 images.
+LARGE_KERNEL_LAYERS = (
+    Layer(1, 1, 1, 1024, kernel=15, name="image 15x15"),
+    Layer(1, 1, 1, 1024, kernel=31, name="image 31x31"),
+    Layer(1, 16, 16, 256, kernel=11),
+    Layer(1, 32, 32, 128, kernel=15),
+    Layer(1, 8, 8, 512, kernel=21),
+    Layer(1, 64, 64, 64, kernel=7),
+    Layer(1, 3, 64, 224, kernel=11),
+)
+
+#: The tables ``--layers`` takes by name.
+LAYER_SETS = {"default": DEFAULT_LAYERS, "large-kernel": LARGE_KERNEL_LAYERS}
 
 
 def auto_rule_grid(max_flops=6e9):

@@ -16,6 +16,9 @@ PEERS = ("numpy", "torch", "scipy")
 #: scipy.signal.correlate is run only on layers with at most this many
 #: multiply-adds (it correlates one output channel per call).
 SCIPY_MAX_MACS = 1.2e8
+#: ... or with one input channel per group and at most this many output
+#: planes: the images SciPy users filter (correlate picks its FFT method).
+SCIPY_MAX_PLANES = 4
 
 
 class System:
@@ -180,9 +183,12 @@ class ScipySystem(System):
     def skip_reason(self, layer):
         if layer.dilation != 1:
             return "dilated kernels are not run (correlate has no dilation)"
-        if layer.macs > SCIPY_MAX_MACS:
-            return (f"run only on layers of up to {SCIPY_MAX_MACS:.2g} multiply-adds "
-                    "(one correlate call per image and output channel)")
+        planes = layer.batch * layer.out_channels
+        single = layer.in_channels == layer.groups and planes <= SCIPY_MAX_PLANES
+        if layer.macs > SCIPY_MAX_MACS and not single:
+            return (f"run only on layers of up to {SCIPY_MAX_MACS:.2g} multiply-adds, or "
+                    f"of at most {SCIPY_MAX_PLANES} single-channel planes (one correlate "
+                    "call per image and output channel)")
         return None
 
     def method(self, layer, dtype):

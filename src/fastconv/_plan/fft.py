@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from .. import _fft, _winograd
-from . import Geometry, Plan, ceil_div, thread_scratch
+from .. import _direct, _fft, _winograd
+from . import Geometry, Plan, ceil_div, direct, thread_scratch
 
 # The cost model that chooses the windows (and, with the direct kernel's, the
 # algorithm of "auto"): single-thread nanoseconds, measured here with
@@ -44,17 +44,20 @@ BROADCAST_NS = 1.5
 COPY_NS = 0.8
 # Per chunk: Python and FFT set-up.
 CHUNK_NS = 40_000
-# A one-off call's weight spectra: float64 FFTs per point and log2, and
-# packing per element of the packed panels.
+# A one-off call's weight spectra: FFTs per point and log2, and the
+# transpose into the packed panels per element (tens of MB with many
+# channels: (64, 64) channels and 30 x 30 windows make 31 MB).
 WEIGHT_FFT_NS = 0.5
-PACK_NS = 1.0
-# The direct kernel per multiply-add at one thread, by instruction-set level:
-# with many input channels per group, and with at most PLANES_MAX_GROUP_IN
-# (the plane kernel: no reuse of inputs across channels). Measured here on
-# (1,16,128,128) 11x11 -> 16, (1,64,56,56) 5x5 -> 64 and (1,1,512,512) 15x15.
+PACK_NS = 2.0
+# The direct kernel per multiply-add at one thread, by instruction-set level,
+# when its GEMM tile's MR rows are all output channels (the time grows as
+# MR / (K/groups) below MR of them); and the plane kernel's (groups of at
+# most direct.PLANE_KERNEL_MAX_GROUP_IN input channels), at every level.
+# Measured here, float32: (1,16,128,128) 11x11 -> 16, (1,3,224,224) 11x11
+# -> 64, (1,64,56,56) 5x5 -> 64, (1,1,512,512) 15x15 -> 1 (0.087 ns at
+# AVX-512: MR = 8 times 0.011), (1,8,256,256) 11x11 groups 8 (0.33-0.43).
 DIRECT_NS = {"avx512": 0.0115, "avx2": 0.02, "baseline": 0.05}
-DIRECT_PLANES_NS = {"avx512": 0.09, "avx2": 0.11, "baseline": 0.2}
-PLANES_MAX_GROUP_IN = 4
+DIRECT_PLANES_NS = 0.35
 # "auto" picks the FFT when the model expects it this many times faster, and
 # never for kernels of fewer taps.
 FFT_MARGIN = 1.25
@@ -212,8 +215,13 @@ def faster_than_direct(geo: Geometry, dtype: np.dtype[Any], prepared: bool, isa:
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
     windows = choose_windows(geo, _fft.backend(), prepared, mr, nr)
     fft = cost_ns(geo, windows, _fft.backend(), prepared, mr, nr)
-    table = DIRECT_PLANES_NS if geo.group_in <= PLANES_MAX_GROUP_IN else DIRECT_NS
-    return fft * FFT_MARGIN < table.get(isa, table["baseline"]) * geo.multiply_adds
+    if geo.groups > 1 and geo.group_in <= direct.PLANE_KERNEL_MAX_GROUP_IN:
+        direct_ns = DIRECT_PLANES_NS
+    else:
+        direct_mr = _direct.tile_shape(dtype.name)[0]
+        direct_ns = (DIRECT_NS.get(isa, DIRECT_NS["baseline"])
+                     * ceil_div(geo.group_out, direct_mr) * direct_mr / geo.group_out)
+    return fft * FFT_MARGIN < direct_ns * geo.multiply_adds
 
 
 def packed_weights_bytes(geo: Geometry, fft_h: int, fft_w: int, mr: int, elem: int) -> int:
