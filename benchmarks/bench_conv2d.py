@@ -6,6 +6,8 @@
 * ``Conv2dLong``: the same on the VGG-16 3x3 layers (3.7 GFLOP each), the
   long cases: fewer samples, one round. Leave them out of a quick check with
   ``asv run --quick -b '^(?!.*Long)'``.
+* ``Conv2dLargeKernel``: the large-kernel layers (7x7 to 31x31, where the
+  FFT path pays), direct, FFT and auto, float32.
 * ``Memory``: ``peakmem_conv2d`` beside ``peakmem_reference``, which
   allocates only what every run holds (input, weight, the output): the
   difference is the algorithm's workspace and packed weights.
@@ -19,8 +21,9 @@ NotImplementedError in ``setup``, asv's way of skipping them.
 
 import numpy as np
 
-from .common import (ALGORITHMS, ALL_LAYERS, DTYPES, LAYERS, LONG_LAYERS, THREADS, convolve,
-                     data, reference, require, timing)
+from .common import (ALGORITHMS, ALL_LAYERS, DTYPES, LARGE_KERNEL_ALGORITHMS,
+                     LARGE_KERNEL_LAYERS, LAYERS, LONG_LAYERS, THREADS, convolve, data,
+                     reference, require, timing)
 
 
 class _Case:
@@ -30,7 +33,7 @@ class _Case:
     timeout = 120
 
     def setup(self, layer, algorithm, dtype, *num_threads):
-        self.layer = ALL_LAYERS[layer]
+        self.layer = {**ALL_LAYERS, **LARGE_KERNEL_LAYERS}[layer]
         require(self.layer, algorithm)
         self.x, self.w = data(self.layer, dtype)
 
@@ -62,6 +65,14 @@ class Conv2dLong(_Speed):
     """VGG-16 layers, the long cases (up to ~0.2 s a call): fewer samples."""
 
     params = [list(LONG_LAYERS), ALGORITHMS, DTYPES, THREADS]
+    rounds = 1
+    repeat = (3, 6, 5.0)
+
+
+class Conv2dLargeKernel(_Speed):
+    """7x7 to 31x31 kernels, float32: the direct kernel against the FFT."""
+
+    params = [list(LARGE_KERNEL_LAYERS), LARGE_KERNEL_ALGORITHMS, ["float32"], THREADS]
     rounds = 1
     repeat = (3, 6, 5.0)
 

@@ -47,10 +47,14 @@ LAYERS = dict(zip(
 LONG_LAYERS = dict(zip(
     ["vgg16 conv2 3x3 (1,128,128,112)", "vgg16 conv3 3x3 (1,256,256,56)",
      "vgg16 conv4 3x3 (1,512,512,28)"], layers.VGG16_3X3, strict=True))
+#: Large kernels, where the FFT path pays (the bench's --layers large-kernel).
+LARGE_KERNEL_LAYERS = {layer.label: layer for layer in getattr(layers, "LARGE_KERNEL_LAYERS", ())}
 ALL_LAYERS = {**LAYERS, **LONG_LAYERS}
 
 #: The algorithms tracked: the direct kernel, each Winograd tile, and "auto".
 ALGORITHMS = ["direct", "winograd2", "winograd4", "winograd6", "auto"]
+#: On the large kernels: the direct kernel, the FFT and "auto".
+LARGE_KERNEL_ALGORITHMS = ["direct", "fft", "auto"]
 DTYPES = ["float32", "float64"]
 THREADS = [1, 2]
 

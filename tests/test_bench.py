@@ -11,7 +11,8 @@ import pytest
 
 import fastconv
 from fastconv._benchmarking import plot, report, systems
-from fastconv._benchmarking.layers import Layer, parse_layers
+from fastconv._benchmarking.layers import (DEFAULT_LAYERS, LARGE_KERNEL_LAYERS, Layer,
+                                           parse_layers)
 from fastconv.__main__ import main
 
 TINY = "1,8,8,16"
@@ -79,6 +80,12 @@ def test_bench_main_in_process(capsys):
 ])
 def test_parse_layers(text, layers):
     assert list(parse_layers(text)) == layers
+
+
+def test_named_layer_sets():
+    assert parse_layers("large-kernel") == LARGE_KERNEL_LAYERS
+    assert parse_layers(" default ") == DEFAULT_LAYERS
+    assert all(layer.kernel >= 7 and layer.stride == 1 for layer in LARGE_KERNEL_LAYERS)
 
 
 @pytest.mark.parametrize("text, message", [
