@@ -79,11 +79,14 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         ``"direct"``; ``"winograd"`` (Winograd minimal filtering, 3x3 kernels
         with stride 1 and dilation 1 only, float dtypes, tile size chosen by
         shape) or ``"winograd2"``, ``"winograd4"``, ``"winograd6"`` for output
-        tiles F(2x2), F(4x4), F(6x6); ``"auto"`` picks the fastest for the
-        shape (see docs/algorithms.md; :func:`fastconv.plan` says what a call
-        will run). A forced
-        Winograd call can overflow to Inf or NaN where the direct sum is
-        finite (float32 data near 1e37); ``"auto"`` then recomputes with the
+        tiles F(2x2), F(4x4), F(6x6); ``"fft"`` (overlap-save FFT convolution,
+        stride 1, float dtypes; SciPy's FFTs when SciPy is installed, else
+        NumPy's; error within ``2 * eps * log2(window points) *
+        max(conv(|x|, |w|))``); ``"auto"`` picks the fastest for the shape
+        (see docs/algorithms.md; :func:`fastconv.plan` says what a call will
+        run). A forced Winograd or FFT call can overflow to Inf or NaN where
+        the direct sum is finite (float32 data near 1e37), and an FFT spreads
+        a NaN or Inf over its window; ``"auto"`` then recomputes with the
         direct kernel, so its NaN and Inf are exactly the direct kernel's.
     num_threads : int, optional
         OpenMP threads for this call. ``None`` uses the active
@@ -187,12 +190,14 @@ def plan(input_shape: Sequence[int], weight_shape: Sequence[int], *, stride: Int
     Returns
     -------
     plan : Plan
-        A frozen dataclass: ``algorithm`` ("direct" or "winograd"), ``path``
-        ("planes", "rows", "packed", "shared_columns", "channel_lanes",
-        "winograd_tiles" or "winograd_cooperative"), ``tile`` (Winograd's m
-        of F(m x m, 3 x 3), else None), ``threads``, ``workspace_bytes``
-        (the kernel's scratch for all its threads, plus the packed weights
-        unless ``prepared``) and ``blocking`` (how the path cuts the work).
+        A frozen dataclass: ``algorithm`` ("direct", "winograd" or "fft"),
+        ``path`` ("planes", "rows", "packed", "shared_columns",
+        "channel_lanes", "winograd_tiles", "winograd_cooperative", or
+        "fft_scipy" / "fft_numpy": the FFT library that runs), ``tile``
+        (Winograd's m of F(m x m, 3 x 3), else None), ``threads``,
+        ``workspace_bytes`` (the kernel's scratch for all its threads, plus
+        the packed weights unless ``prepared``) and ``blocking`` (how the
+        path cuts the work; the FFT's window and tile sizes).
 
     Examples
     --------
