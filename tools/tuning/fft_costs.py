@@ -31,17 +31,18 @@ LAYERS = LARGE_KERNEL_LAYERS + tuple(
 
 
 def estimates(layer, threads):
-    """(FFT estimate, direct estimate) in ms at one thread, and auto's pick."""
+    """(FFT estimate, direct estimate) in ms on ``threads`` threads, and
+    auto's pick."""
     spec = _conv.ConvSpec(np.zeros(layer.weight_shape, np.float32), None, 1, layer.padding,
                           cache=False)
     geo = spec.geometry(layer.input_shape)
     dtype = np.dtype(np.float32)
     mr, nr = _winograd.gemm_tile_shape("float32")
     windows = fft_plan.choose_windows(geo, _fft.backend(), False, mr, nr)
-    fft_ns = fft_plan.cost_ns(geo, windows, _fft.backend(), False, mr, nr)
+    fft_ns = fft_plan.cost_ns(geo, windows, _fft.backend(), False, mr, nr, threads)
     direct_mr = _direct.tile_shape("float32")[0]
     direct_ns = (fft_plan.DIRECT_NS[_cpu.active_isa()] * geo.multiply_adds
-                 * -(-geo.group_out // direct_mr) * direct_mr / geo.group_out)
+                 * -(-geo.group_out // direct_mr) * direct_mr / geo.group_out / threads)
     pick = fastconv.plan(layer.input_shape, layer.weight_shape, padding=layer.padding,
                          num_threads=threads).algorithm
     return fft_ns / 1e6, direct_ns / 1e6, pick, windows, geo

@@ -235,7 +235,7 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
 
 
 def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
-                     prepared: bool) -> Tuple[str, Optional[int]]:
+                     prepared: bool, threads: int = 1) -> Tuple[str, Optional[int]]:
     """("direct", None), ("winograd", m) or ("fft", None) for ``algorithm``
     (validated)."""
     if algorithm == "fft":
@@ -255,8 +255,8 @@ def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
     if algorithm == "direct" or dtype.kind != "f":
         return "direct", None
     if not winograd_applies(geo):
-        return ("fft", None) if fft.faster_than_direct(geo, dtype, prepared,
-                                                       _cpu.active_isa()) else ("direct", None)
+        return ("fft", None) if fft.faster_than_direct(
+            geo, dtype, prepared, _cpu.active_isa(), threads) else ("direct", None)
     tile = winograd_tile_rule(geo, prepared)
     return ("winograd", tile) if tile else ("direct", None)
 
@@ -286,7 +286,7 @@ def _make_plan(geo: Geometry, dtype_char: str, threads: int, algorithm: str, pre
                isa: str) -> Plan:
     # isa is only part of the key: tile shapes change with the level.
     dtype = np.dtype(dtype_char)
-    kind, tile = choose_algorithm(geo, dtype, algorithm, prepared)
+    kind, tile = choose_algorithm(geo, dtype, algorithm, prepared, threads)
     if geo.batch == 0:
         # Nothing runs: no threads, no scratch, no weights packed.
         one = _make_plan(geo._replace(batch=1), dtype_char, threads, algorithm, prepared, isa)

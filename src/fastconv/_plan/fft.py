@@ -154,8 +154,11 @@ def _chunks(geo: Geometry, b: Dict[str, int]) -> Tuple[int, int]:
 
 
 def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: bool,
-            mr: int, nr: int) -> float:
-    """Estimated single-thread time of the FFT path with these windows."""
+            mr: int, nr: int, threads: int = 1) -> float:
+    """Estimated time of the FFT path with these windows on ``threads``
+    threads: the chunks (transforms, products, output) shared out among
+    them, the input's padded copy and a one-off call's weight transform on
+    one."""
     b = _blocking(geo, windows, mr, nr, 4)
     fft_h, fft_w = windows
     points, frequencies = fft_h * fft_w, fft_h * (fft_w // 2 + 1)
@@ -172,10 +175,10 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
         padded_columns = n_chunks * (columns // nr * nr + ceil_div(columns % nr, half) * half)
         products = ((PRODUCT_NS + PRODUCT_GATHER_NS / (2 * geo.group_in)) * geo.groups
                     * frequencies * padded_columns * rows * 2 * geo.group_in)
-    copies = COPY_NS * geo.batch * (
-        geo.channels * (b["tiles_h"] * b["tile_h"] + fft_h - b["tile_h"])
-        * (b["tiles_w"] * b["tile_w"] + fft_w - b["tile_w"])
-        + geo.out_channels * geo.out_h * geo.out_w)
+    padded_input = COPY_NS * geo.batch * geo.channels * (
+        (b["tiles_h"] * b["tile_h"] + fft_h - b["tile_h"])
+        * (b["tiles_w"] * b["tile_w"] + fft_w - b["tile_w"]))
+    output = COPY_NS * geo.batch * geo.out_channels * geo.out_h * geo.out_w
     weights = 0.0
     if not prepared:
         kernel_rows = spans(geo)[0]
@@ -183,7 +186,8 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
             kernel_rows * fft_w * math.log2(fft_w) + frequencies * math.log2(fft_h))
         if geo.group_in > 1:
             weights += PACK_NS * geo.groups * frequencies * rows * 2 * geo.group_in
-    return transforms + products + copies + weights + CHUNK_NS * n_chunks
+    chunks = transforms + products + output + CHUNK_NS * n_chunks
+    return padded_input + weights + chunks / min(threads, n_chunks)
 
 
 def choose_windows(geo: Geometry, backend: str, prepared: bool, mr: int,
@@ -204,9 +208,12 @@ def choose_windows(geo: Geometry, backend: str, prepared: bool, mr: int,
     return best
 
 
-def faster_than_direct(geo: Geometry, dtype: np.dtype[Any], prepared: bool, isa: str) -> bool:
+def faster_than_direct(geo: Geometry, dtype: np.dtype[Any], prepared: bool, isa: str,
+                       threads: int) -> bool:
     """Whether ``algorithm="auto"`` runs the FFT path: the cost model says
-    it takes at most 1 / FFT_MARGIN of the direct kernel's time. Only for
+    it takes at most 1 / FFT_MARGIN of the direct kernel's time on
+    ``threads`` threads (the direct kernel's work divides among them, the
+    FFT's weight transform and padded copy do not). Only for
     stride 1, float data and kernels of at least MIN_TAPS taps: the direct
     kernel (or Winograd) wins below, where the model is not worth its time."""
     if (dtype.kind != "f" or (geo.stride_h, geo.stride_w) != (1, 1)
@@ -214,14 +221,14 @@ def faster_than_direct(geo: Geometry, dtype: np.dtype[Any], prepared: bool, isa:
         return False
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
     windows = choose_windows(geo, _fft.backend(), prepared, mr, nr)
-    fft = cost_ns(geo, windows, _fft.backend(), prepared, mr, nr)
+    fft = cost_ns(geo, windows, _fft.backend(), prepared, mr, nr, threads)
     if geo.groups > 1 and geo.group_in <= direct.PLANE_KERNEL_MAX_GROUP_IN:
         direct_ns = DIRECT_PLANES_NS
     else:
         direct_mr = _direct.tile_shape(dtype.name)[0]
         direct_ns = (DIRECT_NS.get(isa, DIRECT_NS["baseline"])
                      * ceil_div(geo.group_out, direct_mr) * direct_mr / geo.group_out)
-    return fft * FFT_MARGIN < direct_ns * geo.multiply_adds
+    return fft * FFT_MARGIN < direct_ns * geo.multiply_adds / threads
 
 
 def packed_weights_bytes(geo: Geometry, fft_h: int, fft_w: int, mr: int, elem: int) -> int:
