@@ -107,6 +107,16 @@ def optimisation_args(compiler):
     return ["-O3"] + ([] if debug_info_requested() else ["-g0"])
 
 
+def cxx_standard_args(compiler):
+    """The C++ modules are C++17, said explicitly: gcc >= 11 defaults to it,
+    but clang before 16 (14 here) to C++14, where the Winograd matrices'
+    static constexpr members are not inline and clang's build failed to load
+    (undefined symbol fc_winograd_matrices<4>::AT)."""
+    if compiler.compiler_type == "msvc":
+        return ["/std:c++17"]
+    return ["-std=gnu++17"]
+
+
 def debug_info_requested():
     """True when CFLAGS or CXXFLAGS in the environment ask for debug
     information (a -g flag other than -g0)."""
@@ -122,8 +132,11 @@ class BuildExt(build_ext):
         flags = optimisation_args(self.compiler) + compile_args
         compiler_name = os.path.basename(self.compiler.compiler_so[0]) if hasattr(
             self.compiler, "compiler_so") else self.compiler.compiler_type
+        cxx_flags = cxx_standard_args(self.compiler)
         for ext in self.extensions:
-            ext.extra_compile_args = flags + list(ext.extra_compile_args)
+            language = ext.language or self.compiler.detect_language(ext.sources)
+            ext.extra_compile_args = (flags + (cxx_flags if language == "c++" else [])
+                                      + list(ext.extra_compile_args))
             ext.extra_link_args = link_args + list(ext.extra_link_args)
             ext.define_macros = list(ext.define_macros) + [
                 ("FASTCONV_BUILD_FLAGS", c_string(" ".join(flags))),
@@ -133,7 +146,7 @@ class BuildExt(build_ext):
         # differ from the last successful build in this build directory, so that
         # e.g. switching FASTCONV_DISABLE_OPENMP never keeps the old modules.
         stamp = os.path.join(self.build_temp, "fastconv-build-flags.txt")
-        stamp_text = "\n".join([compiler_name] + flags + ["|"] + link_args) + "\n"
+        stamp_text = "\n".join([compiler_name] + flags + cxx_flags + ["|"] + link_args) + "\n"
         if read_text(stamp) != stamp_text:
             self.force = True
             if os.path.exists(stamp):
