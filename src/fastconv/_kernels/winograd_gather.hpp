@@ -135,7 +135,9 @@ static FC_ALWAYS_INLINE void fc_wino_scatter(FC_WINO_SCATTER_ARGS(T))
                 __builtin_prefetch(row + out_h * out_w + p, 1);
 #endif
             for (fc_index t = 0; t < full; ++t)
+#if defined(__GNUC__)
 #pragma GCC unroll 8
+#endif
                 for (int j = 0; j < M; ++j) row[t * M + j] = src[(fc_index)j * nr + t];
             for (fc_index t = full; t < run; ++t)
                 for (int j = 0; j < M && (tw + t) * M + j < out_w; ++j)
