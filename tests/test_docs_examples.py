@@ -6,7 +6,10 @@ links point to files (and headings) that exist.
 * The README's example (its first ``python`` block) prints exactly the
   ``text`` block that follows it.
 * Every relative link in README.md, CONTRIBUTING.md, CHANGELOG.md and docs/*.md
-  names a file of the checkout, and a ``#fragment`` a heading of that file.
+  names a file of the checkout, and a ``#fragment`` a heading of that file;
+  so does every link into the repository (``REPO_URL/blob/main/<path>``).
+* README.md, the long description on a package index, has no relative links
+  (they would not resolve there): its links into the repository are absolute.
 """
 
 import doctest
@@ -23,6 +26,9 @@ from fastconv import _cpu, _openmp_helpers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+# pyproject.toml's [project.urls] Source: README.md links into the repository here.
+REPO_URL = "https://github.com/fastconv/fastconv"
+REPO_FILE = re.compile(re.escape(REPO_URL) + r"/(?:blob|tree)/main/(.*)")
 # The child imports the fastconv this process tested (installed, or src/).
 IMPORT_PATH = os.path.dirname(os.path.dirname(os.path.abspath(fastconv.__file__)))
 
@@ -109,16 +115,37 @@ def _links(path):
 def test_relative_links_resolve(path):
     broken = []
     for link in _links(path):
-        if re.match(r"[a-z][a-z0-9+.-]*:", link):  # http:, https:, mailto:
+        in_repo = REPO_FILE.match(link)
+        if in_repo:  # a file of the checkout, by its absolute URL
+            link = in_repo.group(1)
+            base = ROOT
+        elif re.match(r"[a-z][a-z0-9+.-]*:", link):  # other http:, https:, mailto:
             continue
+        else:
+            base = os.path.dirname(path)
         target, _, fragment = link.partition("#")
-        target_path = (os.path.normpath(os.path.join(os.path.dirname(path), target))
-                       if target else path)
+        target_path = os.path.normpath(os.path.join(base, target)) if target else path
         if not os.path.exists(target_path):
             broken.append(f"{link}: no file {os.path.relpath(target_path, ROOT)}")
         elif fragment and target_path.endswith(".md") and fragment not in _anchors(target_path):
             broken.append(f"{link}: no heading #{fragment}")
     assert not broken, f"{os.path.relpath(path, ROOT)}: " + "; ".join(broken)
+
+
+def test_readme_links_are_absolute():
+    """README.md is the long description on a package index, where a relative
+    link resolves to nothing: its links are absolute URLs (or #fragments)."""
+    _need(README)
+    relative = [link for link in _links(README)
+                if not re.match(r"[a-z][a-z0-9+.-]*:", link) and not link.startswith("#")]
+    assert not relative, f"README.md has relative links: {relative}"
+
+
+def test_repo_url_is_the_projects():
+    path = os.path.join(ROOT, "pyproject.toml")
+    _need(path)
+    with open(path, encoding="utf-8") as f:
+        assert f'Source = "{REPO_URL}"' in f.read()
 
 
 @pytest.mark.skipif(

@@ -68,7 +68,11 @@ cdef inline bint run_work_items(
     cdef int alloc_failed = 0, flagged = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef int *flagged_ptr = &flagged
-    cdef char *scratch
+    # Set before the parallel region, which copies it into each thread
+    # (Cython makes it firstprivate): an unset one would be copied
+    # uninitialised (gcc's -Wmaybe-uninitialized), though each thread sets it
+    # before use.
+    cdef char *scratch = NULL
     cdef Py_ssize_t item
     cdef fc_interrupt interrupt
     cdef fc_interrupt *interrupt_ptr = &interrupt
@@ -101,9 +105,9 @@ cdef inline bint run_rounds(
     cdef int alloc_failed = 0, flagged = 0
     cdef int *alloc_failed_ptr = &alloc_failed
     cdef int *flagged_ptr = &flagged
-    cdef char *scratch
-    cdef Py_ssize_t round_index, item
-    cdef int phase
+    cdef char *scratch = NULL   # firstprivate: see run_work_items
+    cdef Py_ssize_t round_index = 0, item
+    cdef int phase = 0
     cdef fc_interrupt interrupt
     cdef fc_interrupt *interrupt_ptr = &interrupt
     start_interrupt_checks(interrupt_ptr)

@@ -30,6 +30,12 @@ def peak_report(threads, dtype="float32"):
     ``one_thread``, ``threads``, ``level`` and ``source``."""
     level = _cpu.active_isa()
     one = measure(1, dtype, level)
+    if one == 0:
+        # fma_peak.hpp's loops are x86-64 assembly (GCC/Clang); elsewhere
+        # (aarch64, MSVC) fc_fma_peak_flop is 0: nothing was measured.
+        return {"gflops": 0.0, "one_thread": 0.0, "threads": threads, "level": level,
+                "source": "not measured: no multiply-add loop for this CPU or "
+                          "compiler (give one with --peak)"}
     both = one if threads == 1 else measure(threads, dtype, level)
     return {"gflops": both, "one_thread": one, "threads": threads, "level": level,
             "source": f"measured: {level} multiply-add loop, fastconv._cpu.fma_peak"}

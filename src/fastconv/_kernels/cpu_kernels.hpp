@@ -89,7 +89,8 @@ FC_DEFINE_PACK_AND_PLANES(avx512, FC_TARGET_AVX512, 16)
     template <int M> ATTR static void fc_wino_pack_##SUFFIX(FC_WINO_PACK_ARGS(T)) \
     { fc_wino_pack_panel<M, T>(FC_WINO_PACK_PASS); }
 
-#if FC_HAVE_VECTOR_EXTENSIONS
+/* Without vector extensions (MSVC) the baseline transforms are plain loops
+ * (winograd_transforms.hpp). */
 FC_WINO_DEFINE(f32_baseline, , float, 16)
 FC_WINO_DEFINE(f64_baseline, , double, 16)
 #if FC_HAVE_X86_DISPATCH
@@ -97,7 +98,6 @@ FC_WINO_DEFINE(f32_avx2, FC_TARGET_AVX2, float, 32)
 FC_WINO_DEFINE(f64_avx2, FC_TARGET_AVX2, double, 32)
 FC_WINO_DEFINE(f32_avx512, FC_TARGET_AVX512, float, 64)
 FC_WINO_DEFINE(f64_avx512, FC_TARGET_AVX512, double, 64)
-#endif
 #endif
 
 #define FC_WINO_ALL_M(F) {F<2>, F<4>, F<6>}
@@ -152,9 +152,7 @@ static fc_kernel_table fc_kernels_baseline(void)
     t.isa = FC_ISA_BASELINE;
     FC_FILL_TILES(t, 4, FC_BASELINE_F32_NR, 4, 8, f32_baseline, f64_baseline, 4, f32_baseline);
     FC_FILL_PACK_AND_PLANES(t, baseline);
-#if FC_HAVE_VECTOR_EXTENSIONS
     FC_WINO_FILL(t, f32_baseline, f64_baseline);
-#endif
     return t;
 }
 

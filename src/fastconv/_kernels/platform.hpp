@@ -7,7 +7,8 @@
  * (FC_TARGET_AVX2, FC_TARGET_AVX512), so the default build needs no -march
  * flag and a wheel runs on any x86-64 CPU; cpu_dispatch.hpp chooses the level
  * at run time. Compilers without GNU vector extensions (MSVC) get portable
- * scalar kernels only.
+ * scalar kernels only; FASTCONV_NO_VECTOR_EXTENSIONS selects those on GCC and
+ * Clang too (CXXFLAGS=-DFASTCONV_NO_VECTOR_EXTENSIONS), to test that path.
  */
 #ifndef FASTCONV_PLATFORM_HPP
 #define FASTCONV_PLATFORM_HPP

@@ -135,7 +135,9 @@ static FC_ALWAYS_INLINE void fc_wino_scatter(FC_WINO_SCATTER_ARGS(T))
                 __builtin_prefetch(row + out_h * out_w + p, 1);
 #endif
             for (fc_index t = 0; t < full; ++t)
+#if defined(__GNUC__)
 #pragma GCC unroll 8
+#endif
                 for (int j = 0; j < M; ++j) row[t * M + j] = src[(fc_index)j * nr + t];
             for (fc_index t = full; t < run; ++t)
                 for (int j = 0; j < M && (tw + t) * M + j < out_w; ++j)
@@ -164,9 +166,12 @@ typedef void (*fc_wino_scatter_f64_fn)(FC_WINO_SCATTER_ARGS(double));
 /* same in reverse. F(6x6) (stride 6) keeps the generic loops.              */
 
 /* GCC 12 reports the intrinsics' deliberately undefined pass-through
- * operands as maybe-uninitialized. */
+ * operands as maybe-uninitialized (clang has no such warning, and warns about
+ * the unknown option). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 /* The mask of lanes [lo, hi) of 16, clipped. */
 FC_TARGET_AVX512 static inline __mmask16 fc_lane_mask(fc_index lo, fc_index hi)
@@ -321,7 +326,9 @@ FC_TARGET_AVX512 static void fc_wino_scatter_f32_avx512_runs(FC_WINO_SCATTER_ARG
     }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 #endif
 
 #endif /* FASTCONV_WINOGRAD_GATHER_HPP */

@@ -105,6 +105,8 @@ template <> struct fc_winograd_matrices<6> {
         {0.0, 1.0, -1.0, 32.0, -32.0, 1.0 / 32.0, -1.0 / 32.0, 1.0}};
 };
 
+#if FC_HAVE_VECTOR_EXTENSIONS
+
 /* ------------------------------------------------------------------------ */
 /* Input transform of a gathered panel: v[xi * xi_stride + q] = (B^T d B)[xi] */
 /* for the NR lanes q. The scratch is overwritten.                           */
@@ -280,6 +282,116 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
         }
     }
 }
+
+#else /* !FC_HAVE_VECTOR_EXTENSIONS */
+
+/* ------------------------------------------------------------------------ */
+/* The same three transforms as plain loops, for compilers without GNU      */
+/* vector extensions (MSVC): the same sums in the same order, one lane at a */
+/* time (VLEN is unused).                                                   */
+
+template <typename T, int M, int VLEN>
+static inline void fc_wino_input_impl(fc_index nr, T *scratch, T *v, fc_index xi_stride)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    for (int a = 0; a < alpha; ++a) {
+        T *rowp = scratch + (fc_index)a * alpha * nr;
+        for (fc_index q = 0; q < nr; ++q) {
+            T x[alpha], y[alpha];
+            for (int b = 0; b < alpha; ++b) x[b] = rowp[b * nr + q];
+            for (int j = 0; j < alpha; ++j) {
+                y[j] = 0;
+                for (int b = 0; b < alpha; ++b)
+                    if (W::BT[j][b] != 0.0) y[j] += (T)W::BT[j][b] * x[b];
+            }
+            for (int j = 0; j < alpha; ++j) rowp[j * nr + q] = y[j];
+        }
+    }
+    for (int j = 0; j < alpha; ++j) {
+        for (fc_index q = 0; q < nr; ++q) {
+            T x[alpha];
+            for (int a = 0; a < alpha; ++a) x[a] = scratch[((fc_index)a * alpha + j) * nr + q];
+            for (int i = 0; i < alpha; ++i) {
+                T y = 0;
+                for (int a = 0; a < alpha; ++a)
+                    if (W::BT[i][a] != 0.0) y += (T)W::BT[i][a] * x[a];
+                v[(fc_index)(i * alpha + j) * xi_stride + q] = y;
+            }
+        }
+    }
+}
+
+template <typename T, int M, int VLEN>
+static inline int fc_wino_output_impl(const T *m_k, fc_index xi_stride, T bias, fc_index nr,
+                                      T *scratch, int relu)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    for (int a = 0; a < alpha; ++a) {
+        for (fc_index q = 0; q < nr; ++q) {
+            T x[alpha];
+            for (int b = 0; b < alpha; ++b) x[b] = m_k[(fc_index)(a * alpha + b) * xi_stride + q];
+            for (int j = 0; j < M; ++j) {
+                T y = 0;
+                for (int b = 0; b < alpha; ++b)
+                    if (W::AT[j][b] != 0.0) y += (T)W::AT[j][b] * x[b];
+                scratch[((fc_index)a * M + j) * nr + q] = y;
+            }
+        }
+    }
+    T *y_out = scratch + (fc_index)alpha * M * nr;
+    T nonfinite = 0;
+    for (int j = 0; j < M; ++j) {
+        for (fc_index q = 0; q < nr; ++q) {
+            T x[alpha];
+            for (int a = 0; a < alpha; ++a) x[a] = scratch[((fc_index)a * M + j) * nr + q];
+            for (int i = 0; i < M; ++i) {
+                T y = (T)0 + bias;
+                for (int a = 0; a < alpha; ++a)
+                    if (W::AT[i][a] != 0.0) y += (T)W::AT[i][a] * x[a];
+                if (relu && y < 0) y = 0;  /* keeps NaN, as torch.relu does */
+                nonfinite += y * (T)0;
+                y_out[((fc_index)i * M + j) * nr + q] = y;
+            }
+        }
+    }
+    return nonfinite != nonfinite;
+}
+
+template <int M, typename T>
+static inline void fc_wino_pack_panel(const T *weight, fc_index out_channels,
+                                      fc_index channels, int mr, fc_index panel,
+                                      T *u_packed, fc_index xi_stride)
+{
+    typedef fc_winograd_matrices<M> W;
+    const int alpha = W::alpha;
+    const fc_index k0 = panel * mr;
+    const int lanes = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
+    for (fc_index c = 0; c < channels; ++c) {
+        T *dst = u_packed + (panel * channels + c) * mr;
+        for (int lane = 0; lane < mr; ++lane) {
+            double g[9], tmp[alpha][3];
+            const T *filter = weight + ((k0 + lane) * channels + c) * 9;
+            for (int i = 0; i < 9; ++i) g[i] = lane < lanes ? (double)filter[i] : 0.0;
+            for (int i = 0; i < alpha; ++i)
+                for (int k = 0; k < 3; ++k) {
+                    tmp[i][k] = 0.0;
+                    for (int l = 0; l < 3; ++l)
+                        if (W::G[i][l] != 0.0) tmp[i][k] += W::G[i][l] * g[l * 3 + k];
+                }
+            for (int i = 0; i < alpha; ++i)
+                for (int j = 0; j < alpha; ++j) {
+                    double u = 0.0;
+                    for (int k = 0; k < 3; ++k)
+                        if (W::G[j][k] != 0.0) u += W::G[j][k] * tmp[i][k];
+                    dst[(fc_index)(i * alpha + j) * xi_stride + lane] = (T)u;
+                }
+        }
+    }
+}
+
+#endif /* FC_HAVE_VECTOR_EXTENSIONS */
 
 
 typedef void (*fc_wino_input_f32_fn)(fc_index, float *, float *, fc_index);
