@@ -28,7 +28,7 @@ OUTDIR="${1:-}"
 START=$SECONDS
 
 # Test files that exercise each compiled path quickly (about 10 s).
-SMOKE_TESTS="test_config.py test_errors.py test_worked_example.py test_direct_paths.py test_winograd.py test_layer.py"
+SMOKE_TESTS="test_config.py test_errors.py test_worked_example.py test_direct_paths.py test_winograd.py test_layer.py test_fft.py"
 
 step() { printf '\n----- wheel: %s -----\n' "$*"; }
 die() { printf '\n***** WHEEL CHECK FAILED: %s *****\n' "$*" >&2; exit 1; }

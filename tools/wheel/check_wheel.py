@@ -34,7 +34,7 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 
 MAX_BYTES = 2_000_000
 OWN_GLIBC_MAX = (2, 17)
-MODULES = ["_cpu", "_direct", "_direct_gemm", "_winograd", "_openmp_helpers"]
+MODULES = ["_cpu", "_direct", "_direct_gemm", "_winograd", "_spectral", "_openmp_helpers"]
 SOURCE_SUFFIXES = (".pyx", ".pxd", ".hpp", ".h", ".c", ".cpp")
 TAG = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$|^manylinux(1|2010|2014)_(\w+)$")
 LEGACY_GLIBC = {"1": (2, 5), "2010": (2, 12), "2014": (2, 17)}
