@@ -109,10 +109,11 @@ def test_larger_layers_match_the_reference(backend, shape, kernel, channels):
     check(x, w, b, "same", num_threads=2)
 
 
-def test_threads_do_not_change_the_result_and_chunks_only_round_off(monkeypatch):
-    """Threads take whole chunks, so the thread count does not change a bit
-    of the result; other chunks change how the FFT library batches its
-    transforms (and so its rounding), within the bound."""
+def test_threads_do_not_change_the_result_and_chunks_only_round_off(backend, monkeypatch):
+    """Threads split each step of a chunk (frequencies, output channels,
+    the FFT library's own split) without changing a bit of the result;
+    other chunks change how the FFT library batches its transforms (and so
+    its rounding), within the bound."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 8, 64, 50)).astype(np.float32)
     w = rng.standard_normal((12, 8, 7, 7)).astype(np.float32)
@@ -120,11 +121,16 @@ def test_threads_do_not_change_the_result_and_chunks_only_round_off(monkeypatch)
     monkeypatch.setattr(_plan.fft, "CHUNK_BYTES", 1 << 14)
     _plan.clear_cache()
     plan = fastconv.plan(x.shape, w.shape, padding=3, algorithm="fft", num_threads=2)
-    assert plan.blocking["band_rows"] < plan.blocking["tiles_h"] and plan.blocking["workers"] == 2
+    assert plan.blocking["band_rows"] < plan.blocking["tiles_h"] and plan.threads == 2
+    assert plan.blocking["workers"] == 2  # whole chunks per thread
     chunked = fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=1)
     np.testing.assert_array_equal(
         fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=2), chunked)
     assert np.abs(chunked - whole).max() <= 2 * fft_bound(whole, x, w, None, plan, 3)
+    depthwise = rng.standard_normal((8, 1, 9, 9)).astype(np.float32)
+    np.testing.assert_array_equal(
+        fastconv.conv2d(x, depthwise, padding=4, groups=8, algorithm="fft", num_threads=2),
+        fastconv.conv2d(x, depthwise, padding=4, groups=8, algorithm="fft", num_threads=1))
     _plan.clear_cache()
 
 
@@ -262,7 +268,7 @@ def test_plan_reports_windows_workers_and_memory():
     assert plan.path == f"fft_{_fft.backend()}" and plan.tile is None
     assert b["tile_h"] == b["fft_h"] - 10 and b["tile_w"] == b["fft_w"] - 10
     assert b["tiles_h"] * b["tile_h"] >= 256 and b["tiles_w"] * b["tile_w"] >= 256
-    assert 1 <= b["workers"] <= 2
+    assert plan.threads == 2 and b["workers"] in (1, 2)
     assert "fft_h=" in repr(plan)
 
 

@@ -51,7 +51,7 @@ cdef struct Job:
     # What every thread reads: the shapes, the plan's blocking, the arrays.
     Py_ssize_t channels, out_channels, group_in, group_out, out_padded, columns
     Py_ssize_t frequencies
-    Py_ssize_t mr, nr, panels, n_column_blocks
+    Py_ssize_t mr, nr, panels, n_column_blocks, f_begin, n_freqs
     const void *x
     const void *packed
     const void *zeros
@@ -115,8 +115,8 @@ cdef bint _products_item(const void *job_ptr, Py_ssize_t item, char *scratch,
     cdef const Job *job = <const Job *>job_ptr
     cdef Py_ssize_t nr = job.nr, mr = job.mr, kc = 2 * job.group_in
     cdef Py_ssize_t column_block = item % job.n_column_blocks
-    cdef Py_ssize_t f = (item // job.n_column_blocks) % job.frequencies
-    cdef Py_ssize_t g = item // (job.n_column_blocks * job.frequencies)
+    cdef Py_ssize_t f = job.f_begin + (item // job.n_column_blocks) % job.n_freqs
+    cdef Py_ssize_t g = item // (job.n_column_blocks * job.n_freqs)
     cdef Py_ssize_t col0 = column_block * job.panels * nr
     cdef Py_ssize_t n_cols = min(job.panels * nr, job.columns - col0)
     cdef Py_ssize_t n_panels = ceil_div(n_cols, nr), kp, p
@@ -136,7 +136,7 @@ cdef bint _products_item(const void *job_ptr, Py_ssize_t item, char *scratch,
 
 
 def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
-                 Py_ssize_t groups):
+                 Py_ssize_t groups, Py_ssize_t f_begin=0, f_end=None):
     """The conjugated spectra of the weights as the GEMM tile's A panels.
 
     Parameters
@@ -149,6 +149,8 @@ def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
         (module docstring), K_pad = 2 K/groups rounded up to MR (the level
         in use), zero rows past 2 K/groups.
     groups : int
+    f_begin, f_end : int, optional
+        Only the frequencies f_begin .. f_end (default: all).
     """
     cdef int mr = 0, nr = 0
     fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
@@ -162,16 +164,20 @@ def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
     cdef floating re, im
     cdef floating *dst
     cdef const floating *src
+    cdef Py_ssize_t f_stop = frequencies if f_end is None else f_end
+    if f_begin < 0 or f_stop < f_begin or f_stop > frequencies:
+        raise ValueError(f"frequencies {f_begin} .. {f_end} out of 0 .. {frequencies}")
+    cdef Py_ssize_t n_blocks = ceil_div(f_stop - f_begin, PACK_FREQUENCIES)
     with nogil:
         # A transpose, (K, C, F) to (F, K, C), in blocks: a block of
         # frequencies, then one output-channel panel and input channel at a
         # time, whose MR x 2 values of one frequency fill whole cache lines.
-        for block in range(ceil_div(frequencies, PACK_FREQUENCIES)):
-            f0 = block * PACK_FREQUENCIES
+        for block in range(n_blocks):
+            f0 = f_begin + block * PACK_FREQUENCIES
             for g in range(groups):
                 for kp in range(out_padded // mr):
                     for c in range(group_in):
-                        for f in range(f0, min(f0 + PACK_FREQUENCIES, frequencies)):
+                        for f in range(f0, min(f0 + PACK_FREQUENCIES, f_stop)):
                             dst = &packed[g, f, 0] + kp * kc * mr + 2 * c * mr
                             for r in range(0, mr, 2):
                                 k = (kp * mr + r) // 2
@@ -191,7 +197,8 @@ def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
 
 
 def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] packed,
-                      floating[:, :, ::1] y, Py_ssize_t groups, int num_threads, blocking):
+                      floating[:, :, ::1] y, Py_ssize_t groups, int num_threads, blocking,
+                      Py_ssize_t f_begin=0, f_end=None):
     """``Y[f, k, p] = sum_c X[f, c, p] * G[f, k, c]`` over each group's
     input channels, complex numbers stored as (real, imaginary) pairs.
 
@@ -212,6 +219,9 @@ def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] pac
         The plan's ``threads`` (>= 1).
     blocking : mapping
         The plan's ``panels``: NR-column panels per work item.
+    f_begin, f_end : int, optional
+        Only the frequencies f_begin .. f_end (default: all), so that
+        threads of the caller's can share them out.
 
     Raises
     ------
@@ -241,6 +251,10 @@ def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] pac
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1 (the plan's threads); got {num_threads}")
     job.n_column_blocks = ceil_div(job.columns, job.panels * nr)
+    job.f_begin = f_begin
+    job.n_freqs = (job.frequencies if f_end is None else f_end) - f_begin
+    if f_begin < 0 or job.n_freqs < 0 or f_begin + job.n_freqs > job.frequencies:
+        raise ValueError(f"frequencies {f_begin} .. {f_end} out of 0 .. {job.frequencies}")
     zeros_array = np.zeros(mr, np.asarray(y).dtype)
     cdef const floating[::1] zeros = zeros_array
     job.x, job.packed, job.y, job.zeros = &x[0, 0, 0], &packed[0, 0, 0], &y[0, 0, 0], &zeros[0]
@@ -248,5 +262,5 @@ def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] pac
     cdef size_t scratch = (aligned(job.panels * 2 * job.group_in * nr * elem)
                            + job.out_padded * job.panels * nr * elem)
     run_work_items(_products_item[floating], &job,
-                   groups * job.frequencies * job.n_column_blocks, num_threads, scratch)
+                   groups * job.n_freqs * job.n_column_blocks, num_threads, scratch)
 

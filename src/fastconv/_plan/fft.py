@@ -62,6 +62,11 @@ DIRECT_PLANES_NS = 0.35
 # never for kernels of fewer taps.
 FFT_MARGIN = 1.25
 MIN_TAPS = 25
+# What each thread beyond the first adds to a chunk's steps split among the
+# threads: SciPy's FFTs ran 1.25-1.8x as fast on 2 threads as on 1 on
+# arrays of 1-4 ms (smaller ones gained nothing); the products and the
+# cropping split well. (Whole chunks per thread scale with the chunks.)
+THREAD_SPEEDUP = 0.6
 # Largest FFT window side considered, and the memory of one chunk of tiles
 # (input and output spectra, output windows): the FFTs over the first axes
 # slow down ~2.5x once their arrays leave L2 (2 MiB per core here).
@@ -126,16 +131,30 @@ def _blocking(geo: Geometry, windows: Tuple[int, int], mr: int, nr: int,
 
 
 def _split_for_threads(geo: Geometry, b: Dict[str, int], threads: int) -> None:
-    """Smaller chunks, if need be, so that there is one per thread."""
+    """Smaller chunks, where rows of tiles or images allow equal ones, so
+    that each thread can take whole chunks: a multiple of the threads."""
     n_chunks, _ = _chunks(geo, b)
-    if n_chunks >= threads:
+    if threads == 1 or (n_chunks >= threads and n_chunks % threads == 0):
         return
     if b["images"] > 1:
-        b["images"] = max(1, geo.batch // threads)
-        n_chunks, _ = _chunks(geo, b)
-    if n_chunks < threads:
-        per_image = ceil_div(threads, ceil_div(geo.batch, b["images"]))
-        b["band_rows"] = max(1, b["tiles_h"] // per_image)
+        for images in range(min(b["images"], ceil_div(geo.batch, threads)), 0, -1):
+            if ceil_div(geo.batch, images) % threads == 0:
+                b["images"] = images
+                return
+    for rows in range(b["band_rows"], 0, -1):
+        chunks = ceil_div(geo.batch, b["images"]) * ceil_div(b["tiles_h"], rows)
+        if chunks % threads == 0 and b["tiles_h"] % rows == 0:
+            b["band_rows"] = rows
+            return
+
+
+def _workers(geo: Geometry, b: Dict[str, int], threads: int) -> int:
+    """Threads that take whole chunks: all of them when the chunks share out
+    evenly (or nearly: at least 4 each), else 1 (each step on all threads)."""
+    n_chunks, _ = _chunks(geo, b)
+    if threads > 1 and (n_chunks % threads == 0 or n_chunks >= 4 * threads):
+        return threads
+    return 1
 
 
 def _tile_bytes(geo: Geometry, windows: Tuple[int, int], elem: int) -> int:
@@ -156,10 +175,11 @@ def _chunks(geo: Geometry, b: Dict[str, int]) -> Tuple[int, int]:
 def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: bool,
             mr: int, nr: int, threads: int = 1) -> float:
     """Estimated time of the FFT path with these windows on ``threads``
-    threads: the chunks (transforms, products, output) shared out among
-    them, the input's padded copy and a one-off call's weight transform on
-    one."""
+    threads: the chunks (transforms, products, output) shared out whole
+    among them, or each step split at THREAD_SPEEDUP per thread; a one-off
+    call's weight transform split; the input's padded copy on one."""
     b = _blocking(geo, windows, mr, nr, 4)
+    _split_for_threads(geo, b, threads)
     fft_h, fft_w = windows
     points, frequencies = fft_h * fft_w, fft_h * (fft_w // 2 + 1)
     log = math.log2(points)
@@ -186,8 +206,11 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
             kernel_rows * fft_w * math.log2(fft_w) + frequencies * math.log2(fft_h))
         if geo.group_in > 1:
             weights += PACK_NS * geo.groups * frequencies * rows * 2 * geo.group_in
+    speedup = 1 + THREAD_SPEEDUP * (threads - 1)
     chunks = transforms + products + output + CHUNK_NS * n_chunks
-    return padded_input + weights + chunks / min(threads, n_chunks)
+    if _workers(geo, b, threads) > 1:  # the busiest thread's chunks
+        return padded_input + weights / speedup + chunks * ceil_div(n_chunks, threads) / n_chunks
+    return padded_input + (weights + chunks) / speedup
 
 
 def choose_windows(geo: Geometry, backend: str, prepared: bool, mr: int,
@@ -257,25 +280,16 @@ def plan_windows(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bo
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
     b = _blocking(geo, windows, mr, nr, elem)
     _split_for_threads(geo, b, threads)
-    n_chunks, columns = _chunks(geo, b)
-    frequencies = b["fft_h"] * (b["fft_w"] // 2 + 1)
-    # Each of `workers` threads runs whole chunks, its FFTs and spectral
-    # products on one thread; with one chunk, the FFT library and the
-    # products each take all the threads (the products no more than their
-    # work items, and none with one input channel per group: NumPy
-    # broadcasting multiplies those).
-    b["workers"] = min(threads, n_chunks)
-    b["fft_threads"] = 1 if b["workers"] > 1 else threads
-    items = geo.groups * frequencies * ceil_div(columns, b["panels"] * nr)
-    b["product_threads"] = (0 if geo.group_in == 1 else
-                            1 if b["workers"] > 1 else min(threads, items))
+    b["workers"] = _workers(geo, b, threads)
+    _, columns = _chunks(geo, b)
     span_h, span_w = spans(geo)
     padded = (geo.batch * geo.channels * (b["tiles_h"] * b["tile_h"] + span_h - 1)
               * (b["tiles_w"] * b["tile_w"] + span_w - 1) * elem)
     scratch = 0
     if geo.group_in > 1:
         rows = ceil_div(2 * geo.group_out, mr) * mr
-        scratch = max(b["workers"], b["product_threads"]) * thread_scratch(
+        # Each thread's spectral products on their own range of frequencies.
+        scratch = threads * thread_scratch(
             b["panels"] * 2 * geo.group_in * nr * elem, rows * b["panels"] * nr * elem)
     weights = 0 if prepared else packed_weights_bytes(geo, b["fft_h"], b["fft_w"], mr, elem)
     chunk = b["workers"] * columns * _tile_bytes(geo, windows, elem)
