@@ -85,7 +85,7 @@ def test_integer_relu_and_padding_mode(rng):
      "padding='same' needs stride 1"),
     (lambda x, w: fastconv.conv1d(x, w, padding="full"), ValueError, "padding"),
     (lambda x, w: fastconv.conv1d(x, w, algorithm="winograd"), ValueError,
-     "algorithm for conv1d must be 'auto' or 'direct'"),
+     "algorithm for conv1d must be 'auto', 'direct' or 'fft'"),
     (lambda x, w: fastconv.conv1d(x[:, :2], w), ValueError,
      r"input has C=2 channels but weight of shape \(4, 3, 3\)"),
     (lambda x, w: fastconv.conv1d(x[:, :, :2], w), ValueError,

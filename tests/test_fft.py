@@ -297,3 +297,27 @@ def test_workspace_covers_what_a_call_allocates():
         tracemalloc.stop()
         assert 0.5 * plan.workspace_bytes <= peak <= 1.5 * plan.workspace_bytes, (
             peak, plan.workspace_bytes)
+
+
+@pytest.mark.parametrize("kernel", [(1, 31), (17, 1), (1, 1)])
+def test_kernels_spanning_one_axis_transform_only_the_other(backend, kernel):
+    """A 1 x k kernel needs no transform along the height: windows of height
+    1 (a 1-D FFT per row)."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 40, 50))
+    w = rng.standard_normal((4, 3, *kernel))
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    check(x, w, None, padding)
+    plan = fastconv.plan(x.shape, w.shape, padding=padding, algorithm="fft", dtype="float64")
+    assert (plan.blocking["fft_h"] == 1) == (kernel[0] == 1)
+    assert (plan.blocking["fft_w"] == 1) == (kernel[1] == 1)
+
+
+def test_conv1d_runs_the_fft():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 4, 300)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 41)).astype(np.float32)
+    got = fastconv.conv1d(x, w, padding=20, algorithm="fft")
+    want = conv2d_ref(x[:, :, None], w[:, :, None], None, 1, (0, 20))[:, :, 0]
+    scale = tolerance_scale(x[:, :, None], w[:, :, None], None, 1, (0, 20))
+    assert np.abs(got - want).max() <= 2 * np.finfo(np.float32).eps * 20 * scale.max()

@@ -29,7 +29,7 @@ Padding1D = Union[int, Tuple[int], Literal["valid", "same"]]
 
 def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: SingleArg = 1, padding: Padding1D = 0, dilation: SingleArg = 1,
-           groups: int = 1, *, algorithm: Literal["auto", "direct"] = "auto",
+           groups: int = 1, *, algorithm: Literal["auto", "direct", "fft"] = "auto",
            num_threads: Optional[int] = None, out: Optional[NDArray[Any]] = None,
            layout: Literal["NCL", "NLC"] = "NCL", activation: Activation = None,
            padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
@@ -55,9 +55,11 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         Spacing between kernel taps; >= 1.
     groups : int, default=1
         Must divide ``C`` and ``K``.
-    algorithm : {"auto", "direct"}, default="auto"
-        The Winograd kernels need 3x3 kernels, so conv1d always runs the
-        direct kernel.
+    algorithm : {"auto", "direct", "fft"}, default="auto"
+        ``"fft"`` (stride 1, float dtypes) as for :func:`fastconv.conv2d`;
+        ``"auto"`` runs it for long kernels where its cost model expects it
+        faster, the direct kernel otherwise (the Winograd kernels need 3x3
+        kernels).
     num_threads : int, optional
         As for :func:`fastconv.conv2d`.
     out : ndarray, optional
@@ -99,10 +101,10 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     >>> fastconv.conv1d(np.arange(6.0).reshape(1, 6), np.ones((1, 1, 3)), padding="same")
     array([[ 1.,  3.,  6.,  9., 12.,  9.]])
     """
-    if algorithm not in ("auto", "direct"):
+    if algorithm not in ("auto", "direct", "fft"):
         raise ValueError(
-            "algorithm for conv1d must be 'auto' or 'direct' (the Winograd kernels "
-            f"need 3x3 kernels); got {algorithm!r}")
+            "algorithm for conv1d must be 'auto', 'direct' or 'fft' (the Winograd "
+            f"kernels need 3x3 kernels); got {algorithm!r}")
     layout = _choice(layout, LAYOUTS_1D, "layout")
     x = _as_array(input, "input")
     w = _as_array(weight, "weight")

@@ -96,6 +96,8 @@ def _axis_sizes(span: int, out: int) -> List[int]:
     """Window sides worth trying along an axis: smooth sizes whose tiles are
     at least the kernel's span (smaller ones repeat most of the input in
     every window), up to the first that holds the whole output."""
+    if span == 1:
+        return [1]  # no transform along an axis the kernel does not span
     whole = span - 1 + out
     sizes = [s for s in SIZES if s >= min(2 * span - 1, whole)]
     fitting = [s for s in sizes if s < whole]
