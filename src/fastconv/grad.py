@@ -32,7 +32,7 @@ from . import _direct_gemm, _forksafe
 from ._checks import _as_array, _check_out, _choice, _conv_params, _padding, _result_dtypes
 from ._conv import LAYOUTS, Algorithm, IntPair, Layout, PaddingArg
 from ._plan import Geometry, Plan, plan_threads, weight_grad
-from ._transpose import TransposeSpec, _requested_threads, blocked_copy
+from ._transpose import TransposeSpec, _requested_threads, blocked_copy, gather_taps
 
 __all__ = ["conv2d_input", "conv2d_weight", "conv2d_bias"]
 
@@ -121,7 +121,8 @@ def conv2d_input(input_size: Sequence[int], weight: ArrayLike, grad_output: Arra
     batched, stride, pads, dilation, groups, (_, _, h, wd), _ = _forward_geometry(
         input_size, w.shape, g.shape, stride, padding, dilation, groups, layout)
     spec = TransposeSpec(w, None, stride, (pads[0][0], pads[1][0]), dilation, groups,
-                         algorithm=algorithm, layout=layout)
+                         algorithm=algorithm, layout=layout,
+                         threads=_requested_threads(num_threads))
     return spec.apply(g, (h, wd), num_threads=num_threads, out=out, operands=(w,))
 
 
@@ -174,10 +175,14 @@ def conv2d_weight(input: ArrayLike, weight_size: Sequence[int], grad_output: Arr
     plan = weight_grad.plan(geo, compute_dtype, plan_threads(_requested_threads(num_threads),
                                                              geo))
     grad = _forksafe.call(_weight_gemm, plan.threads, plan, geo, x4, g4, compute_dtype)
-    # (groups, kH * kW, C/groups, K/groups) -> (K, C/groups, kH, kW), a block
-    # of input channels at a time (a plain transposed copy is ~5x slower).
-    target = result.reshape(groups, k // groups, c // groups, -1)
-    blocked_copy(target, grad.transpose(0, 3, 2, 1), axis=2)
+    # (groups, kH * kW, C/groups padded, K/groups padded) -> (K, C/groups, kH, kW),
+    # a block of channels at a time (a plain transposed copy is ~5x slower).
+    group_in, group_out = c // groups, k // groups
+    target = result.reshape(groups, group_out, group_in, -1)
+    taps, channels_padded, k_padded = grad.shape[1:]
+    if not gather_taps(target, grad, (taps * channels_padded * k_padded, 1, k_padded),
+                       [t * channels_padded * k_padded for t in range(taps)], plan.threads):
+        blocked_copy(target, grad[:, :, :group_in, :group_out].transpose(0, 3, 2, 1), axis=2)
     return result
 
 
@@ -186,7 +191,8 @@ def _weight_gemm(plan: Plan, geo: Geometry, x: NDArray[Any], g: NDArray[Any],
     """The weight gradient in ``dtype`` of the
     convolution ``geo`` from its input ``x`` and ``g`` (NCHW views): the
     operands laid out as :mod:`fastconv._plan.weight_grad` says, then its
-    compiled GEMMs. Returns (groups, kH * kW, C/groups, K/groups)."""
+    compiled GEMMs. Returns (groups, kH * kW, C/groups, K/groups), each
+    channel axis padded (to MR and to NR)."""
     lay = weight_grad.layout(geo, dtype)
     groups, group_in, group_out = geo.groups, geo.group_in, geo.group_out
     n, sh, sw = geo.batch, geo.stride_h, geo.stride_w
@@ -224,7 +230,7 @@ def _weight_gemm(plan: Plan, geo: Geometry, x: NDArray[Any], g: NDArray[Any],
         phases.reshape(groups, sh * sw, lay.channels_padded, lay.row_len),
         panels.reshape(groups, lay.k_panels, lay.reduction, lay.nr), out, geo.kernel_h,
         geo.kernel_w, sh, sw, geo.dil_h, geo.dil_w, lay.phase_w, plan.threads, plan.blocking)
-    return out[:, :, :group_in, :group_out]
+    return out
 
 
 def conv2d_bias(grad_output: ArrayLike, *, layout: Layout = "NCHW") -> NDArray[Any]:
