@@ -388,3 +388,7 @@ def test_rearranged_weights_give_deterministic_gradients(threads):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(one[1], conv2d_weight_ref(x, w.shape, g, 1, 1, 1, 1),
                                rtol=0, atol=1e-3)
+    # The weight gradient's 9 taps cut into whole rounds of the threads.
+    blocking = fastconv.plan(x.shape, w.shape, padding=1, operation="conv2d_weight",
+                             num_threads=threads).blocking
+    assert (9 * blocking["channel_blocks"]) % threads == 0
