@@ -338,3 +338,57 @@ def test_fuzz_conv2d_weight(kernel, stride, padding, dilation, groups, group_in,
     got = grad.conv2d_weight(x, w_shape, go, stride, padding, dilation, groups)
     np.testing.assert_array_equal(got, conv2d_weight_ref(x, w_shape, go, stride, padding,
                                                          dilation, groups))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.float16, np.int8,
+                                   np.complex128])
+def test_weight_rearrangement_is_numpy_s(dtype):
+    """The compiled gather of the phases' sub-kernels and of the weight
+    gradient's tiles (1 and 2 threads, every element size, NumPy's copy for
+    16-byte elements) copies exactly what NumPy's indexing does."""
+    from fastconv._transpose import GATHER_THREADS_BYTES, gather_taps
+    rng = np.random.default_rng(3)
+    # Large enough for two threads; odd sizes cut the 16 x 16 blocks.
+    k, c = 37, max(19, GATHER_THREADS_BYTES // (37 * 9 * np.dtype(dtype).itemsize) + 1)
+    w = (rng.standard_normal((k, c, 3, 3)) * 50).astype(dtype)
+    want = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(1, c, k, 9)
+    for threads in (1, 2):
+        target = np.full((1, c, k, 9), 7, dtype)
+        done = gather_taps(target, w, (0, 9, c * 9), [8 - t for t in range(9)], threads)
+        assert done == (np.dtype(dtype).itemsize <= 8)
+        if done:
+            np.testing.assert_array_equal(target, want)
+    # Strided targets (a phase of the stacked weights) and sources that are
+    # not contiguous (left to NumPy).
+    stacked = np.zeros((2, 3, 5, 4, 2), dtype)
+    source = w[:4, :5, :2, :2].copy()
+    if gather_taps(stacked[:, 1], source, (0, 4, 20), [0, 3], 2):
+        want = source.reshape(4, 5, 4)[:, :, [0, 3]].transpose(1, 0, 2)
+        np.testing.assert_array_equal(stacked[:, 1], np.broadcast_to(want, (2, 5, 4, 2)))
+        assert not stacked[:, [0, 2]].any()
+    assert not gather_taps(np.empty((1, 5, 4, 4), dtype), w[:4, :5, :2, :2], (0, 4, 20),
+                           [0, 1, 2, 3], 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rearranged_weights_give_deterministic_gradients(threads):
+    """The gradients with the compiled rearrangement on 1 and 2 threads are
+    bit-identical, at a size where it runs on both."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 96, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((96, 96, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((2, 96, 6, 6)).astype(np.float32)
+    one = (grad.conv2d_input(x.shape, w, g, 1, 1, num_threads=1),
+           grad.conv2d_weight(x, w.shape, g, 1, 1, num_threads=1),
+           fastconv.conv_transpose2d(x, w[:, :48, :2, :2], stride=2, num_threads=1))
+    more = (grad.conv2d_input(x.shape, w, g, 1, 1, num_threads=threads),
+            grad.conv2d_weight(x, w.shape, g, 1, 1, num_threads=threads),
+            fastconv.conv_transpose2d(x, w[:, :48, :2, :2], stride=2, num_threads=threads))
+    for a, b in zip(one, more):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(one[1], conv2d_weight_ref(x, w.shape, g, 1, 1, 1, 1),
+                               rtol=0, atol=1e-3)
+    # The weight gradient's 9 taps cut into whole rounds of the threads.
+    blocking = fastconv.plan(x.shape, w.shape, padding=1, operation="conv2d_weight",
+                             num_threads=threads).blocking
+    assert (9 * blocking["channel_blocks"]) % threads == 0

@@ -345,7 +345,8 @@ class Conv2d(_LayerProperties):
             (top, _), (left, _) = spec.padding
             input_spec = TransposeSpec(spec.weight, None, spec.stride, (top, left),
                                        spec.dilation, spec.groups, algorithm=spec.algorithm,
-                                       cache=True, layout=self.layout)
+                                       cache=True, layout=self.layout,
+                                       threads=_requested_threads(threads))
             self._input_grad_spec = input_spec
         height, width = x.shape[-3:-1] if self.layout == "NHWC" else x.shape[-2:]
         grad_input = input_spec.apply(g, (height, width), num_threads=threads)
@@ -471,7 +472,8 @@ class ConvTranspose2d(_LayerProperties):
         self.stride, self.padding, self.output_padding, self.dilation = check_transpose_args(
             stride, padding, output_padding, dilation)
         self._spec = TransposeSpec(weight, bias, self.stride, self.padding, self.dilation,
-                                   groups, algorithm=algorithm, cache=True, layout=layout)
+                                   groups, algorithm=algorithm, cache=True, layout=layout,
+                                   threads=_requested_threads(num_threads))
         self.num_threads = num_threads
 
     @classmethod

@@ -87,6 +87,32 @@ def blocked_copy(target: NDArray[Any], source: NDArray[Any], axis: int,
         target[tuple(index)] = source[tuple(index)]
 
 
+# Weights smaller than this are rearranged on one thread: a team's start
+# would cost more than the copy.
+GATHER_THREADS_BYTES = 1 << 18
+
+
+def gather_taps(target: NDArray[Any], source: NDArray[Any], strides: Tuple[int, int, int],
+                tap_offsets: Sequence[int], threads: int) -> bool:
+    """``target[o, r, c, t] = source.flat[o*s_o + r*s_r + c*s_c + tap_offsets[t]]``
+    by the compiled blocked copy (:func:`fastconv._direct_gemm.gather_taps`,
+    threads sharing the rows), for the weight rearrangements. Returns False,
+    having done nothing, where it does not apply (a source that is not
+    C-contiguous, such as the broadcast zeros of :func:`plan`; another
+    dtype, elements of other sizes than 1, 2, 4 or 8 bytes, more than 256
+    taps): the caller then copies with NumPy."""
+    if (target.dtype != source.dtype or source.dtype.hasobject
+            or source.dtype.itemsize not in (1, 2, 4, 8) or len(tap_offsets) > 256
+            or not source.flags.c_contiguous or target.ndim != 4
+            or (target.shape[3] > 1 and target.strides[3] != target.itemsize)):
+        return False
+    from . import _direct_gemm, _forksafe
+    threads = threads if source.nbytes >= GATHER_THREADS_BYTES else 1
+    _forksafe.call(_direct_gemm.gather_taps, threads, source, target, strides,
+                   np.asarray(tap_offsets, np.intp), threads)
+    return True
+
+
 def _phase_length(length: int, rho: int, stride: int) -> int:
     """Outputs of residue ``rho`` in an axis of ``length`` outputs."""
     return max(0, -(-(length - rho) // stride))
@@ -127,11 +153,14 @@ class TransposeSpec:
     padding before the first row and column (``pad_before``); the output
     size is given per call (:meth:`apply`). ``cache=True`` keeps each phase
     group's packed weights (a prepared :class:`fastconv.ConvTranspose2d`).
+    ``threads`` (default: as a call without ``num_threads``) rearrange the
+    weights into the phases' sub-kernels.
     """
 
     def __init__(self, weight: ArrayLike, bias: Optional[ArrayLike], stride: Any,
                  pad_before: Tuple[int, int], dilation: Any, groups: Any, *,
-                 algorithm: str = "auto", cache: bool = False, layout: str = "NCHW") -> None:
+                 algorithm: str = "auto", cache: bool = False, layout: str = "NCHW",
+                 threads: Optional[int] = None) -> None:
         if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise ValueError(
                 f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
@@ -159,15 +188,17 @@ class TransposeSpec:
         self.algorithm = algorithm
         self.weight, self.bias = w, b
         self.pad_before = pad_before
-        self.groups_of_phases = self._phase_groups(cache)
+        self.groups_of_phases = self._phase_groups(
+            cache, _requested_threads(None) if threads is None else threads)
 
-    def _phase_groups(self, cache: bool) -> List[_PhaseGroup]:
+    def _phase_groups(self, cache: bool, threads: int) -> List[_PhaseGroup]:
         """One conv2d spec per group of phases with the same input offsets,
         its sub-kernels stacked as output channels (group-major, as conv2d's
-        groups need)."""
+        groups need), rearranged on ``threads`` threads."""
         groups = self.groups
         in_g, out_g = self.in_channels // groups, self.out_channels // groups
         w = self.weight.reshape(groups, in_g, out_g, *self.kernel_size)
+        kernel_w, taps = self.kernel_size[1], self.kernel_size[0] * self.kernel_size[1]
         axes = [_axis_phases(k, s, p, d) for k, s, p, d in
                 zip(self.kernel_size, self.stride, self.pad_before, self.dilation)]
         steps = [d // math.gcd(d, s) for s, d in zip(self.stride, self.dilation)]
@@ -179,8 +210,12 @@ class TransposeSpec:
             # a phase's taps are every s/gcd(s, d)-th from its largest, a slice.
             stacked = np.empty((groups, len(phases), out_g, in_g, taps_h, taps_w), w.dtype)
             for index, ((_, row_taps, _), (_, col_taps, _)) in enumerate(phases):
-                sub = w[..., _taps_slice(row_taps), :][..., _taps_slice(col_taps)]
-                blocked_copy(stacked[:, index], sub.transpose(0, 2, 1, 3, 4), axis=2)
+                offsets = [i * kernel_w + j for i in row_taps for j in col_taps]
+                if not gather_taps(stacked[:, index].reshape(groups, out_g, in_g, -1), w,
+                                   (in_g * out_g * taps, taps, out_g * taps), offsets,
+                                   threads):
+                    sub = w[..., _taps_slice(row_taps), :][..., _taps_slice(col_taps)]
+                    blocked_copy(stacked[:, index], sub.transpose(0, 2, 1, 3, 4), axis=2)
             stacked = stacked.reshape(-1, in_g, taps_h, taps_w)
             bias = None
             if self.bias is not None:
@@ -443,7 +478,7 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
     stride, padding, output_padding, dilation = check_transpose_args(
         stride, padding, output_padding, dilation)
     spec = TransposeSpec(w, bias, stride, padding, dilation, groups, algorithm=algorithm,
-                         layout=layout)
+                         layout=layout, threads=_requested_threads(num_threads))
     x = _as_array(input, "input")
     size = transpose_size(spec, x.shape, padding, output_padding)
     return spec.apply(x, size, num_threads=num_threads, out=out)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _direct
 from . import Geometry, Plan, ceil_div
+from .direct import _balance
 
 __all__ = ["Layout", "layout", "plan"]
 
@@ -63,6 +64,11 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int) -> Plan:
     m_panels = lay.channels_padded // lay.mr
     blocks = 1 if threads == 1 else min(m_panels, max(1, ceil_div(
         ITEMS_PER_THREAD * threads, geo.groups * taps)))
+    # Whole rounds of the threads: the 9 taps of a 3x3 kernel on 2 threads
+    # left one idle for a ninth of the time; 2 channel blocks (18 items) ran
+    # the GEMMs 8-12% faster on 56x56, 28x28 and 14x14 images of 64-256
+    # channels (2-core Xeon, interleaved A/B of the driver).
+    blocks = _balance(geo.groups * taps, blocks, m_panels, threads)
     kc_max = max(1, min(lay.reduction, B_CHUNK_BYTES // (lay.nr * dtype.itemsize)))
     items = geo.groups * taps * blocks
     elements = (geo.groups * geo.stride_h * geo.stride_w * lay.channels_padded * lay.row_len
