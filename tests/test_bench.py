@@ -11,8 +11,9 @@ import pytest
 
 import fastconv
 from fastconv import _cpu
-from fastconv._benchmarking import plot, report, systems
-from fastconv._benchmarking.layers import (DEFAULT_LAYERS, LARGE_KERNEL_LAYERS, Layer,
+from fastconv._benchmarking import bench, plot, report, systems
+from fastconv._benchmarking.layers import (DEFAULT_LAYERS, LARGE_KERNEL_LAYERS,
+                                           RESNET50_LAYERS, Layer, distinct_layers,
                                            parse_layers)
 from fastconv.__main__ import main
 
@@ -135,3 +136,96 @@ def test_no_command_runs_the_demo(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "The worked example" in out and "ResNet-50 layer" in out
+
+
+# ResNet-50 (torchvision's resnet50, batch 1, 224 x 224), written out by hand
+# from the architecture: (spec, how often it occurs), in the order of the
+# forward pass. 1 + 10 + 13 + 19 + 10 = 53 convolutions.
+RESNET50 = [
+    ("1,3,64,224,7,2", 1),                                        # stem
+    ("1,64,64,56,1", 1), ("1,64,64,56", 3), ("1,64,256,56,1", 4),  # layer1 (+ projection)
+    ("1,256,64,56,1", 2),
+    ("1,256,128,56,1", 1), ("1,128,128,56,3,2", 1), ("1,128,512,28,1", 4),  # layer2
+    ("1,256,512,56,1,2", 1), ("1,512,128,28,1", 3), ("1,128,128,28", 3),
+    ("1,512,256,28,1", 1), ("1,256,256,28,3,2", 1), ("1,256,1024,14,1", 6),  # layer3
+    ("1,512,1024,28,1,2", 1), ("1,1024,256,14,1", 5), ("1,256,256,14", 5),
+    ("1,1024,512,14,1", 1), ("1,512,512,14,3,2", 1), ("1,512,2048,7,1", 3),  # layer4
+    ("1,1024,2048,14,1,2", 1), ("1,2048,512,7,1", 2), ("1,512,512,7", 2),
+]
+
+
+def test_resnet50_layer_set():
+    table = parse_layers("resnet50")
+    assert table == RESNET50_LAYERS and len(table) == 53
+    assert [(layer.spec, count) for layer, count in distinct_layers(table)] == RESNET50
+    # torchvision's documented 4.09 GFLOPS (multiply-adds, with the 2 M of the
+    # final fully connected layer).
+    assert sum(layer.macs for layer in table) + 2048 * 1000 == pytest.approx(4.09e9, rel=2e-3)
+    # Each layer's input is the output of the layer before it (the projection
+    # and the block's conv1 read the same input; the stem's 112 is max-pooled
+    # to 56).
+    names = {layer.name: layer for layer in table}
+    assert names["conv1"].output_size == 112 and names["layer1.0.conv1"].size == 56
+    for layer in table:
+        if layer.name.endswith(("conv2", "conv3")):
+            before = names[layer.name[:-1] + str(int(layer.name[-1]) - 1)]
+            assert (layer.in_channels, layer.size) == (before.out_channels, before.output_size)
+    assert names["layer4.2.conv3"].output_shape == (1, 2048, 7, 7)
+    assert sum(".downsample." in layer.name for layer in table) == 4
+
+
+def test_repeated_layers_timed_once_and_counted_in_the_total(tmp_path):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--layers", f"{TINY}; 1,4,4,8; {TINY}", "--repeats", "1",
+                 "--peers", "numpy", "--also-prepared", "--no-progress", "--peak", "1",
+                 "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert [(layer["label"], layer["count"]) for layer in data["layers"]] == [
+        (TINY + " x2", 2), ("1,4,4,8", 1)]
+    assert set(data["totals"]) == {"fastconv", "fastconv-prepared", "numpy"}
+    for key, total in data["totals"].items():
+        expected = sum(layer["count"] * layer["results"][key]["best_ms"]
+                       for layer in data["layers"])
+        assert total["total_ms"] == pytest.approx(expected)
+    assert data["layers"][0]["results"]["fastconv-prepared"]["method"].endswith("prepared")
+
+
+def test_total_lines_skipped_systems_have_no_total():
+    records = [{"count": 3, "results": {
+        "fastconv": {"label": "fastconv", "best_ms": 2.0},
+        "torch": {"label": "torch", "best_ms": 3.0},
+        "scipy": {"label": "scipy", "skipped": "too large"}}}]
+    text = "\n".join(report.total_lines(records))
+    assert "Total over the 3 layers, 1 distinct" in text
+    assert "| torch    |     9.00 |            1.50x |" in text
+    assert "scipy: skipped 1 of the 1 distinct layers, no total" in text
+    assert report.total_lines([dict(records[0], count=1)]) == []
+
+
+def test_missing_peer_is_a_note(monkeypatch):
+    monkeypatch.setattr(systems, "optional_import", lambda name: None)
+    found, notes = systems.make_systems(1, peers=("torch", "onnxruntime", "openvino"))
+    assert [s.key for s in found] == ["fastconv"]
+    assert notes == ["torch: not installed, not run (pip install torch)",
+                     "onnxruntime: not installed, not run (pip install onnxruntime onnx)",
+                     "openvino: not installed, not run (pip install openvino)"]
+    assert not set(systems.OPT_IN_PEERS) & set(systems.PEERS)
+
+
+@pytest.mark.parametrize("peer, modules", [("onnxruntime", ("onnxruntime", "onnx")),
+                                           ("openvino", ("openvino",))])
+def test_inference_engine_peer(peer, modules):
+    """Each engine on a grouped, strided, dilated layer and a plain one, when
+    installed: the same result as the float64 reference."""
+    for module in modules:
+        pytest.importorskip(module)
+    found, notes = systems.make_systems(1, peers=(peer,))
+    assert notes == [] and [s.key for s in found] == ["fastconv", peer]
+    engine = found[1]
+    tiny = [Layer(2, 8, 12, 17, stride=2, padding=2, groups=4, dilation=2), Layer(1, 3, 8, 12)]
+    records = bench.run_bench(tiny, found, "float32", repeats=1, progress=False)
+    for record in records:
+        result = record["results"][peer]
+        assert result["best_ms"] > 0 and result["max_error"] < 1e-5
+        assert result["label"].startswith(peer + " ")
+    assert engine.skip_reason(tiny[0], np.float64).startswith("float32 only")

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .layers import distinct_layers
 from .reference import error_scale, reference_conv2d, relative_error
 from .timing import interleaved_times
 
@@ -104,7 +105,7 @@ def _warm_up(layer, systems, x, w, progress, torch):
     scale = error_scale(layer, x, w, torch)
     results, calls = {}, {}
     for system in systems:
-        reason = system.skip_reason(layer)
+        reason = system.skip_reason(layer, x.dtype)
         if reason:
             results[system.key] = {"label": system.label, "skipped": reason}
             continue
@@ -117,19 +118,28 @@ def _warm_up(layer, systems, x, w, progress, torch):
 
 
 def run_bench(layers, systems, dtype="float32", repeats=7, progress=True, torch=None):
-    """Benchmark ``layers`` on ``systems``; see :func:`bench_layer`.
+    """Benchmark ``layers`` on ``systems``; see :func:`bench_layer`. A layer
+    that occurs more than once (the same but for its name) is timed once.
 
     Returns
     -------
     list of dict
-        One :func:`bench_layer` result per layer.
+        One :func:`bench_layer` result per distinct layer, with ``count``:
+        how often it occurs in ``layers`` (its label then ends in ``x<count>``).
     """
-    steps = sum((repeats + 1) * sum(s.skip_reason(layer) is None for s in systems)
-                for layer in layers)
+    distinct = distinct_layers(layers)
+    steps = sum((repeats + 1) * sum(s.skip_reason(layer, dtype) is None for s in systems)
+                for layer, _ in distinct)
     bar = Progress(steps, enabled=progress)
+    records = []
     try:
-        return [bench_layer(layer, systems, np.dtype(dtype), repeats, bar, torch)
-                for layer in layers]
+        for layer, count in distinct:
+            record = bench_layer(layer, systems, np.dtype(dtype), repeats, bar, torch)
+            record["count"] = count
+            if count > 1:
+                record["label"] += f" x{count}"
+            records.append(record)
+        return records
     finally:
         bar.clear()
 

@@ -2,8 +2,10 @@
 
 Each layer is run by every system that is installed (fastconv, NumPy
 im2col + matmul, ``torch.nn.functional.conv2d``, ``scipy.signal.correlate``
-on small layers), interleaved within each repeat, and the best time of the
-repeats is kept. The report is a Markdown table with the time, the effective
+on small layers; ONNX Runtime and OpenVINO when ``--peers`` names them),
+interleaved within each repeat, and the best time of the repeats is kept.
+A layer that occurs more than once is timed once; below the table, the total
+over all the layers (a whole network: ``--layers resnet50``) per system. The report is a Markdown table with the time, the effective
 GFLOP/s and its share of the machine's multiply-add peak (measured at the
 start, ``fastconv._cpu.fma_peak``), fastconv's speedup over each peer, the
 algorithm and kernel path fastconv ran and the maximum error of each system
@@ -23,8 +25,10 @@ from .layers import DEFAULT_LAYERS, LAYER_SETS, LAYER_SYNTAX, parse_layers
 from .ops import SETS, run_set
 from .peak import given_peak, peak_report
 from .reference import reference_name
-from .report import add_peak_percent, cpu_name, machine_header, peak_line, report
-from .systems import PEERS, SCIPY_MAX_MACS, SCIPY_MAX_PLANES, TorchSystem, make_systems
+from .report import (add_peak_percent, cpu_name, machine_header, network_totals, peak_line,
+                     report)
+from .systems import (ALL_PEERS, OPT_IN_PEERS, PEERS, SCIPY_MAX_MACS, SCIPY_MAX_PLANES,
+                      TorchSystem, make_systems)
 
 __all__ = ["add_arguments", "main"]
 
@@ -38,10 +42,10 @@ def _layers_arg(text):
 
 def _peers_arg(text):
     peers = tuple(p.strip() for p in text.split(",") if p.strip())
-    unknown = sorted(set(peers) - set(PEERS))
+    unknown = sorted(set(peers) - set(ALL_PEERS))
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}")
+            f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(ALL_PEERS)}")
     return peers
 
 
@@ -60,7 +64,8 @@ def add_arguments(parser):
         help=f"layers as {LAYER_SYNTAX} (square H x H input, k x k kernel; defaults: "
              "k=3, stride=1, pad=k//2, groups=1), separated by spaces or semicolons, "
              "e.g. \"1,64,64,56; 8,3,64,224,7,2,3\", or a named set: "
-             f"{', '.join(LAYER_SETS)} (large kernels, where the FFT pays). Default: the "
+             f"{', '.join(LAYER_SETS)} (large-kernel: where the FFT pays; resnet50: the 53 "
+             "convolutions of torchvision's ResNet-50, batch 1, 224x224). Default: the "
              f"3x3 layers of ResNet-50 and VGG-16: {default_layers}")
     parser.add_argument("--batch", type=_positive_int, metavar="N",
                         help="batch size N for every layer (default: each layer's own)")
@@ -73,6 +78,9 @@ def add_arguments(parser):
     parser.add_argument("--prepared", action="store_true",
                         help="time a prepared fastconv.Conv2d layer (weights packed or "
                              "transformed once) instead of the functional conv2d call")
+    parser.add_argument("--also-prepared", action="store_true",
+                        help="time a prepared fastconv.Conv2d layer beside the conv2d call "
+                             "(a \"fastconv prepared\" row per layer and in the total)")
     parser.add_argument("--repeats", type=_positive_int, default=7,
                         help="timed repeats per system, interleaved; the best is kept "
                              "(default: %(default)s)")
@@ -80,7 +88,9 @@ def add_arguments(parser):
                         help="comma-separated peers to run if installed (default: "
                              f"{','.join(PEERS)}; scipy only on layers up to "
                              f"{SCIPY_MAX_MACS:.2g} multiply-adds, or of at most "
-                             f"{SCIPY_MAX_PLANES} single-channel planes)")
+                             f"{SCIPY_MAX_PLANES} single-channel planes). Run only when "
+                             f"named: {', '.join(OPT_IN_PEERS)} (float32; pip install "
+                             "onnxruntime onnx, pip install openvino)")
     parser.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
     parser.add_argument("--plot", metavar="PATH.png",
                         help="bar chart of GFLOP/s per layer and system (needs matplotlib: "
@@ -108,10 +118,12 @@ def main(args):
     threads = args.threads or config_info()["num_threads"]
     layers = args.layers if args.batch is None else tuple(
         layer.with_batch(args.batch) for layer in args.layers)
-    systems, missing = make_systems(threads, args.algorithm, args.prepared, args.peers)
+    systems, missing = make_systems(threads, args.algorithm, args.prepared, args.peers,
+                                    args.also_prepared)
     torch = next((s.torch for s in systems if isinstance(s, TorchSystem)), None)
     settings = {"threads": threads, "dtype": args.dtype, "repeats": args.repeats,
-                "algorithm": args.algorithm, "prepared": args.prepared}
+                "algorithm": args.algorithm, "prepared": args.prepared,
+                "also_prepared": args.also_prepared}
     peak = (peak_report(threads, args.dtype) if args.peak is None
             else given_peak(args.peak, threads))
     limits, blas_note = blas_limits(threads)
@@ -120,7 +132,7 @@ def main(args):
     add_peak_percent(records, peak["gflops"])
     summary = {"machine": machine_header(settings, blas_note, systems) + [peak_line(peak)],
                "settings": settings, "reference": reference_name(torch), "peak": peak,
-               "layers": records}
+               "layers": records, "totals": network_totals(records)}
     print(report(records, summary["machine"], summary["reference"]))
     for line in missing:
         print(line)

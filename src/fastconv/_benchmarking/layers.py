@@ -13,8 +13,8 @@ import numpy as np
 
 __all__ = ["Layer", "LAYER_SYNTAX", "parse_layers", "RESNET50_3X3", "RESNET50_STRIDED",
            "RESNET50_1X1", "VGG16_3X3", "DEFAULT_LAYERS", "THREAD_SCALING_LAYERS",
-           "CHANNEL_LANES_LAYERS", "SMALL_CALL_LAYERS", "LARGE_KERNEL_LAYERS", "LAYER_SETS",
-           "auto_rule_grid"]
+           "CHANNEL_LANES_LAYERS", "SMALL_CALL_LAYERS", "LARGE_KERNEL_LAYERS",
+           "RESNET50_LAYERS", "LAYER_SETS", "distinct_layers", "auto_rule_grid"]
 
 LAYER_SYNTAX = "N,C,K,H[,k[,stride[,pad[,groups[,dilation]]]]]"
 
@@ -233,8 +233,61 @@ LARGE_KERNEL_LAYERS = (
     Layer(1, 3, 64, 224, kernel=11),
 )
 
+
+
+def _resnet50_layers():
+    """The 53 convolutions of torchvision's ``resnet50`` at batch 1, 224 x 224,
+    in the order of the forward pass, named as its modules are.
+
+    The stem (7x7, stride 2, 224 -> 112; a max pool then halves to 56), then
+    the stages ``layer1`` to ``layer4`` of 3, 4, 6 and 3 bottleneck blocks:
+    1x1 ``conv1`` (to the stage's width), 3x3 ``conv2`` (stride 2 in the
+    first block of stages 2 to 4: torchvision's "v1.5"), 1x1 ``conv3`` (to 4x
+    the width). The first block of each stage has a 1x1 ``downsample``
+    projection of its input (stride 1 in ``layer1``, 2 in the others).
+    """
+    table = [Layer(1, 3, 64, 224, kernel=7, stride=2, name="conv1")]
+    channels, size = 64, 56
+    for stage, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3)), 1):
+        stride = 1 if stage == 1 else 2
+        for block in range(blocks):
+            prefix = f"layer{stage}.{block}"
+            step = stride if block == 0 else 1
+            out = size // step
+            table += [Layer(1, channels, width, size, kernel=1, name=f"{prefix}.conv1"),
+                      Layer(1, width, width, size, stride=step, name=f"{prefix}.conv2"),
+                      Layer(1, width, 4 * width, out, kernel=1, name=f"{prefix}.conv3")]
+            if block == 0:
+                table.append(Layer(1, channels, 4 * width, size, kernel=1, stride=step,
+                                   name=f"{prefix}.downsample.0"))
+            channels, size = 4 * width, out
+    return tuple(table)
+
+
+#: All 53 convolutions of ResNet-50 (torchvision, batch 1, 224 x 224): 23
+#: distinct layers, the others repeats of them (see :func:`distinct_layers`).
+RESNET50_LAYERS = _resnet50_layers()
+
 #: The tables ``--layers`` takes by name.
-LAYER_SETS = {"default": DEFAULT_LAYERS, "large-kernel": LARGE_KERNEL_LAYERS}
+LAYER_SETS = {"default": DEFAULT_LAYERS, "large-kernel": LARGE_KERNEL_LAYERS,
+              "resnet50": RESNET50_LAYERS}
+
+
+def distinct_layers(layers):
+    """The layers of ``layers`` that differ in more than the name, each
+    with how often it occurs, in order of first occurrence.
+
+    Returns
+    -------
+    list of (Layer, int)
+        The first layer of each geometry and its count.
+    """
+    counts = {}
+    for layer in layers:
+        key = dataclasses.replace(layer, name="")
+        first, count = counts.get(key, (layer, 0))
+        counts[key] = (first, count + 1)
+    return list(counts.values())
 
 
 def auto_rule_grid(max_flops=6e9):

@@ -10,7 +10,8 @@ import numpy as np
 from .._config import config_info
 
 __all__ = ["Column", "COLUMNS", "TABLE_HEADERS", "table_rows", "markdown_table", "report",
-           "machine_header", "cpu_name", "peak_line", "add_peak_percent"]
+           "machine_header", "cpu_name", "peak_line", "add_peak_percent", "network_totals",
+           "total_lines"]
 
 
 def cpu_name():
@@ -33,6 +34,8 @@ def machine_header(settings, blas_note, systems):
                          + [s.label for s in systems])
     timed = ("a prepared Conv2d layer (weights transformed once)" if settings["prepared"]
              else "the conv2d call (Winograd weights transformed in each call)")
+    if settings.get("also_prepared") and not settings["prepared"]:
+        timed += " and, as \"fastconv prepared\", a prepared Conv2d layer"
     return [
         f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs), {platform.system()} "
         f"{platform.machine()}; fastconv SIMD {info['isa']}, {openmp}",
@@ -135,6 +138,56 @@ def markdown_table(headers, rows, right=()):
     return "\n".join([line(headers), line(rule)] + [line(r) for r in rows])
 
 
+def network_totals(records):
+    """Per system, the sum over the layers of each layer's best time times
+    its ``count`` (a layer timed once for all its occurrences).
+
+    Returns
+    -------
+    dict
+        Per system key: ``label``, and ``total_ms`` (None when the system
+        skipped a layer) and ``skipped`` (how many distinct layers it skipped).
+    """
+    totals = {}
+    for record in records:
+        for key, result in record["results"].items():
+            total = totals.setdefault(key, {"label": result["label"], "total_ms": 0.0,
+                                            "skipped": 0})
+            if "skipped" in result:
+                total["skipped"] += 1
+            else:
+                total["total_ms"] += record.get("count", 1) * result["best_ms"]
+    for total in totals.values():
+        if total["skipped"]:
+            total["total_ms"] = None
+    return totals
+
+
+def total_lines(records):
+    """The network total below the table: each system's summed time and
+    fastconv's speedup on the sum; nothing for a single layer."""
+    occurrences = sum(record.get("count", 1) for record in records)
+    if occurrences < 2:
+        return []
+    totals = network_totals(records)
+    base = totals["fastconv"]["total_ms"]
+    rows, notes = [], []
+    for key, total in totals.items():
+        if total["total_ms"] is None:
+            notes.append(f"{total['label']}: skipped {total['skipped']} of the {len(records)} "
+                         "distinct layers, no total")
+            continue
+        speedup = ("" if key == "fastconv" or base is None
+                   else _fmt(total["total_ms"] / base) + "x")
+        rows.append([total["label"], _fmt(total["total_ms"]), speedup])
+    repeats = ("" if occurrences == len(records) else
+               f", {len(records)} distinct: each distinct layer timed once and its best "
+               "time counted as often as the layer occurs")
+    return (["", f"Total over the {occurrences} layers{repeats}:", ""]
+            + [markdown_table(["system", "total ms", "fastconv speedup"], rows, right=(1, 2))]
+            + notes)
+
+
 def report(records, header, reference_name):
     """The full text report: header lines, table, footnotes."""
     rows, notes = table_rows(records)
@@ -146,4 +199,4 @@ def report(records, header, reference_name):
         "(computed once per layer, not timed).",
     ]
     return "\n".join(header + ["", markdown_table(TABLE_HEADERS, rows, right=right), ""]
-                     + legend + notes)
+                     + legend + notes + total_lines(records))
