@@ -110,10 +110,9 @@ def test_larger_layers_match_the_reference(backend, shape, kernel, channels):
 
 
 def test_threads_do_not_change_the_result_and_chunks_only_round_off(backend, monkeypatch):
-    """Threads split each step of a chunk (frequencies, output channels,
-    the FFT library's own split) without changing a bit of the result;
-    other chunks change how the FFT library batches its transforms (and so
-    its rounding), within the bound."""
+    """Threads take whole chunks, so the thread count does not change a bit
+    of the result; other chunks change how the FFT library batches its
+    transforms (and so its rounding), within the bound."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 8, 64, 50)).astype(np.float32)
     w = rng.standard_normal((12, 8, 7, 7)).astype(np.float32)
@@ -122,7 +121,6 @@ def test_threads_do_not_change_the_result_and_chunks_only_round_off(backend, mon
     _plan.clear_cache()
     plan = fastconv.plan(x.shape, w.shape, padding=3, algorithm="fft", num_threads=2)
     assert plan.blocking["band_rows"] < plan.blocking["tiles_h"] and plan.threads == 2
-    assert plan.blocking["workers"] == 2  # whole chunks per thread
     chunked = fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=1)
     np.testing.assert_array_equal(
         fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=2), chunked)
@@ -261,14 +259,14 @@ def test_layer_transforms_its_weights_once_per_window(monkeypatch):
     assert len(calls) == len(set(calls)) <= 2
 
 
-def test_plan_reports_windows_workers_and_memory():
+def test_plan_reports_windows_threads_and_memory():
     plan = fastconv.plan((1, 16, 256, 256), (16, 16, 11, 11), padding=5, algorithm="fft",
                          num_threads=2)
     b = plan.blocking
     assert plan.path == f"fft_{_fft.backend()}" and plan.tile is None
     assert b["tile_h"] == b["fft_h"] - 10 and b["tile_w"] == b["fft_w"] - 10
     assert b["tiles_h"] * b["tile_h"] >= 256 and b["tiles_w"] * b["tile_w"] >= 256
-    assert plan.threads == 2 and b["workers"] in (1, 2)
+    assert plan.threads == 2
     assert "fft_h=" in repr(plan)
 
 
@@ -321,3 +319,17 @@ def test_conv1d_runs_the_fft():
     want = conv2d_ref(x[:, :, None], w[:, :, None], None, 1, (0, 20))[:, :, 0]
     scale = tolerance_scale(x[:, :, None], w[:, :, None], None, 1, (0, 20))
     assert np.abs(got - want).max() <= 2 * np.finfo(np.float32).eps * 20 * scale.max()
+
+
+def test_run_chunks_raises_the_first_error_and_runs_every_chunk_otherwise():
+    from fastconv import _spectral
+    done = []
+    _spectral.run_chunks(done.append, 7, 2)
+    assert sorted(done) == list(range(7))
+
+    def fail(index):
+        if index == 3:
+            raise ZeroDivisionError("chunk 3")
+
+    with pytest.raises(ZeroDivisionError, match="chunk 3"):
+        _spectral.run_chunks(fail, 7, 2)

@@ -26,6 +26,7 @@ and interleaves the results into ``Y``. The driver executes the
 plan's blocking (``fastconv._plan.fft``) and decides nothing.
 """
 
+from cython.parallel cimport parallel, prange
 from libc.string cimport memset
 
 from ._parallel cimport THREAD_STATE_BYTES, aligned, ceil_div, run_work_items
@@ -51,7 +52,7 @@ cdef struct Job:
     # What every thread reads: the shapes, the plan's blocking, the arrays.
     Py_ssize_t channels, out_channels, group_in, group_out, out_padded, columns
     Py_ssize_t frequencies
-    Py_ssize_t mr, nr, panels, n_column_blocks, f_begin, n_freqs
+    Py_ssize_t mr, nr, panels, n_column_blocks
     const void *x
     const void *packed
     const void *zeros
@@ -115,8 +116,8 @@ cdef bint _products_item(const void *job_ptr, Py_ssize_t item, char *scratch,
     cdef const Job *job = <const Job *>job_ptr
     cdef Py_ssize_t nr = job.nr, mr = job.mr, kc = 2 * job.group_in
     cdef Py_ssize_t column_block = item % job.n_column_blocks
-    cdef Py_ssize_t f = job.f_begin + (item // job.n_column_blocks) % job.n_freqs
-    cdef Py_ssize_t g = item // (job.n_column_blocks * job.n_freqs)
+    cdef Py_ssize_t f = (item // job.n_column_blocks) % job.frequencies
+    cdef Py_ssize_t g = item // (job.n_column_blocks * job.frequencies)
     cdef Py_ssize_t col0 = column_block * job.panels * nr
     cdef Py_ssize_t n_cols = min(job.panels * nr, job.columns - col0)
     cdef Py_ssize_t n_panels = ceil_div(n_cols, nr), kp, p
@@ -136,7 +137,7 @@ cdef bint _products_item(const void *job_ptr, Py_ssize_t item, char *scratch,
 
 
 def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
-                 Py_ssize_t groups, Py_ssize_t f_begin=0, f_end=None):
+                 Py_ssize_t groups, int num_threads):
     """The conjugated spectra of the weights as the GEMM tile's A panels.
 
     Parameters
@@ -149,8 +150,12 @@ def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
         (module docstring), K_pad = 2 K/groups rounded up to MR (the level
         in use), zero rows past 2 K/groups.
     groups : int
-    f_begin, f_end : int, optional
-        Only the frequencies f_begin .. f_end (default: all).
+    num_threads : int
+        OpenMP threads over blocks of frequencies.
+
+    Returns
+    -------
+    packed
     """
     cdef int mr = 0, nr = 0
     fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
@@ -164,20 +169,18 @@ def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
     cdef floating re, im
     cdef floating *dst
     cdef const floating *src
-    cdef Py_ssize_t f_stop = frequencies if f_end is None else f_end
-    if f_begin < 0 or f_stop < f_begin or f_stop > frequencies:
-        raise ValueError(f"frequencies {f_begin} .. {f_end} out of 0 .. {frequencies}")
-    cdef Py_ssize_t n_blocks = ceil_div(f_stop - f_begin, PACK_FREQUENCIES)
+    cdef Py_ssize_t n_blocks = ceil_div(frequencies, PACK_FREQUENCIES)
     with nogil:
         # A transpose, (K, C, F) to (F, K, C), in blocks: a block of
         # frequencies, then one output-channel panel and input channel at a
         # time, whose MR x 2 values of one frequency fill whole cache lines.
-        for block in range(n_blocks):
-            f0 = f_begin + block * PACK_FREQUENCIES
+        for block in prange(n_blocks, schedule='static',
+                            num_threads=max(1, min(num_threads, n_blocks))):
+            f0 = block * PACK_FREQUENCIES
             for g in range(groups):
                 for kp in range(out_padded // mr):
                     for c in range(group_in):
-                        for f in range(f0, min(f0 + PACK_FREQUENCIES, f_stop)):
+                        for f in range(f0, min(f0 + PACK_FREQUENCIES, frequencies)):
                             dst = &packed[g, f, 0] + kp * kc * mr + 2 * c * mr
                             for r in range(0, mr, 2):
                                 k = (kp * mr + r) // 2
@@ -197,8 +200,7 @@ def pack_weights(const floating[:, :, ::1] spectra, floating[:, :, ::1] packed,
 
 
 def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] packed,
-                      floating[:, :, ::1] y, Py_ssize_t groups, int num_threads, blocking,
-                      Py_ssize_t f_begin=0, f_end=None):
+                      floating[:, :, ::1] y, Py_ssize_t groups, int num_threads, blocking):
     """``Y[f, k, p] = sum_c X[f, c, p] * G[f, k, c]`` over each group's
     input channels, complex numbers stored as (real, imaginary) pairs.
 
@@ -219,9 +221,6 @@ def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] pac
         The plan's ``threads`` (>= 1).
     blocking : mapping
         The plan's ``panels``: NR-column panels per work item.
-    f_begin, f_end : int, optional
-        Only the frequencies f_begin .. f_end (default: all), so that
-        threads of the caller's can share them out.
 
     Raises
     ------
@@ -251,10 +250,6 @@ def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] pac
     if num_threads < 1:
         raise ValueError(f"num_threads must be >= 1 (the plan's threads); got {num_threads}")
     job.n_column_blocks = ceil_div(job.columns, job.panels * nr)
-    job.f_begin = f_begin
-    job.n_freqs = (job.frequencies if f_end is None else f_end) - f_begin
-    if f_begin < 0 or job.n_freqs < 0 or f_begin + job.n_freqs > job.frequencies:
-        raise ValueError(f"frequencies {f_begin} .. {f_end} out of 0 .. {job.frequencies}")
     zeros_array = np.zeros(mr, np.asarray(y).dtype)
     cdef const floating[::1] zeros = zeros_array
     job.x, job.packed, job.y, job.zeros = &x[0, 0, 0], &packed[0, 0, 0], &y[0, 0, 0], &zeros[0]
@@ -262,5 +257,33 @@ def spectral_products(const floating[:, :, ::1] x, const floating[:, :, ::1] pac
     cdef size_t scratch = (aligned(job.panels * 2 * job.group_in * nr * elem)
                            + job.out_padded * job.panels * nr * elem)
     run_work_items(_products_item[floating], &job,
-                   groups * job.n_freqs * job.n_column_blocks, num_threads, scratch)
+                   groups * job.frequencies * job.n_column_blocks, num_threads, scratch)
 
+
+
+def run_chunks(callback, Py_ssize_t n_chunks, int num_threads):
+    """``callback(i)`` for i in range(n_chunks) on up to ``num_threads`` of
+    the package's OpenMP threads, each taking the next chunk as it finishes
+    one (the FFT path's chunks: the FFT libraries and the products release
+    the GIL while they compute, the glue between them holds it).
+
+    The first exception a callback raises stops the chunks not yet started
+    and is raised here once the others have finished.
+    """
+    cdef Py_ssize_t i
+    cdef int threads = max(1, min(num_threads, n_chunks))
+    errors = []
+    if threads == 1:
+        for i in range(n_chunks):
+            callback(i)
+        return
+    with nogil, parallel(num_threads=threads):
+        for i in prange(n_chunks, schedule='dynamic'):
+            with gil:
+                if not errors:
+                    try:
+                        callback(i)
+                    except BaseException as error:
+                        errors.append(error)
+    if errors:
+        raise errors[0]

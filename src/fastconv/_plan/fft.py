@@ -62,11 +62,6 @@ DIRECT_PLANES_NS = 0.35
 # never for kernels of fewer taps.
 FFT_MARGIN = 1.25
 MIN_TAPS = 25
-# What each thread beyond the first adds to a chunk's steps split among the
-# threads: SciPy's FFTs ran 1.25-1.8x as fast on 2 threads as on 1 on
-# arrays of 1-4 ms (smaller ones gained nothing); the products and the
-# cropping split well. (Whole chunks per thread scale with the chunks.)
-THREAD_SPEEDUP = 0.6
 # Largest FFT window side considered, and the memory of one chunk of tiles
 # (input and output spectra, output windows): the FFTs over the first axes
 # slow down ~2.5x once their arrays leave L2 (2 MiB per core here).
@@ -133,30 +128,21 @@ def _blocking(geo: Geometry, windows: Tuple[int, int], mr: int, nr: int,
 
 
 def _split_for_threads(geo: Geometry, b: Dict[str, int], threads: int) -> None:
-    """Smaller chunks, where rows of tiles or images allow equal ones, so
-    that each thread can take whole chunks: a multiple of the threads."""
-    n_chunks, _ = _chunks(geo, b)
-    if threads == 1 or (n_chunks >= threads and n_chunks % threads == 0):
+    """Smaller chunks, if need be, so that each thread runs whole ones: at
+    least two per thread where the images or rows of tiles allow (the
+    threads take the next chunk as they finish one, so the last round's
+    imbalance is at most one chunk in two). Whole chunks per thread scale
+    where splitting a chunk's steps did not: SciPy's FFTs on arrays of a
+    millisecond or two gained nothing from a second worker thread."""
+    if threads == 1:
         return
-    if b["images"] > 1:
-        for images in range(min(b["images"], ceil_div(geo.batch, threads)), 0, -1):
-            if ceil_div(geo.batch, images) % threads == 0:
-                b["images"] = images
-                return
+    want = 2 * threads
+    if b["images"] > 1 and ceil_div(geo.batch, b["images"]) < want:
+        b["images"] = max(1, geo.batch // want)
     for rows in range(b["band_rows"], 0, -1):
-        chunks = ceil_div(geo.batch, b["images"]) * ceil_div(b["tiles_h"], rows)
-        if chunks % threads == 0 and b["tiles_h"] % rows == 0:
-            b["band_rows"] = rows
+        b["band_rows"] = rows
+        if _chunks(geo, b)[0] >= want:
             return
-
-
-def _workers(geo: Geometry, b: Dict[str, int], threads: int) -> int:
-    """Threads that take whole chunks: all of them when the chunks share out
-    evenly (or nearly: at least 4 each), else 1 (each step on all threads)."""
-    n_chunks, _ = _chunks(geo, b)
-    if threads > 1 and (n_chunks % threads == 0 or n_chunks >= 4 * threads):
-        return threads
-    return 1
 
 
 def _tile_bytes(geo: Geometry, windows: Tuple[int, int], elem: int) -> int:
@@ -178,8 +164,8 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
             mr: int, nr: int, threads: int = 1) -> float:
     """Estimated time of the FFT path with these windows on ``threads``
     threads: the chunks (transforms, products, output) shared out whole
-    among them, or each step split at THREAD_SPEEDUP per thread; a one-off
-    call's weight transform split; the input's padded copy on one."""
+    among them, a one-off call's weight transform split, the input's padded
+    copy on one."""
     b = _blocking(geo, windows, mr, nr, 4)
     _split_for_threads(geo, b, threads)
     fft_h, fft_w = windows
@@ -208,11 +194,11 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
             kernel_rows * fft_w * math.log2(fft_w) + frequencies * math.log2(fft_h))
         if geo.group_in > 1:
             weights += PACK_NS * geo.groups * frequencies * rows * 2 * geo.group_in
-    speedup = 1 + THREAD_SPEEDUP * (threads - 1)
     chunks = transforms + products + output + CHUNK_NS * n_chunks
-    if _workers(geo, b, threads) > 1:  # the busiest thread's chunks
-        return padded_input + weights / speedup + chunks * ceil_div(n_chunks, threads) / n_chunks
-    return padded_input + (weights + chunks) / speedup
+    # The busiest thread's chunks; the weights' transform split by output
+    # channel.
+    return (padded_input + weights / min(threads, geo.out_channels)
+            + chunks * ceil_div(n_chunks, threads) / n_chunks)
 
 
 def choose_windows(geo: Geometry, backend: str, prepared: bool, mr: int,
@@ -282,8 +268,8 @@ def plan_windows(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bo
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
     b = _blocking(geo, windows, mr, nr, elem)
     _split_for_threads(geo, b, threads)
-    b["workers"] = _workers(geo, b, threads)
-    _, columns = _chunks(geo, b)
+    n_chunks, columns = _chunks(geo, b)
+    threads = min(threads, n_chunks)  # each thread runs whole chunks
     span_h, span_w = spans(geo)
     padded = (geo.batch * geo.channels * (b["tiles_h"] * b["tile_h"] + span_h - 1)
               * (b["tiles_w"] * b["tile_w"] + span_w - 1) * elem)
@@ -294,6 +280,6 @@ def plan_windows(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bo
         scratch = threads * thread_scratch(
             b["panels"] * 2 * geo.group_in * nr * elem, rows * b["panels"] * nr * elem)
     weights = 0 if prepared else packed_weights_bytes(geo, b["fft_h"], b["fft_w"], mr, elem)
-    chunk = b["workers"] * columns * _tile_bytes(geo, windows, elem)
+    chunk = threads * columns * _tile_bytes(geo, windows, elem)
     return Plan("fft", f"fft_{_fft.backend()}", None, threads,
                 padded + chunk + scratch + weights, b)
