@@ -81,7 +81,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         shape) or ``"winograd2"``, ``"winograd4"``, ``"winograd6"`` for output
         tiles F(2x2), F(4x4), F(6x6); ``"fft"`` (overlap-save FFT convolution,
         stride 1, float dtypes; SciPy's FFTs when SciPy is installed, else
-        NumPy's; error within ``2 * eps * log2(window points) *
+        NumPy's; error within ``2 * eps * max(1, log2(window points)) *
         max(conv(|x|, |w|))``); ``"auto"`` picks the fastest for the shape
         (see docs/algorithms.md; :func:`fastconv.plan` says what a call will
         run). A forced Winograd or FFT call can overflow to Inf or NaN where

@@ -58,9 +58,14 @@ PACK_NS = 2.0
 # AVX-512: MR = 8 times 0.011), (1,8,256,256) 11x11 groups 8 (0.33-0.43).
 DIRECT_NS = {"avx512": 0.0115, "avx2": 0.02, "baseline": 0.05}
 DIRECT_PLANES_NS = 0.35
+# Threads share the chunks at this efficiency: with two, the FFT path ran
+# 1.43-1.85x as fast as with one on the large-kernel layers (15f94be, SciPy
+# FFTs and the products share the cores' caches and memory), the direct
+# kernel ~1.9x.
+THREAD_EFFICIENCY = 0.8
 # "auto" picks the FFT when the model expects it this many times faster, and
 # never for kernels of fewer taps.
-FFT_MARGIN = 1.25
+FFT_MARGIN = 1.1
 MIN_TAPS = 25
 # Largest FFT window side considered, and the memory of one chunk of tiles
 # (input and output spectra, output windows): the FFTs over the first axes
@@ -195,10 +200,11 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
         if geo.group_in > 1:
             weights += PACK_NS * geo.groups * frequencies * rows * 2 * geo.group_in
     chunks = transforms + products + output + CHUNK_NS * n_chunks
-    # The busiest thread's chunks; the weights' transform split by output
-    # channel.
+    # The busiest thread's chunks, at THREAD_EFFICIENCY; the weights'
+    # transform split by output channel.
+    efficiency = THREAD_EFFICIENCY if threads > 1 else 1.0
     return (padded_input + weights / min(threads, geo.out_channels)
-            + chunks * ceil_div(n_chunks, threads) / n_chunks)
+            + chunks * ceil_div(n_chunks, threads) / n_chunks / efficiency)
 
 
 def choose_windows(geo: Geometry, backend: str, prepared: bool, mr: int,
