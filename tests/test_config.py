@@ -68,3 +68,9 @@ def test_openmp_is_active():
 
 def test_conv2d_is_exported():
     assert callable(fastconv.conv2d)
+
+
+def test_show_config_reports_the_fft_library(capsys):
+    from fastconv import _fft
+    fastconv.show_config()
+    assert f"FFT library   {_fft.backend()}" in capsys.readouterr().out

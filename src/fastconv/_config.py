@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from . import _cpu, _openmp_helpers
+from . import _cpu, _fft, _openmp_helpers
 from ._isa import active_isa
 from ._version import __version__
 
@@ -26,6 +26,7 @@ def config_info():
         "flags": build["flags"],
         "cpu_isa": _cpu.cpu_isa(),
         "isa": active_isa(),
+        "fft": _fft.backend(),
     }
 
 
@@ -44,5 +45,7 @@ def show_config():
         f"  flags         {info['flags']}",
         f"  SIMD kernels  {info['isa']} (CPU supports {info['cpu_isa']}; "
         "FASTCONV_ISA can force a lower level)",
+        f"  FFT library   {info['fft']} (algorithm='fft'"
+        + (")" if info["fft"] == "scipy" else "; install SciPy for faster FFTs)"),
     ]
     print("\n".join(lines))
