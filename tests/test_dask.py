@@ -71,6 +71,31 @@ def test_conv2d_equals_the_whole_call(chunking, options):
     same(y.compute(scheduler="sync"), want)
 
 
+@pytest.mark.parametrize("algorithm", ["fft", "auto"])
+def test_fft_chunks_run_the_fft_within_its_bound(algorithm, monkeypatch):
+    """Where the whole array's plan is the FFT, the chunks run the FFT too
+    (not the direct kernel), with windows of their own: within the FFT's
+    bound of the whole call, not to the bit."""
+    from fastconv import _fft, _plan
+    x, w = data((2, 3, 40, 44)), data((4, 3, 13, 13))
+    if algorithm == "auto":
+        monkeypatch.setattr(_plan.fft, "faster_than_direct", lambda *args: True)
+        _plan.clear_cache()
+    assert fastconv.plan(x.shape, w.shape, padding=6, algorithm=algorithm).algorithm == "fft"
+    ran = []
+    original = _fft.convolve
+    monkeypatch.setattr(_fft, "convolve", lambda *args, **kwargs: ran.append(1) or original(
+        *args, **kwargs))
+    want = fastconv.conv2d(x, w, padding=6, algorithm=algorithm)
+    ran.clear()
+    got = fd.conv2d(da.from_array(x, chunks=(1, 3, 20, 22)), w, padding=6,
+                    algorithm=algorithm).compute(scheduler="synchronous")
+    assert len(ran) == 8  # every chunk ran the FFT path
+    scale = fastconv.conv2d(np.abs(x), np.abs(w), padding=6, algorithm="direct").max()
+    assert np.abs(got - want).max() <= 4 * np.finfo(np.float32).eps * 12 * scale
+    _plan.clear_cache()
+
+
 def test_chunks_follow_the_input():
     x = da.from_array(X, chunks=(2, 16, 10, 17))
     assert fd.conv2d(x, W, padding=1).chunks[2:] == ((10, 10, 10), (17, 17))

@@ -32,8 +32,10 @@ Every chunk runs the algorithm (and Winograd tile size) that
 :func:`fastconv.plan` picks for the *whole* array, and a Winograd chunk
 computes the whole call's tile grid (its rows are widened to multiples of the
 tile size, then cropped). The result is then bit-identical to the same call
-on the whole array, for every algorithm (tested for the direct kernel and
-Winograd F(2x2), F(4x4), F(6x6)); ``-0.0`` and ``0.0`` may differ where the
+on the whole array for the direct kernel and Winograd (tested for F(2x2),
+F(4x4), F(6x6)); the FFT's chunks choose their own windows and batch their
+transforms differently, so they agree with the whole call within the FFT's
+error bound (docs/algorithms.md), not to the bit. ``-0.0`` and ``0.0`` may differ where the
 whole call skips padding that a chunk adds as explicit zeros. One exception:
 with ``algorithm="auto"``, a Winograd chunk whose result holds NaN or Inf is
 recomputed with the direct kernel, per chunk, where the whole call recomputes
@@ -306,7 +308,7 @@ class _Whole(NamedTuple):
 
     sizes: Tuple[List[int], List[int]]  # H, W: the input's, then each layer's output's
     tiles: List[Optional[int]]  # Winograd's tile size, or None (direct)
-    forced: List[str]  # the algorithm each chunk runs
+    forced: List[str]  # the algorithm each chunk runs: direct, winogradM or fft
     shape: Tuple[int, ...]  # the last output's shape (batched)
     dtype: np.dtype[Any]  # the last output's dtype
 
@@ -329,7 +331,7 @@ def _whole_plan(layers: List[Dict[str, Any]], shape: Tuple[int, ...], dtype: np.
         result_dtype, compute_dtype = _result_dtypes(probe, spec.weight, spec.bias)
         plan = spec.plan(geo, compute_dtype, kernel_threads(1))
         tiles.append(plan.tile if plan.algorithm == "winograd" else None)
-        forced.append("direct" if plan.tile is None else f"winograd{plan.tile}")
+        forced.append(plan.algorithm if plan.tile is None else f"winograd{plan.tile}")
         sizes[0].append(geo.out_h)
         sizes[1].append(geo.out_w)
         shape, dtype = spec._result_shape(geo, True), result_dtype
