@@ -283,7 +283,7 @@ def test_large_images_are_transformed_in_bounded_chunks():
     assert plan.workspace_bytes < 2 * image
 
 
-def test_workspace_covers_what_a_call_allocates():
+def test_workspace_covers_what_a_call_allocates(backend):
     rng = np.random.default_rng(9)
     for shape, weight in [((1, 1, 300, 260), (1, 1, 21, 21)),
                           ((2, 8, 60, 60), (16, 8, 9, 9))]:

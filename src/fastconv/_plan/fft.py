@@ -152,11 +152,15 @@ def _split_for_threads(geo: Geometry, b: Dict[str, int], threads: int) -> None:
 
 def _tile_bytes(geo: Geometry, windows: Tuple[int, int], elem: int) -> int:
     """One tile's share of a chunk: its input and output spectra (complex)
-    and its output windows (real)."""
+    and its output windows (real); NumPy's FFTs hold one more complex array
+    of each side's spectra while they run (an axis at a time, and its
+    result made contiguous)."""
     fft_h, fft_w = windows
     frequencies = fft_h * (fft_w // 2 + 1)
-    return (frequencies * 2 * elem * (geo.channels + geo.out_channels)
-            + fft_h * fft_w * elem * geo.out_channels)
+    spectra = frequencies * 2 * elem * (geo.channels + geo.out_channels)
+    if _fft.backend() == "numpy":
+        spectra *= 2
+    return spectra + fft_h * fft_w * elem * geo.out_channels
 
 
 def _chunks(geo: Geometry, b: Dict[str, int]) -> Tuple[int, int]:
