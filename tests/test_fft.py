@@ -125,6 +125,15 @@ def test_threads_do_not_change_the_result_and_chunks_only_round_off(backend, mon
     np.testing.assert_array_equal(
         fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=2), chunked)
     assert np.abs(chunked - whole).max() <= 2 * fft_bound(whole, x, w, None, plan, 3)
+    # Chunks of a few tiles of a row: windows of a column range.
+    monkeypatch.setattr(_plan.fft, "CHUNK_BYTES", 1 << 12)
+    _plan.clear_cache()
+    plan = fastconv.plan(x.shape, w.shape, padding=3, algorithm="fft", num_threads=2)
+    assert plan.blocking["band_cols"] < plan.blocking["tiles_w"]
+    narrow = fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=2)
+    np.testing.assert_array_equal(
+        fastconv.conv2d(x, w, padding=3, algorithm="fft", num_threads=1), narrow)
+    assert np.abs(narrow - whole).max() <= 2 * fft_bound(whole, x, w, None, plan, 3)
     depthwise = rng.standard_normal((8, 1, 9, 9)).astype(np.float32)
     np.testing.assert_array_equal(
         fastconv.conv2d(x, depthwise, padding=4, groups=8, algorithm="fft", num_threads=2),
@@ -273,7 +282,7 @@ def test_plan_reports_windows_threads_and_memory():
     assert "fft_h=" in repr(plan)
 
 
-def test_large_images_are_transformed_in_bounded_chunks():
+def test_large_images_are_transformed_in_bounded_chunks(backend):
     """A 4K image with a 31x31 kernel: the planned memory is a few copies of
     the image, not a transform of all of it at once."""
     plan = fastconv.plan((1, 1, 2160, 3840), (1, 1, 31, 31), padding="same",

@@ -159,9 +159,11 @@ def convolve(plan: Plan, geo: Geometry, x: NDArray[Any], spectra: NDArray[Any],
     padded = np.zeros((geo.batch, geo.channels, tiles_h * tile_h + span_h - 1,
                        tiles_w * b["tile_w"] + span_w - 1), target.dtype)
     padded[:, :, pad_top:pad_top + x.shape[2], pad_left:pad_left + x.shape[3]] = x
-    chunks = [(n0, min(b["images"], geo.batch - n0), row0, min(b["band_rows"], tiles_h - row0))
+    chunks = [(n0, min(b["images"], geo.batch - n0), row0, min(b["band_rows"], tiles_h - row0),
+               col0, min(b["band_cols"], tiles_w - col0))
               for n0 in range(0, geo.batch, b["images"])
-              for row0 in range(0, tiles_h, b["band_rows"])]
+              for row0 in range(0, tiles_h, b["band_rows"])
+              for col0 in range(0, tiles_w, b["band_cols"])]
     finite = [True] * len(chunks)
 
     def run(index: int) -> None:
@@ -172,31 +174,31 @@ def convolve(plan: Plan, geo: Geometry, x: NDArray[Any], spectra: NDArray[Any],
     return all(finite)
 
 
-def _chunk(chunk: Tuple[int, int, int, int], b: Any, geo: Geometry, padded: NDArray[Any],
+def _chunk(chunk: Tuple[int, ...], b: Any, geo: Geometry, padded: NDArray[Any],
            spectra: NDArray[Any], bias: NDArray[Any], target: NDArray[Any], relu: bool,
            check_finite: bool) -> bool:
     """One chunk (``images`` images from n0, ``rows`` rows of tiles from
-    row0) into ``target``, on the calling thread; whether its results are
-    finite (if checked)."""
-    n0, images, row0, rows = chunk
+    row0, ``cols`` tiles of each from col0) into ``target``, on the calling
+    thread; whether its results are finite (if checked)."""
+    n0, images, row0, rows, col0, cols = chunk
     fft_h, fft_w, tile_h, tile_w = b["fft_h"], b["fft_w"], b["tile_h"], b["tile_w"]
-    tiles_w = b["tiles_w"]
     forward, inverse = _transforms()
     s_n, s_c, s_h, s_w = padded.strides
-    # Every window of the chunk, channels first: (C, images, rows, tiles_w,
+    # Every window of the chunk, channels first: (C, images, rows, cols,
     # fft_h, fft_w), a view of the padded input.
-    windows = as_strided(padded[n0:, :, row0 * tile_h:],
-                         (geo.channels, images, rows, tiles_w, fft_h, fft_w),
+    windows = as_strided(padded[n0:, :, row0 * tile_h:, col0 * tile_w:],
+                         (geo.channels, images, rows, cols, fft_h, fft_w),
                          (s_c, s_n, tile_h * s_h, tile_w * s_w, s_h, s_w), writeable=False)
-    columns = images * rows * tiles_w
+    columns = images * rows * cols
     if geo.group_in == 1:
         y_windows = _broadcast_products(forward, inverse, windows, spectra, geo, columns,
                                         (fft_h, fft_w))
     else:
         y_windows = _gemm_products(forward, inverse, windows, spectra, geo, b, columns,
                                    (fft_h, fft_w))
-    top = row0 * tile_h
-    dest = target[n0:n0 + images, :, top:min(top + rows * tile_h, geo.out_h)]
+    top, left = row0 * tile_h, col0 * tile_w
+    dest = target[n0:n0 + images, :, top:min(top + rows * tile_h, geo.out_h),
+                  left:min(left + cols * tile_w, geo.out_w)]
     _crop_into(dest, y_windows, bias, tile_h, tile_w)
     finite = not check_finite or bool(np.isfinite(dest).all())
     if relu:

@@ -112,22 +112,27 @@ def spans(geo: Geometry) -> Tuple[int, int]:
 
 def _blocking(geo: Geometry, windows: Tuple[int, int], mr: int, nr: int,
               elem: int) -> Dict[str, int]:
-    """Windows, tiles and chunks (images x rows of tiles) of the FFT path."""
+    """Windows, tiles and chunks of the FFT path: several images, a band of
+    rows of tiles, or (a row of tiles too large) a band of its tiles."""
     fft_h, fft_w = windows
     span_h, span_w = spans(geo)
     b = {"fft_h": fft_h, "fft_w": fft_w, "tile_h": fft_h - span_h + 1,
          "tile_w": fft_w - span_w + 1}
     b["tiles_h"] = ceil_div(geo.out_h, b["tile_h"])
     b["tiles_w"] = ceil_div(geo.out_w, b["tile_w"])
-    row_bytes = _tile_bytes(geo, windows, elem) * b["tiles_w"]  # a row of tiles of an image
+    tile_bytes = _tile_bytes(geo, windows, elem)
+    row_bytes = tile_bytes * b["tiles_w"]  # a row of tiles of an image
     image_bytes = row_bytes * b["tiles_h"]
+    b["band_cols"] = b["tiles_w"]
     if image_bytes <= CHUNK_BYTES:
         b["band_rows"] = b["tiles_h"]
         b["images"] = max(1, min(geo.batch, CHUNK_BYTES // image_bytes))
     else:
         b["band_rows"] = max(1, CHUNK_BYTES // row_bytes)
         b["images"] = 1
-    columns = b["images"] * b["band_rows"] * b["tiles_w"]
+        if row_bytes > CHUNK_BYTES:  # a 4K image's row of tiles
+            b["band_cols"] = max(1, CHUNK_BYTES // tile_bytes)
+    _, columns = _chunks(geo, b)
     b["panels"] = min(PANELS, ceil_div(columns, nr))
     return b
 
@@ -148,6 +153,8 @@ def _split_for_threads(geo: Geometry, b: Dict[str, int], threads: int) -> None:
         b["band_rows"] = rows
         if _chunks(geo, b)[0] >= want:
             return
+    while b["band_cols"] > 1 and _chunks(geo, b)[0] < want:
+        b["band_cols"] = ceil_div(b["band_cols"], 2)
 
 
 def _tile_bytes(geo: Geometry, windows: Tuple[int, int], elem: int) -> int:
@@ -164,9 +171,10 @@ def _tile_bytes(geo: Geometry, windows: Tuple[int, int], elem: int) -> int:
 
 
 def _chunks(geo: Geometry, b: Dict[str, int]) -> Tuple[int, int]:
-    """(number of chunks, columns of a full chunk)."""
-    n = ceil_div(geo.batch, b["images"]) * ceil_div(b["tiles_h"], b["band_rows"])
-    return n, b["images"] * b["band_rows"] * b["tiles_w"]
+    """(number of chunks, columns (tiles) of a full chunk)."""
+    n = (ceil_div(geo.batch, b["images"]) * ceil_div(b["tiles_h"], b["band_rows"])
+         * ceil_div(b["tiles_w"], b["band_cols"]))
+    return n, b["images"] * b["band_rows"] * b["band_cols"]
 
 
 def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: bool,
