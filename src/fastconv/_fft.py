@@ -20,7 +20,8 @@ after a direct call took 22.6 ms instead of 13).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+import importlib.util
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -37,15 +38,12 @@ _BACKEND: Optional[str] = None
 
 
 def backend() -> str:
-    """"scipy" when ``scipy.fft`` imports, else "numpy" (decided once)."""
+    """"scipy" when SciPy is installed, else "numpy" (decided once, without
+    importing SciPy: the planner asks on every large-kernel layer, and
+    ``scipy.fft`` takes ~0.1 s to import, paid only when an FFT runs)."""
     global _BACKEND
     if _BACKEND is None:
-        try:
-            import scipy.fft  # noqa: F401
-        except ImportError:
-            _BACKEND = "numpy"
-        else:
-            _BACKEND = "scipy"
+        _BACKEND = "scipy" if importlib.util.find_spec("scipy") is not None else "numpy"
     return _BACKEND
 
 
@@ -61,32 +59,20 @@ def set_backend(name: Optional[str]) -> None:
     clear_cache()
 
 
-def _transforms() -> Tuple[Callable[..., Any], Callable[..., Any]]:
-    """rfft2 and irfft2 (over the last two axes unless told otherwise), on
-    the calling thread."""
+def _library() -> Any:
+    """``scipy.fft`` or ``numpy.fft``, as :func:`backend` says: the calls
+    used here take the same arguments in both."""
     if backend() == "scipy":
         import scipy.fft
+        return scipy.fft
+    return np.fft
 
-        def forward(a: NDArray[Any], shape: Tuple[int, int],
-                    axes: Tuple[int, int] = (-2, -1)) -> NDArray[Any]:
-            return scipy.fft.rfft2(a, s=shape, axes=axes)
 
-        def inverse(a: NDArray[Any], shape: Tuple[int, int],
-                    axes: Tuple[int, int] = (-2, -1)) -> NDArray[Any]:
-            return scipy.fft.irfft2(a, s=shape, axes=axes)
-
-        return forward, inverse
-
-    def numpy_forward(a: NDArray[Any], shape: Tuple[int, int],
-                      axes: Tuple[int, int] = (-2, -1)) -> NDArray[Any]:
-        # Its result need not be C-contiguous over other axes than the last.
-        return np.ascontiguousarray(np.fft.rfft2(a, s=shape, axes=axes))
-
-    def numpy_inverse(a: NDArray[Any], shape: Tuple[int, int],
-                      axes: Tuple[int, int] = (-2, -1)) -> NDArray[Any]:
-        return np.fft.irfft2(a, s=shape, axes=axes)
-
-    return numpy_forward, numpy_inverse
+def _forward(fft: Any, a: NDArray[Any], shape: Tuple[int, int],
+             axes: Tuple[int, int] = (-2, -1)) -> NDArray[Any]:
+    """rfft2 of ``a`` over ``axes``, C-contiguous (NumPy's need not be over
+    other axes than the last)."""
+    return np.ascontiguousarray(fft.rfft2(a, s=shape, axes=axes))
 
 
 def _ranges(n: int, parts: int) -> List[Tuple[int, int]]:
@@ -112,11 +98,12 @@ def weight_spectra(weight: NDArray[Any], groups: int, dilation: Tuple[int, int],
     spectra = np.empty((out_channels, group_in, fft_h, fft_w // 2 + 1),
                        np.result_type(dtype, np.complex64))
     parts = _ranges(out_channels, min(threads, out_channels))
+    fft = _library()
 
     def transform(part: int) -> None:
         lo, hi = parts[part]
-        rows = _rfft_rows(dilated[lo:hi], fft_w)
-        spectra[lo:hi] = _fft_columns(rows, fft_h)
+        rows = fft.rfft(dilated[lo:hi], n=fft_w, axis=-1)
+        spectra[lo:hi] = fft.fft(rows, n=fft_h, axis=-2)
 
     _spectral.run_chunks(transform, len(parts), threads)
     frequencies = fft_h * (fft_w // 2 + 1)
@@ -127,20 +114,6 @@ def weight_spectra(weight: NDArray[Any], groups: int, dilation: Tuple[int, int],
                        * group_in), dtype)
     parts_view = spectra.reshape(out_channels, group_in, frequencies).view(dtype)
     return _spectral.pack_weights(parts_view, packed, groups, threads)
-
-
-def _rfft_rows(a: NDArray[Any], n: int) -> NDArray[Any]:
-    if backend() == "scipy":
-        import scipy.fft
-        return scipy.fft.rfft(a, n=n, axis=-1)
-    return np.fft.rfft(a, n=n, axis=-1)
-
-
-def _fft_columns(a: NDArray[Any], n: int) -> NDArray[Any]:
-    if backend() == "scipy":
-        import scipy.fft
-        return scipy.fft.fft(a, n=n, axis=-2)
-    return np.fft.fft(a, n=n, axis=-2)
 
 
 def convolve(plan: Plan, geo: Geometry, x: NDArray[Any], spectra: NDArray[Any],
@@ -182,7 +155,7 @@ def _chunk(chunk: Tuple[int, ...], b: Any, geo: Geometry, padded: NDArray[Any],
     thread; whether its results are finite (if checked)."""
     n0, images, row0, rows, col0, cols = chunk
     fft_h, fft_w, tile_h, tile_w = b["fft_h"], b["fft_w"], b["tile_h"], b["tile_w"]
-    forward, inverse = _transforms()
+    fft = _library()
     s_n, s_c, s_h, s_w = padded.strides
     # Every window of the chunk, channels first: (C, images, rows, cols,
     # fft_h, fft_w), a view of the padded input.
@@ -191,11 +164,9 @@ def _chunk(chunk: Tuple[int, ...], b: Any, geo: Geometry, padded: NDArray[Any],
                          (s_c, s_n, tile_h * s_h, tile_w * s_w, s_h, s_w), writeable=False)
     columns = images * rows * cols
     if geo.group_in == 1:
-        y_windows = _broadcast_products(forward, inverse, windows, spectra, geo, columns,
-                                        (fft_h, fft_w))
+        y_windows = _broadcast_products(fft, windows, spectra, geo, columns, (fft_h, fft_w))
     else:
-        y_windows = _gemm_products(forward, inverse, windows, spectra, geo, b, columns,
-                                   (fft_h, fft_w))
+        y_windows = _gemm_products(fft, windows, spectra, geo, b, columns, (fft_h, fft_w))
     top, left = row0 * tile_h, col0 * tile_w
     dest = target[n0:n0 + images, :, top:min(top + rows * tile_h, geo.out_h),
                   left:min(left + cols * tile_w, geo.out_w)]
@@ -228,34 +199,32 @@ def _crop_into(dest: NDArray[Any], y_windows: NDArray[Any], bias: NDArray[Any],
             np.add(source.transpose(1, 0, 2, 4, 3, 5), bias6, out=region)
 
 
-def _broadcast_products(forward: Callable[..., Any], inverse: Callable[..., Any],
-                        windows: NDArray[Any], spectra: NDArray[Any], geo: Geometry,
+def _broadcast_products(fft: Any, windows: NDArray[Any], spectra: NDArray[Any], geo: Geometry,
                         columns: int, shape: Tuple[int, int]) -> NDArray[Any]:
     """One input channel per group: ``Y[k] = X[group of k] * G[k]`` by NumPy
     broadcasting, FFTs over the last axes. Returns the output windows
     (K, images, rows, tiles_w, fft_h, fft_w)."""
-    x_spectra = forward(windows, shape)
+    x_spectra = _forward(fft, windows, shape)
     frequencies = x_spectra.shape[-2] * x_spectra.shape[-1]
     y_spectra = (x_spectra.reshape(geo.groups, 1, columns, frequencies)
                  * spectra.reshape(geo.groups, geo.group_out, 1, frequencies))
-    return inverse(y_spectra.reshape((geo.out_channels,) + x_spectra.shape[1:]), shape)
+    return fft.irfft2(y_spectra.reshape((geo.out_channels,) + x_spectra.shape[1:]), s=shape)
 
 
-def _gemm_products(forward: Callable[..., Any], inverse: Callable[..., Any],
-                   windows: NDArray[Any], spectra: NDArray[Any], geo: Geometry, b: Any,
+def _gemm_products(fft: Any, windows: NDArray[Any], spectra: NDArray[Any], geo: Geometry, b: Any,
                    columns: int, shape: Tuple[int, int]) -> NDArray[Any]:
     """``Y[f, k, p] = sum_c X[f, c, p] * G[f, k, c]`` per group on the GEMM
     tile (``fastconv._spectral``), FFTs over the first axes so that each
     frequency's matrices are contiguous. Returns the output windows as a
     view (K, images, rows, tiles_w, fft_h, fft_w)."""
     # (fft_h, fft_w, C, images, rows, tiles_w): a view, the FFT axes first.
-    x_spectra = forward(windows.transpose(4, 5, 0, 1, 2, 3), shape, axes=(0, 1))
+    x_spectra = _forward(fft, windows.transpose(4, 5, 0, 1, 2, 3), shape, axes=(0, 1))
     frequencies = x_spectra.shape[0] * x_spectra.shape[1]
     x_parts = x_spectra.reshape(frequencies, geo.channels, columns).view(
         x_spectra.real.dtype)
     y_spectra = np.empty((frequencies, geo.out_channels, columns), x_spectra.dtype)
     _spectral.spectral_products(x_parts, spectra, y_spectra.view(x_parts.dtype), geo.groups,
                                 1, b)
-    y_windows = inverse(y_spectra.reshape(x_spectra.shape[:2] + (geo.out_channels,)
-                                          + windows.shape[1:4]), shape, axes=(0, 1))
+    y_windows = fft.irfft2(y_spectra.reshape(x_spectra.shape[:2] + (geo.out_channels,)
+                                             + windows.shape[1:4]), s=shape, axes=(0, 1))
     return y_windows.transpose(2, 3, 4, 5, 0, 1)

@@ -110,8 +110,7 @@ def spans(geo: Geometry) -> Tuple[int, int]:
     return geo.dil_h * (geo.kernel_h - 1) + 1, geo.dil_w * (geo.kernel_w - 1) + 1
 
 
-def _blocking(geo: Geometry, windows: Tuple[int, int], mr: int, nr: int,
-              elem: int) -> Dict[str, int]:
+def _blocking(geo: Geometry, windows: Tuple[int, int], nr: int, elem: int) -> Dict[str, int]:
     """Windows, tiles and chunks of the FFT path: several images, a band of
     rows of tiles, or (a row of tiles too large) a band of its tiles."""
     fft_h, fft_w = windows
@@ -183,7 +182,7 @@ def cost_ns(geo: Geometry, windows: Tuple[int, int], backend: str, prepared: boo
     threads: the chunks (transforms, products, output) shared out whole
     among them, a one-off call's weight transform split, the input's padded
     copy on one."""
-    b = _blocking(geo, windows, mr, nr, 4)
+    b = _blocking(geo, windows, nr, 4)
     _split_for_threads(geo, b, threads)
     fft_h, fft_w = windows
     points, frequencies = fft_h * fft_w, fft_h * (fft_w // 2 + 1)
@@ -284,7 +283,7 @@ def plan_windows(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bo
     least the dilated kernel's span (tools/tuning/fft_costs.py times them)."""
     elem = dtype.itemsize
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
-    b = _blocking(geo, windows, mr, nr, elem)
+    b = _blocking(geo, windows, nr, elem)
     _split_for_threads(geo, b, threads)
     n_chunks, columns = _chunks(geo, b)
     threads = min(threads, n_chunks)  # each thread runs whole chunks
