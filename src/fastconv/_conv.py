@@ -234,11 +234,7 @@ class ConvSpec:
                  groups: int = 1, *, algorithm: str = "auto", cache: bool = True,
                  padding_mode: str = "zeros", layout: str = "NCHW",
                  activation: Optional[str] = None, spatial: int = 2) -> None:
-        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
-                f"got {algorithm!r}")
-        self.algorithm: str = algorithm
+        self.algorithm: str = _choice(algorithm, ALGORITHMS, "algorithm")
         self.padding_mode: str = check_padding_mode(padding_mode)
         self.layout: str = _choice(layout, LAYOUTS, "layout")
         self.activation: Optional[str] = _choice(activation, ACTIVATIONS, "activation")

@@ -161,10 +161,7 @@ class TransposeSpec:
                  pad_before: Tuple[int, int], dilation: Any, groups: Any, *,
                  algorithm: str = "auto", cache: bool = False, layout: str = "NCHW",
                  threads: Optional[int] = None) -> None:
-        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; "
-                f"got {algorithm!r}")
+        _choice(algorithm, ALGORITHMS, "algorithm")
         self.layout: str = _choice(layout, LAYOUTS, "layout")
         w = _as_array(weight, "weight")
         b = None if bias is None else _as_array(bias, "bias")
