@@ -96,6 +96,7 @@ def test_mypy():
         [sys.executable, "-m", "mypy", *(os.path.join(PACKAGE, m) for m in (
             "__init__.py", "_conv.py", "_conv1d.py", "_layer.py", "_padding.py",
             "_threads.py", "_checks.py", "_execute.py", "_plan/__init__.py",
-            "_plan/direct.py", "_plan/winograd.py", "dask.py"))],
+            "_plan/direct.py", "_plan/winograd.py", "_plan/fft.py", "_plan/weight_grad.py",
+            "_fft.py", "_transpose.py", "grad.py", "dask.py"))],
         cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

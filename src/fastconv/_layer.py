@@ -74,9 +74,9 @@ class _LayerProperties:
         return self._spec.algorithm
 
     @property
-    def layout(self) -> str:
+    def layout(self) -> Layout:
         """"NCHW" or "NHWC": the layout of inputs and results."""
-        return self._spec.layout
+        return cast(Layout, self._spec.layout)
 
 
 class Conv2d(_LayerProperties):

@@ -218,7 +218,7 @@ class TransposeSpec:
             if self.bias is not None:
                 bias = np.tile(self.bias.reshape(groups, 1, out_g),
                                (1, len(phases), 1)).reshape(-1)
-            spec = ConvSpec(stacked, bias, 1, 0, tuple(steps), groups,
+            spec = ConvSpec(stacked, bias, 1, 0, (steps[0], steps[1]), groups,
                             algorithm=self.algorithm, cache=cache)
             result.append(_PhaseGroup(rows, cols, spec))
         return result
@@ -257,7 +257,7 @@ class TransposeSpec:
         """Per phase group, the input rows and columns it reads and its
         spec with the padding that gives its outputs; None where it reads no
         input (its outputs are the bias)."""
-        calls = []
+        calls: List[Tuple[_PhaseGroup, Optional[Tuple[slice, slice, ConvSpec]]]] = []
         for group in self.groups_of_phases:
             spans, pads = [], []
             for axis, (extent, residues) in enumerate(((height, group.rows),

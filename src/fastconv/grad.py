@@ -157,8 +157,9 @@ def conv2d_weight(input: ArrayLike, weight_size: Sequence[int], grad_output: Arr
     x = _as_array(input, "input")
     g = _as_array(grad_output, "grad_output")
     weight_size = tuple(weight_size)
-    batched, stride, pads, dilation, groups, (n, c, h, w), (_, k, gh, gw) = _forward_geometry(
-        x.shape, weight_size, g.shape, stride, padding, dilation, groups, layout)
+    batched, strides, pads, dilations, groups, (n, c, h, w), (_, k, gh, gw) = (
+        _forward_geometry(x.shape, weight_size, g.shape, stride, padding, dilation, groups,
+                          layout))
     result_dtype, compute_dtype = _result_dtypes(x, g, None)
     result = _check_out(out, weight_size, result_dtype, (x, g))
     if result is None:
@@ -167,8 +168,10 @@ def conv2d_weight(input: ArrayLike, weight_size: Sequence[int], grad_output: Arr
     g4 = g if batched else g[np.newaxis]
     if layout == "NHWC":
         x4, g4 = x4.transpose(0, 3, 1, 2), g4.transpose(0, 3, 1, 2)
-    geo = Geometry(n, c, h, w, k, gh, gw, *weight_size[2:], *stride, *pads[0], *pads[1],
-                   *dilation, groups)
+    (pad_top, pad_bottom), (pad_left, pad_right) = pads
+    geo = Geometry(n, c, h, w, k, gh, gw, weight_size[2], weight_size[3], strides[0],
+                   strides[1], pad_top, pad_bottom, pad_left, pad_right, dilations[0],
+                   dilations[1], groups)
     if n == 0:
         result[...] = 0
         return result
