@@ -46,6 +46,11 @@ PACKED_CASES = [
     (2, 40, 30, 14, 11, (3, 3), 1, 1, 1, 1),
     (1, 24, 36, 7, 7, (3, 3), 2, 1, 1, 1),
     (3, 10, 12, 15, 13, (2, 5), (2, 1), (1, 2), (1, 2), 2),
+    # pointwise, stride 1, unpadded: rows copied as contiguous runs; several
+    # pixel blocks, reduction chunks, a partial last panel, groups, batches
+    (2, 300, 20, 17, 19, (1, 1), 1, 0, 1, 1),
+    (1, 12, 18, 23, 31, (1, 1), 1, 0, 2, 3),
+    (3, 7, 9, 5, 3, (1, 1), 1, 0, 1, 1),
 ]
 
 PLANE_CASES = [
@@ -75,7 +80,8 @@ def test_direct_paths_match_reference(case, dtype):
     _run(case, dtype)
 
 
-@pytest.mark.parametrize("case", ROW_PANEL_CASES[:3] + PLANE_CASES[:2], ids=str)
+@pytest.mark.parametrize("case", ROW_PANEL_CASES[:3] + PACKED_CASES[-3:] + PLANE_CASES[:2],
+                         ids=str)
 def test_direct_paths_exact_in_int64(case):
     n, c, k, h, w, kernel, stride, padding, dilation, groups = case
     rng = np.random.default_rng(1)

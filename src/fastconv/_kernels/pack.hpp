@@ -99,10 +99,40 @@ static FC_ALWAYS_INLINE void fc_pack_impl(const fc_geometry *g, fc_index nr, con
         fc_index n_pixels, T *dst
 #define FC_PACK_PASS g, nr, image, tap0, kc, r0, r1, pixel0, n_pixels, dst
 
+/* A pointwise, stride-1, unpadded layer: block pixel q of tap (channel) r is
+ * input element pixel0 + q of that channel, so each row of the block is one
+ * contiguous run, copied a panel row at a time with no per-segment index
+ * arithmetic. */
+template <typename T>
+static FC_ALWAYS_INLINE void fc_pack_pointwise(FC_PACK_ARGS(T))
+{
+    const fc_index plane = g->height * g->width;
+    const fc_index panel_stride = kc * nr;
+    const fc_index n_full = n_pixels / nr, rest = n_pixels - n_full * nr;
+    for (fc_index r = r0; r < r1; ++r) {
+        const T *src = image + (tap0 + r) * plane + pixel0;
+        T *out = dst + r * nr;
+        for (fc_index p = 0; p < n_full; ++p, src += nr, out += panel_stride)
+            for (fc_index t = 0; t < nr; ++t) out[t] = src[t];
+        if (rest) {
+            for (fc_index t = 0; t < rest; ++t) out[t] = src[t];
+            for (fc_index t = rest; t < nr; ++t) out[t] = 0;
+        }
+    }
+}
+
+static FC_ALWAYS_INLINE int fc_is_pointwise_contiguous(const fc_geometry *g)
+{
+    return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->pad_top == 0 && g->pad_left == 0 && g->out_h == g->height &&
+           g->out_w == g->width;
+}
+
 template <typename T>
 static FC_ALWAYS_INLINE void fc_pack_any(FC_PACK_ARGS(T))
 {
-    if (g->stride_w == 1) fc_pack_impl<T, 1>(FC_PACK_PASS);
+    if (fc_is_pointwise_contiguous(g)) fc_pack_pointwise<T>(FC_PACK_PASS);
+    else if (g->stride_w == 1) fc_pack_impl<T, 1>(FC_PACK_PASS);
     else if (g->stride_w == 2) fc_pack_impl<T, 2>(FC_PACK_PASS);
     else fc_pack_impl<T, 0>(FC_PACK_PASS);
 }
