@@ -150,9 +150,10 @@ def test_plan_checks_its_arguments(call, match):
 
 
 @pytest.mark.parametrize("path, blocking", [
-    ("packed", {"kc_max": 0, "pixel_blocks": 1, "channel_blocks": 1}),
-    ("packed", {"kc_max": 8, "pixel_blocks": 10**6, "channel_blocks": 1}),
-    ("packed", {"kc_max": 8, "pixel_blocks": 1, "channel_blocks": 99}),
+    ("packed", {"kc_max": 0, "pixel_blocks": 1, "channel_blocks": 1, "weights_outer": 0}),
+    ("packed", {"kc_max": 8, "pixel_blocks": 10**6, "channel_blocks": 1, "weights_outer": 1}),
+    ("packed", {"kc_max": 8, "pixel_blocks": 1, "channel_blocks": 99, "weights_outer": 0}),
+    ("packed", {"kc_max": 8, "pixel_blocks": 1, "channel_blocks": 1, "weights_outer": 2}),
     ("rows", {"row_blocks": 0, "channel_blocks": 1, "dense": 1}),
     ("rows", {"row_blocks": 99, "channel_blocks": 1, "dense": 0}),
     ("shared_columns", {"chunk_taps": 0}),

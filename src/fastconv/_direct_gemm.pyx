@@ -48,6 +48,7 @@ cdef struct GemmJob:
     Py_ssize_t n_row_blocks           # (rows)
     Py_ssize_t n_channel_blocks       # MR-channel panel blocks (packed, rows)
     Py_ssize_t chunk_taps             # taps per shared block (shared columns)
+    bint weights_outer                # packed: weight panels in the outer loop
     # Where a thread's packed columns or copied rows start in its scratch
     # (after its edge tile), and the rows path's layout, its tap offsets and
     # elements of its copied rows
@@ -204,7 +205,8 @@ cdef bint _packed_item(const void *job_ptr, Py_ssize_t item, char *scratch,
                                        * n_pixels_out)
     cdef const numeric_t *bias_group = padded_bias + g * job.group_out_padded
 
-    cdef Py_ssize_t tap0, kc, jp, mp, m0, rows, cols, m
+    cdef Py_ssize_t n_mpanels = mpanel_hi - mpanel_lo
+    cdef Py_ssize_t tap0, kc, jp, mp, tile_index, m0, rows, cols, m
     cdef int accumulate
     cdef const numeric_t *a
     cdef const numeric_t *b
@@ -216,19 +218,22 @@ cdef bint _packed_item(const void *job_ptr, Py_ssize_t item, char *scratch,
             kc = taps - tap0
         fc_pack_input(&job.conv, job.nr, image, tap0, kc, 0, kc, pixel0, n_pixels, col)
         accumulate = tap0 > 0
-        for jp in range(n_panels):
+        for tile_index in range(n_panels * n_mpanels):
+            if job.weights_outer:
+                mp, jp = mpanel_lo + tile_index // n_panels, tile_index % n_panels
+            else:
+                jp, mp = tile_index // n_mpanels, mpanel_lo + tile_index % n_mpanels
             b = col + jp * kc * nr
             cols = n_pixels - jp * nr
             if cols > nr:
                 cols = nr
-            for mp in range(mpanel_lo, mpanel_hi):
-                m0 = mp * mr
-                a = _weight_rows(job, weight, tails, g, m0) + tap0
-                c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
-                rows = min(mr, job.conv.group_out - m0)
-                _output_tile(kc, a, taps, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
-                             accumulate, bias_group + m0, job.conv.relu and tap0 + kc == taps,
-                             tile)
+            m0 = mp * mr
+            a = _weight_rows(job, weight, tails, g, m0) + tap0
+            c = out_group + m0 * n_pixels_out + pixel0 + jp * nr
+            rows = min(mr, job.conv.group_out - m0)
+            _output_tile(kc, a, taps, b, NULL, c, n_pixels_out, rows, cols, mr, nr,
+                         accumulate, bias_group + m0, job.conv.relu and tap0 + kc == taps,
+                         tile)
         tap0 = tap0 + kc
     return False
 
@@ -387,7 +392,9 @@ def conv2d_packed(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     num_threads : int
         The plan's threads, started as they are.
     blocking : mapping
-        The plan's ``kc_max``, ``pixel_blocks`` and ``channel_blocks``.
+        The plan's ``kc_max``, ``pixel_blocks``, ``channel_blocks`` and
+        ``weights_outer`` (1: each weight panel meets every pixel panel of
+        the work item in turn; 0: each pixel panel every weight panel).
     relu : bool, default=False
         Apply ``max(y, 0)`` to the result in the same pass.
     """
@@ -402,6 +409,9 @@ def conv2d_packed(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     job.n_pixel_blocks = blocking["pixel_blocks"]
     job.n_channel_blocks = blocking["channel_blocks"]
     job.panels_per_block = ceil_div(n_panels, job.n_pixel_blocks)
+    if blocking["weights_outer"] not in (0, 1):
+        raise ValueError("weights_outer must be 0 or 1")
+    job.weights_outer = blocking["weights_outer"]
     cdef size_t columns_bytes = <size_t>(job.kc_max * job.panels_per_block * job.nr)
     columns_bytes *= sizeof(numeric_t)
     cdef size_t tile_bytes = aligned(<size_t>(job.mr * job.nr) * sizeof(numeric_t))

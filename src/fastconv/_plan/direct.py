@@ -23,6 +23,8 @@ from . import Geometry, Plan, ceil_div, thread_scratch
 # Reduction taps per packed block: a B panel (taps x NR) stays in L1 while it
 # meets every weight panel.
 KC_MAX = 256
+# Per-core L2 of the machines tuned on (2 MB); see _weights_outer.
+L2_BYTES = 2 * 1024 * 1024
 # Output pixels per work item of the packed path: the packed block (taps x
 # pixels) fits in L2.
 PIXELS_PER_BLOCK = 256
@@ -259,7 +261,24 @@ def _plan_packed(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
                                 kc_max * ceil_div(n_panels, pixel_blocks) * nr * elem)
     return _result("packed", threads, per_thread, 0, weights,
                    {"kc_max": kc_max, "pixel_blocks": pixel_blocks,
-                    "channel_blocks": channel_blocks})
+                    "channel_blocks": channel_blocks,
+                    "weights_outer": int(_weights_outer(geo, elem, kc_max))})
+
+
+def _weights_outer(geo: Geometry, elem: int, kc_max: int) -> bool:
+    """Whether a packed work item runs its weight panels in the outer loop
+    (each meets every pixel panel) rather than its pixel panels (each meets
+    every weight panel). Pixel panels outside keep a panel in L1 but write
+    each tile to other output rows: with several reduction chunks (tiles
+    read back and write their outputs) or short ones, those stores across
+    all K rows cost more than streaming the packed pixels from L2 again;
+    so do weights that overflow L2. 1 thread, 1x1 layers, at 46ebf4b:
+    (1,64,56,56)->256 147-155 -> 172 GFLOP/s, (1,1024,14,14)->512 157 ->
+    171, (1,512,7,7)->2048 128 -> 137; one short chunk of few weights
+    ((1,256,14,14)->1024) ran 185 against 176 with pixel panels outside."""
+    chunks = ceil_div(geo.taps, kc_max)
+    return (chunks > 1 or kc_max < 128
+            or geo.group_out * kc_max * elem > L2_BYTES)
 
 
 def _plan_shared_columns(geo: Geometry, elem: int, mr: int, nr: int, kc_max: int,
