@@ -1,8 +1,8 @@
 """The direct kernel's three code paths, each against the float64 reference.
 
 * packed (im2col) panels: 1x1 kernels, and images of at most 4 micro-kernel
-  panels (for one small image with many output channels the threads pack
-  the columns together),
+  panels where row panels would take more of them (for one small image with
+  many output channels the threads pack the columns together),
 * row panels read in place: larger kernels on larger images, in whole
   panels or dense (panels crossing row ends), with the stride-1 and the
   strided (one copy per kernel row) scratch layouts; every stride,
@@ -36,6 +36,7 @@ ROW_PANEL_CASES = [
     (1, 16, 24, 26, 26, (3, 3), 1, "same", 1, 1),
     (1, 10, 5, 20, 37, (4, 4), 1, "same", 1, 1),
     (1, 300, 30, 8, 30, (3, 3), 1, 1, 1, 1),  # several reduction chunks
+    (1, 40, 50, 7, 7, (3, 3), 1, 1, 1, 1),  # small: as many panels as packed
 ]
 
 PACKED_CASES = [
@@ -45,6 +46,7 @@ PACKED_CASES = [
     (1, 64, 70, 9, 9, (1, 1), 1, 0, 1, 1),
     (2, 40, 30, 14, 11, (3, 3), 1, 1, 1, 1),
     (1, 24, 36, 7, 7, (3, 3), 2, 1, 1, 1),
+    (1, 20, 24, 5, 5, (3, 3), 1, 1, 1, 1),
     (3, 10, 12, 15, 13, (2, 5), (2, 1), (1, 2), (1, 2), 2),
     # pointwise, stride 1, unpadded: rows copied as contiguous runs; several
     # pixel blocks, reduction chunks, a partial last panel, groups, batches
