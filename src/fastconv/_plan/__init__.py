@@ -229,7 +229,10 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
         return 2 if gemm_size(2) < gemm_size(4) else 4
     if pixels <= 196 and weight_pairs >= 128 * 128:
         return 0
-    if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 256):
+    # Since the weight transform got 2x faster (f25bb04), F(4x4) one-off won
+    # at 256 and 384 channels on 28x28 (1 thread: 3.32 against 3.75 ms, 6.76
+    # against 7.66), F(2x2) still at 512 (13.4 against 18.9 ms).
+    if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 512 * 512):
         return 2
     return 4
 
