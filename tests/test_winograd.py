@@ -398,3 +398,40 @@ def test_driver_scratch_is_exactly_the_plans(shape, threads, m):
     if blocking["cooperative"]:
         shared = (m + 2) ** 2 * blocking["cb"] * blocking["panels"] * blocking["nr"] * 4
     assert plan.workspace_bytes == shared + plan.threads * (busiest - shared)
+
+
+@pytest.mark.parametrize("m", TILES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, c, groups", [(5, 7, 1), (30, 17, 1), (26, 33, 2), (12, 16, 3),
+                                          (1, 1, 1)])
+def test_packed_weights_are_the_exact_transform_rounded_once(m, dtype, k, c, groups):
+    """U = G g G^T from the exact matrices, in float64, rounded once to the
+    dtype, laid out [group][xi][K_pad / MR][C/groups][MR] with zero rows
+    past K/groups: partial panels, channel blocks that do not fill a
+    vector, and groups."""
+    bt, g, at = toom_cook(m)
+    g64 = np.array([[float(v) for v in row] for row in g])
+    alpha = m + 2
+    rng = np.random.default_rng(k * 100 + c)
+    weight = rng.standard_normal((k * groups, c, 3, 3)).astype(dtype)
+    packed = _winograd.pack_weights(weight, groups, m, 1)
+    mr = _winograd.gemm_tile_shape(np.dtype(dtype).name)[0]
+    k_pad = -(-k // mr) * mr
+    w64 = weight.astype(np.float64)
+    u = np.einsum("ia,kcab,jb->kcij", g64, w64, g64)
+    # What float64 sums of these terms may round off, as in the kernel.
+    slack = 8 * np.finfo(np.float64).eps * np.einsum("ia,kcab,jb->kcij", abs(g64), abs(w64),
+                                                     abs(g64))
+
+    def layout(per_filter):
+        out = np.zeros((groups, alpha * alpha, k_pad // mr, c, mr))
+        for group in range(groups):
+            for row in range(k):
+                out[group, :, row // mr, :, row % mr] = (
+                    per_filter[group * k + row].reshape(c, alpha * alpha).T)
+        return out.reshape(groups, alpha * alpha, k_pad * c)
+
+    expected, slack = layout(u), layout(slack)
+    # float32: the float64 result rounded once (half an ulp, and the slack).
+    tolerance = slack + (np.finfo(dtype).eps / 2 * abs(expected) if dtype == np.float32 else 0)
+    assert np.all(abs(packed - expected) <= tolerance)

@@ -232,10 +232,29 @@ static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride
  * copies; the lanes-per-row layout this replaced (a vector per channel over
  * the MR rows) gathered each filter through a store-to-load round trip and
  * left 4 of 16 lanes idle at MR = 12. With the planes written in whole runs
- * (below), (256, 256, 3, 3) weights at 1 thread took 29-34 -> 17 ns per
- * filter for F(4x4) and 15 -> 10.6 for F(2x2). */
+ * (below) and the transposition kept scalar, (256, 256, 3, 3) weights at 1
+ * thread took 29-34 -> 14 ns per filter for F(4x4) and 15 -> 8 for F(2x2).
+ * What is left is mostly the writes of U (35%: 36/9 the weights' bytes) and
+ * the transposition. */
 #define FC_MR_MAX 16
 #define FC_WINO_PACK_CHANNELS 16
+
+/* taps[i][c * mr + row] = filter (row, c)'s tap i for the `rows` rows of a
+ * block (`ld` apart) and zero for the rows past them up to mr. Plain scalar
+ * copies: vectorised, GCC turned them into gathers that cost more than the
+ * transform's arithmetic. */
+template <typename T, int TAPS, int BLOCK>
+__attribute__((noinline, optimize("no-tree-vectorize")))
+static void fc_wino_transpose_block(const T *filters, fc_index ld, int rows, int mr, int cb,
+                                    T (*taps)[BLOCK])
+{
+    for (int row = 0; row < mr; ++row) {
+        const T *f = filters + row * ld;
+        for (int c = 0; c < cb; ++c)
+            for (int i = 0; i < TAPS; ++i)
+                taps[i][c * mr + row] = row < rows ? f[c * TAPS + i] : (T)0;
+    }
+}
 template <int M, typename T>
 static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_channels,
                                                 fc_index channels, int mr, fc_index panel,
@@ -247,24 +266,22 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
     typedef double dvec __attribute__((vector_size(64)));
     const fc_index k0 = panel * mr;
     const int rows = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
-    double taps[TAPS][BLOCK] __attribute__((aligned(64)));
+    T taps[TAPS][BLOCK] __attribute__((aligned(64)));
     T planes[alpha * alpha][BLOCK] __attribute__((aligned(64)));
     for (fc_index c0 = 0; c0 < channels; c0 += FC_WINO_PACK_CHANNELS) {
         const int cb = channels - c0 < FC_WINO_PACK_CHANNELS ? (int)(channels - c0)
                                                              : FC_WINO_PACK_CHANNELS;
         const int n = cb * mr, n_padded = (n + 7) / 8 * 8;
-        for (int row = 0; row < mr; ++row) {
-            const T *filters = weight + ((k0 + row) * channels + c0) * TAPS;
-            for (int c = 0; c < cb; ++c)
-                for (int i = 0; i < TAPS; ++i)
-                    taps[i][c * mr + row] = row < rows ? (double)filters[c * TAPS + i] : 0.0;
-        }
+        fc_wino_transpose_block<T, TAPS, BLOCK>(weight + (k0 * channels + c0) * TAPS,
+                                                 channels * TAPS, rows, mr, cb, taps);
         for (int i = 0; i < TAPS; ++i)
             for (int q = n; q < n_padded; ++q) taps[i][q] = 0.0;
         T *dst = u_packed + (panel * channels + c0) * mr;
         for (int q = 0; q < n; q += 8) {
             dvec g[TAPS], tmp[alpha][R];
-            for (int i = 0; i < TAPS; ++i) g[i] = *(const dvec *)&taps[i][q];
+            typedef T tvec8 __attribute__((vector_size(8 * sizeof(T))));
+            for (int i = 0; i < TAPS; ++i)
+                g[i] = __builtin_convertvector(*(const tvec8 *)&taps[i][q], dvec);
             /* tmp = G g (alpha x 3), then u = tmp G^T (alpha x alpha). */
 #pragma GCC unroll 8
             for (int i = 0; i < alpha; ++i)
