@@ -31,6 +31,14 @@ enum fc_isa { FC_ISA_BASELINE = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
 #define FC_ALWAYS_INLINE inline
 #endif
 
+/* A function GCC must not auto-vectorise (where its gathers lose to scalar
+ * code); Clang and MSVC take the function as it is. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FC_SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize")))
+#else
+#define FC_SCALAR_LOOPS
+#endif
+
 #if FC_HAVE_VECTOR_EXTENSIONS && (defined(__x86_64__) || defined(_M_X64))
 #define FC_HAVE_X86_DISPATCH 1
 #define FC_TARGET_AVX2 __attribute__((target("avx2,fma")))

@@ -244,9 +244,8 @@ static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride
  * copies: vectorised, GCC turned them into gathers that cost more than the
  * transform's arithmetic. */
 template <typename T, int TAPS, int BLOCK>
-__attribute__((noinline, optimize("no-tree-vectorize")))
-static void fc_wino_transpose_block(const T *filters, fc_index ld, int rows, int mr, int cb,
-                                    T (*taps)[BLOCK])
+FC_SCALAR_LOOPS static void fc_wino_transpose_block(const T *filters, fc_index ld, int rows,
+                                                    int mr, int cb, T (*taps)[BLOCK])
 {
     for (int row = 0; row < mr; ++row) {
         const T *f = filters + row * ld;
