@@ -51,7 +51,7 @@ PACKED_CASES = [
     # pointwise, stride 1, unpadded: rows copied as contiguous runs; several
     # pixel blocks, reduction chunks, a partial last panel, groups, batches
     (2, 300, 20, 17, 19, (1, 1), 1, 0, 1, 1),
-    (1, 12, 18, 23, 31, (1, 1), 1, 0, 2, 3),
+    (1, 30, 18, 23, 31, (1, 1), 1, 0, 2, 3),
     (3, 7, 9, 5, 3, (1, 1), 1, 0, 1, 1),
 ]
 

@@ -17,7 +17,9 @@ PATHS = [
     ((1, 16, 30, 30), (24, 16, 3, 3), dict(padding=1, algorithm="direct"), 2, "rows"),
     ((2, 16, 30, 30), (24, 16, 3, 3), dict(stride=2, algorithm="direct"), 1, "rows"),
     ((2, 32, 20, 20), (24, 32, 1, 1), {}, 2, "packed"),
-    ((1, 256, 7, 7), (512, 256, 1, 1), {}, 2, "shared_columns"),
+    ((1, 256, 14, 14), (512, 256, 1, 1), dict(stride=2), 2, "shared_columns"),
+    # a pointwise stride-1 layer packs contiguous runs: no shared phase
+    ((1, 256, 7, 7), (512, 256, 1, 1), {}, 2, "packed"),
     pytest.param((1, 64, 7, 7), (128, 64, 3, 3), dict(padding=1, algorithm="direct",
                                                        prepared=True), 2, "channel_lanes",
                  marks=pytest.mark.skipif(not LANES, reason="needs the AVX-512 tile")),
