@@ -54,16 +54,24 @@ static FC_ALWAYS_INLINE void fc_pack_impl(const fc_geometry *g, fc_index nr, con
     const fc_index kernel_area = g->kernel_h * g->kernel_w;
     const fc_index H = g->height, W = g->width, Wo = g->out_w;
     const fc_index sw = STEP > 0 ? STEP : g->stride_w;
-    for (fc_index r = r0; r < r1; ++r) {
-        const fc_index tap = tap0 + r;
-        const fc_index c = tap / kernel_area;
-        const fc_index i = (tap - c * kernel_area) / g->kernel_w;
-        const fc_index j = tap - c * kernel_area - i * g->kernel_w;
+    /* Tap (c, i, j) of row r0 by division, then counters (divisions per
+     * row cost as much as copying a short row). */
+    fc_index c = (tap0 + r0) / kernel_area;
+    fc_index i = (tap0 + r0 - c * kernel_area) / g->kernel_w;
+    fc_index j = tap0 + r0 - c * kernel_area - i * g->kernel_w;
+    const fc_index first_oh = pixel0 / Wo, first_ow = pixel0 - first_oh * Wo;
+    for (fc_index r = r0; r < r1; ++r, ++j) {
+        if (j == g->kernel_w) {
+            j = 0;
+            if (++i == g->kernel_h) {
+                i = 0;
+                ++c;
+            }
+        }
         T *dst_row = dst + r * nr;
-        fc_index q = 0, p = pixel0;
-        while (q < n_pixels) {
+        fc_index q = 0, oh = first_oh, ow = first_ow;
+        for (; q < n_pixels; ++oh, ow = 0) {
             /* One output row segment: pixels (oh, ow .. ow + seg). */
-            const fc_index oh = p / Wo, ow = p - oh * Wo;
             fc_index seg = Wo - ow;
             if (seg > n_pixels - q) seg = n_pixels - q;
             const fc_index ih = oh * g->stride_h - g->pad_top + i * g->dil_h;
@@ -86,7 +94,6 @@ static FC_ALWAYS_INLINE void fc_pack_impl(const fc_geometry *g, fc_index nr, con
                                     panel_stride);
             }
             q += seg;
-            p += seg;
         }
         fc_put_run<T, STEP>(dst_row, n_pixels, n_panels * nr - n_pixels, (const T *)NULL, sw,
                             nr, panel_stride);

@@ -145,14 +145,30 @@ static inline void fc_rows_offsets(const fc_rows_layout *l, const fc_geometry *g
 {
     const fc_index kernel_w = g->kernel_w, stride_w = g->stride_w, dil_w = g->dil_w;
     const fc_index area = g->kernel_h * kernel_w;
+    /* The first tap's (c, i, j) by division, then counters: a division per
+     * tap (four, 64-bit) took 50-90 us per call for the 2304 taps of a
+     * 256-channel 3x3 layer, as long as its rows' whole copy. */
+    fc_index c = tap0 / area;
+    fc_index i = (tap0 - c * area) / kernel_w;
+    fc_index j = tap0 - c * area - i * kernel_w;
+    /* Column j * dil_w of the kernel: its phase and its step in that phase. */
+    fc_index phase = (j * dil_w) % stride_w, step = (j * dil_w) / stride_w;
     for (fc_index r = 0; r < kc; ++r) {
-        const fc_index tap = tap0 + r;
-        const fc_index c = tap / area;
-        const fc_index i = (tap - c * area) / kernel_w;
-        const fc_index j = tap - c * area - i * kernel_w;
-        const fc_index col = j * dil_w;
         offsets[r] = c * l->channel_stride + i * l->kernel_row_stride +
-                     (col % stride_w) * l->phase_stride + col / stride_w;
+                     phase * l->phase_stride + step;
+        if (++j == kernel_w) {
+            j = phase = step = 0;
+            if (++i == g->kernel_h) {
+                i = 0;
+                ++c;
+            }
+        } else if (stride_w == 1) {
+            step += dil_w;
+        } else {
+            phase += dil_w;
+            step += phase / stride_w;
+            phase %= stride_w;
+        }
     }
 }
 
