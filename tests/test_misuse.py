@@ -483,3 +483,40 @@ def test_layer_is_isolated_from_the_callers_arrays():
         layer.weight[0, 0, 0, 0] = 1.0
     with pytest.raises(ValueError):
         layer.bias[0] = 1.0
+
+
+def test_repeated_calls_reuse_checks_but_never_data():
+    """conv2d remembers a call's validated parameters by the arguments'
+    types, shapes and values, never their data: other weights, biases and
+    inputs of the same shapes give their own results, a bool or NumPy
+    integer where an int was remembered is still checked, and the caller's
+    arrays are not kept alive."""
+    import gc
+    import weakref
+
+    from reference import assert_conv_close
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 9, 9)).astype(np.float32)
+    for _ in range(3):
+        w = rng.standard_normal((4, 6, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(4).astype(np.float32)
+        got = fastconv.conv2d(x, w, b, 2, (1, 0), 1, 1)
+        assert_conv_close(got, x, w, b, 2, (1, 0), 1, 1)
+    with pytest.raises(TypeError, match="stride"):
+        fastconv.conv2d(x, w, b, True, (1, 0), 1, 1)
+    with pytest.raises(ValueError, match="padding"):
+        fastconv.conv2d(x, w, b, 2, (1, 0, 0), 1, 1)
+    got = fastconv.conv2d(x, w, b, np.int64(2), (1, 0), 1, 1)
+    assert_conv_close(got, x, w, b, 2, (1, 0), 1, 1)
+    # A different bias shape or weight dtype is another key, checked in full.
+    with pytest.raises(ValueError, match="bias"):
+        fastconv.conv2d(x, w, b[:3], 2, (1, 0), 1, 1)
+    assert fastconv.conv2d(x, w.astype(np.float64), b, 2, (1, 0)).dtype == np.float64
+
+    w_big = rng.standard_normal((4, 6, 3, 3)).astype(np.float32)
+    alive = weakref.ref(w_big)
+    fastconv.conv2d(x, w_big, None, 2, (1, 0), 1, 1)
+    del w_big
+    gc.collect()
+    assert alive() is None
