@@ -13,6 +13,12 @@ threads. The child program uses only ``fastconv.conv2d`` and
 ``fastconv.Conv2d``, so any commit can be measured.
 
     python tools/tuning/ab_compare.py OLD_CHECKOUT NEW_CHECKOUT [--rounds 3]
+    python tools/tuning/ab_compare.py OLD NEW --set resnet50 [--prepared]
+
+``--set resnet50`` times the 23 distinct convolutions of ResNet-50 (the
+bench command's ``--layers resnet50``) as one-off ``conv2d`` calls, or as
+``Conv2d`` layers with ``--prepared``, and adds the network's total (each
+layer counted as often as it occurs).
 
 Each checkout must hold a built extension (``python setup.py build_ext
 --inplace``); its ``src/`` goes first on ``PYTHONPATH``.
@@ -80,6 +86,20 @@ def run(checkout, cases, threads, repeats):
     return json.loads(out)
 
 
+def resnet50_cases(prepared):
+    """The distinct ResNet-50 layers as cases, and how often each occurs."""
+    from fastconv._benchmarking.layers import RESNET50_LAYERS, distinct_layers
+
+    cases, counts = [], []
+    for layer, count in distinct_layers(RESNET50_LAYERS):
+        n, c, k, h = layer.batch, layer.in_channels, layer.out_channels, layer.size
+        options = dict(stride=layer.stride, padding=layer.padding)
+        cases.append((f"{layer.name} ({n},{c},{k},{h},{layer.kernel},{layer.stride})",
+                      (n, c, h, h), (k, c, layer.kernel, layer.kernel), options, prepared))
+        counts.append(count)
+    return cases, counts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old")
@@ -88,8 +108,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", default="", help="cases whose label contains this")
+    parser.add_argument("--set", choices=["paths", "resnet50"], default="paths",
+                        help="the cases: one per kernel path (default), or ResNet-50's layers")
+    parser.add_argument("--prepared", action="store_true",
+                        help="with --set resnet50: Conv2d layers instead of conv2d calls")
     args = parser.parse_args(argv)
-    cases = [case for case in CASES if args.only in case[0]]
+    if args.set == "resnet50":
+        cases, counts = resnet50_cases(args.prepared)
+    else:
+        cases, counts = list(CASES), [1] * len(CASES)
+    keep = [i for i, case in enumerate(cases) if args.only in case[0]]
+    cases, counts = [cases[i] for i in keep], [counts[i] for i in keep]
     print("| case | threads | old ms | new ms | old / new |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for threads in args.threads:
@@ -101,9 +130,15 @@ def main(argv=None):
                 times = run(getattr(args, which), cases, threads, args.repeats)
                 for label, seconds in times.items():
                     best[which][label] = min(seconds, best[which].get(label, seconds))
-        for label, *_ in cases:
+        total_old = total_new = 0.0
+        for (label, *_), count in zip(cases, counts):
             old, new = best["old"][label] * 1e3, best["new"][label] * 1e3
-            print(f"| {label} | {threads} | {old:.3f} | {new:.3f} | {old / new:.2f} |")
+            total_old, total_new = total_old + count * old, total_new + count * new
+            times = f" x{count}" if count > 1 else ""
+            print(f"| {label}{times} | {threads} | {old:.3f} | {new:.3f} | {old / new:.2f} |")
+        if args.set == "resnet50":
+            print(f"| total ({sum(counts)} layers) | {threads} | {total_old:.1f} | {total_new:.1f} | "
+                  f"{total_old / total_new:.2f} |")
 
 
 if __name__ == "__main__":
