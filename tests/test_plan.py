@@ -201,3 +201,26 @@ def test_the_cases_above_reach_every_path_and_plans_are_read_only():
     # equal plans have equal blocking
     again = fastconv.plan((1, 16, 30, 30), (24, 16, 3, 3), padding=1, algorithm="direct")
     assert again == plan and hash(again) == hash(plan) and again.blocking == plan.blocking
+
+
+@pytest.mark.parametrize("kernel, channels", [(1, 300), (1, 40), (3, 24)])
+def test_packed_loop_orders_give_the_same_bits(kernel, channels):
+    """The packed path's two tile orders (weight panels or pixel panels
+    outside) sum every output in the same order: bit-identical results, in
+    one reduction chunk and in several."""
+    rng = np.random.default_rng(kernel * 1000 + channels)
+    x = rng.standard_normal((2, channels, 9, 11)).astype(np.float32)
+    weight = rng.standard_normal((20, channels, kernel, kernel)).astype(np.float32)
+    packed = _direct.pack_weights(weight, rng.standard_normal(20).astype(np.float32), 1)
+    results = []
+    for weights_outer in (0, 1):
+        out = np.empty((2, 20, 9 - kernel + 1, 11 - kernel + 1), np.float32)
+        blocking = {"kc_max": min(128, channels * kernel * kernel), "pixel_blocks": 2,
+                    "channel_blocks": 2,
+                    "weights_outer": weights_outer}
+        _direct_gemm.conv2d_packed(x, *packed, out, kernel, kernel, 1, 1, 0, 0, 1, 1, 1, 1,
+                                   blocking)
+        results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], fastconv.conv2d(
+        x, weight, packed[2][:20], algorithm="direct"), rtol=1e-5, atol=1e-4)
