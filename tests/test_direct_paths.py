@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _conv, _direct
+from fastconv import _conv, _direct, _direct_gemm
 from reference import assert_conv_close
 
 ROW_PANEL_CASES = [
@@ -104,6 +104,106 @@ def test_direct_paths_thread_count_invariant(case):
     three = fastconv.conv2d(x, weight, None, stride, padding, dilation, groups,
                             algorithm="direct", num_threads=3)
     np.testing.assert_array_equal(one, three)
+
+
+STRIDED_ROW_CASES = [
+    # (N, C, K, H, W, kernel, stride, padding, dilation, groups)
+    # reduction chunks (more than 288 taps): an uneven last chunk, K not a
+    # multiple of any tile height
+    (1, 40, 13, 37, 45, (3, 3), 2, 1, 1, 1),
+    # chunks of whole-panel rows (31 wide), groups, a batch
+    (2, 96, 20, 9, 62, (3, 3), 2, 1, 1, 2),
+    # chunks with a dilation that skips the odd rows: one copy per kernel row
+    (1, 36, 10, 30, 33, (3, 3), 2, 2, 2, 1),
+    # kernel rows that skip a row phase (kernel height < stride)
+    (1, 8, 12, 31, 40, (2, 3), (3, 2), 1, 1, 1),
+    # three row phases, 5x5
+    (1, 6, 10, 40, 41, (5, 5), 3, 2, 1, 1),
+    # a small strided image: rows fill no more panels than packing would
+    (1, 64, 40, 14, 14, (3, 3), 2, 1, 1, 1),
+]
+
+
+def _strided_case(case, dtype, seed):
+    n, c, k, h, w, kernel, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "i":
+        x = rng.integers(-50, 50, (n, c, h, w))
+        weight = rng.integers(-50, 50, (k, c // groups) + kernel)
+        bias = rng.integers(-50, 50, k)
+    else:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        weight = rng.standard_normal((k, c // groups) + kernel).astype(dtype)
+        bias = rng.standard_normal(k).astype(dtype)
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return x, weight, bias, options
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("case", STRIDED_ROW_CASES, ids=str)
+def test_strided_rows_match_reference(case, dtype):
+    """Strided row panels (polyphase or per-kernel-row copies, in reduction
+    chunks or whole) against the float64 reference, exact in int64, with
+    the fused ReLU, and bit-identical for any thread count."""
+    x, weight, bias, options = _strided_case(case, dtype, 7)
+    plan = fastconv.plan(x.shape, weight.shape, dtype=x.dtype, algorithm="direct",
+                         **options)
+    assert plan.path == "rows"
+    got = fastconv.conv2d(x, weight, bias, algorithm="direct", **options)
+    assert_conv_close(got, x, weight, bias, options["stride"], options["padding"],
+                      options["dilation"], options["groups"])
+    relu = fastconv.conv2d(x, weight, bias, algorithm="direct", activation="relu", **options)
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+    for threads in (2, 3):
+        np.testing.assert_array_equal(
+            fastconv.conv2d(x, weight, bias, algorithm="direct", num_threads=threads,
+                            **options), got)
+
+
+def test_strided_rows_chunk_the_reduction_of_large_layers():
+    """Reduction chunks where a panel's B rows would outgrow L1 and many B
+    panels meet each chunk of weights; not for the stem's 147 taps nor for a
+    small image of two panels."""
+    def chunked(input_shape, weight_shape, **options):
+        plan = fastconv.plan(input_shape, weight_shape, algorithm="direct", num_threads=1,
+                             **options)
+        assert plan.path == "rows"
+        return plan.blocking["chunk_channels"] < weight_shape[1]
+
+    assert chunked((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1)
+    assert chunked((1, 40, 37, 45), (13, 40, 3, 3), stride=2, padding=1)
+    assert not chunked((1, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    assert not chunked((1, 512, 14, 14), (512, 512, 3, 3), stride=2, padding=1)
+    assert not chunked((1, 128, 56, 56), (128, 128, 3, 3), padding=1)
+
+
+@pytest.mark.parametrize("case", STRIDED_ROW_CASES[:4], ids=str)
+def test_strided_rows_do_not_depend_on_the_blocking(case):
+    """Any row blocks (one-row blocks take the per-kernel-row copy), channel
+    blocks and reduction chunks give the same bits: every output element
+    sums its taps in one order."""
+    x, weight, bias, options = _strided_case(case, np.float32, 8)
+    n, c, k, h, w, kernel, stride, padding, dilation, groups = case
+    want = fastconv.conv2d(x, weight, bias, algorithm="direct", **options)
+    (sh, sw), (dh, dw) = np.broadcast_to(stride, 2), np.broadcast_to(dilation, 2)
+    (ph, pw) = np.broadcast_to(padding, 2)
+    packed, tails, padded_bias = _direct.pack_weights(weight, bias, groups)
+    mr, nr = _direct.tile_shape("float32")
+    out = np.empty_like(want)
+    out_h, out_w = want.shape[2:]
+    group_in = c // groups
+    dense = out_w + (kernel[1] - 1) * dw // sw < -(-out_w // nr) * nr
+    for row_blocks in (1, 3, out_h):
+        for channel_blocks in (1, 2):
+            for chunk in (1, 5, group_in):
+                out[...] = np.nan
+                _direct_gemm.conv2d_rows(
+                    x, packed, tails, padded_bias, out, kernel[0], kernel[1], sh, sw, ph,
+                    pw, dh, dw, groups, 2,
+                    {"row_blocks": row_blocks, "dense": int(dense),
+                     "channel_blocks": min(channel_blocks, -(-(k // groups) // mr)),
+                     "chunk_channels": min(chunk, group_in)})
+                np.testing.assert_array_equal(out, want)
 
 
 LANES_CASES = [
