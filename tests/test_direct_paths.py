@@ -206,6 +206,29 @@ def test_strided_rows_do_not_depend_on_the_blocking(case):
                 np.testing.assert_array_equal(out, want)
 
 
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 5), k=st.integers(1, 10), h=st.integers(1, 12), w=st.integers(1, 12),
+       kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 3), sw=st.integers(2, 3),
+       ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       row_blocks=st.integers(1, 4), chunk=st.integers(1, 5))
+def test_strided_rows_property(c, k, h, w, kh, kw, sh, sw, ph, pw, dh, dw, row_blocks, chunk):
+    """Narrow and padded rows through the strided copies (the stride-2 copy
+    splits both column phases in one pass, with edges of either phase)."""
+    if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
+        return
+    rng = np.random.default_rng(c * 1000003 + k * 10007 + h * 101 + w)
+    x = rng.standard_normal((1, c, h, w))
+    weight = rng.standard_normal((k, c, kh, kw))
+    packed, tails, bias = _direct.pack_weights(weight, np.zeros(k), 1)
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.full((1, k, out_h, out_w), np.nan)
+    _direct_gemm.conv2d_rows(x, packed, tails, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, 1, 1,
+                             {"row_blocks": min(row_blocks, out_h), "channel_blocks": 1,
+                              "dense": 1, "chunk_channels": min(chunk, c)})
+    assert_conv_close(out, x, weight, None, (sh, sw), (ph, pw), (dh, dw))
+
+
 LANES_CASES = [
     # (N, C, K, H, W, kernel, stride, padding, dilation): pixel counts that
     # are and are not multiples of the 7-pixel tile, K past a lane block,
