@@ -171,10 +171,30 @@ def test_strided_rows_chunk_the_reduction_of_large_layers():
         return plan.blocking["chunk_channels"] < weight_shape[1]
 
     assert chunked((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1)
+    # The chunks take the wide tile where the level has one.
+    plan = fastconv.plan((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1,
+                         num_threads=1)
+    assert plan.blocking["wide"] == int(_direct.wide_tile_width("float32") > 0)
+    assert not fastconv.plan((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1,
+                             dtype=np.float64).blocking["wide"]
     assert chunked((1, 40, 37, 45), (13, 40, 3, 3), stride=2, padding=1)
     assert not chunked((1, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
     assert not chunked((1, 512, 14, 14), (512, 512, 3, 3), stride=2, padding=1)
     assert not chunked((1, 128, 56, 56), (128, 128, 3, 3), padding=1)
+
+
+def test_wide_tile_only_in_chunks():
+    """The rows driver refuses the wide tile without reduction chunks (the
+    rest of the rows code runs the MR x NR tile) or where there is none."""
+    x = np.ones((1, 8, 10, 10), np.float32)
+    out = np.empty((1, 4, 4, 4), np.float32)
+    weight, tails, bias = _direct.pack_weights(np.ones((4, 8, 3, 3), np.float32),
+                                               np.zeros(4, np.float32), 1)
+    for chunk in (8, 4) if _direct.wide_tile_width("float32") == 0 else (8,):
+        with pytest.raises(ValueError, match="wide"):
+            _direct_gemm.conv2d_rows(x, weight, tails, bias, out, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1,
+                                     {"row_blocks": 1, "channel_blocks": 1, "dense": 1,
+                                      "chunk_channels": chunk, "wide": 1})
 
 
 @pytest.mark.parametrize("case", STRIDED_ROW_CASES[:4], ids=str)
@@ -192,15 +212,19 @@ def test_strided_rows_do_not_depend_on_the_blocking(case):
     out = np.empty_like(want)
     out_h, out_w = want.shape[2:]
     group_in = c // groups
-    dense = out_w + (kernel[1] - 1) * dw // sw < -(-out_w // nr) * nr
+    wide_nr = _direct.wide_tile_width("float32")
     for row_blocks in (1, 3, out_h):
         for channel_blocks in (1, 2):
-            for chunk in (1, 5, group_in):
+            for chunk, wide in ((1, 0), (5, 0), (group_in, 0), (1, 1), (5, 1)):
+                if wide and (not wide_nr or chunk >= group_in):
+                    continue
+                width = wide_nr if wide else nr
                 out[...] = np.nan
                 _direct_gemm.conv2d_rows(
                     x, packed, tails, padded_bias, out, kernel[0], kernel[1], sh, sw, ph,
                     pw, dh, dw, groups, 2,
-                    {"row_blocks": row_blocks, "dense": int(dense),
+                    {"row_blocks": row_blocks, "wide": wide,
+                     "dense": int(out_w + (kernel[1] - 1) * dw // sw < -(-out_w // width) * width),
                      "channel_blocks": min(channel_blocks, -(-(k // groups) // mr)),
                      "chunk_channels": min(chunk, group_in)})
                 np.testing.assert_array_equal(out, want)
@@ -210,22 +234,26 @@ def test_strided_rows_do_not_depend_on_the_blocking(case):
 @given(c=st.integers(1, 5), k=st.integers(1, 10), h=st.integers(1, 12), w=st.integers(1, 12),
        kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 3), sw=st.integers(2, 3),
        ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
-       row_blocks=st.integers(1, 4), chunk=st.integers(1, 5))
-def test_strided_rows_property(c, k, h, w, kh, kw, sh, sw, ph, pw, dh, dw, row_blocks, chunk):
+       row_blocks=st.integers(1, 4), chunk=st.integers(1, 5), wide=st.booleans())
+def test_strided_rows_property(c, k, h, w, kh, kw, sh, sw, ph, pw, dh, dw, row_blocks, chunk,
+                               wide):
     """Narrow and padded rows through the strided copies (the stride-2 copy
     splits both column phases in one pass, with edges of either phase)."""
     if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
         return
     rng = np.random.default_rng(c * 1000003 + k * 10007 + h * 101 + w)
-    x = rng.standard_normal((1, c, h, w))
-    weight = rng.standard_normal((k, c, kh, kw))
-    packed, tails, bias = _direct.pack_weights(weight, np.zeros(k), 1)
+    # The wide tile (float32, in chunks) where the level has it.
+    wide = int(wide and chunk < c and _direct.wide_tile_width("float32") > 0)
+    dtype = np.float32 if wide else np.float64
+    x = rng.standard_normal((1, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c, kh, kw)).astype(dtype)
+    packed, tails, bias = _direct.pack_weights(weight, np.zeros(k, dtype), 1)
     out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    out = np.full((1, k, out_h, out_w), np.nan)
+    out = np.full((1, k, out_h, out_w), np.nan, dtype)
     _direct_gemm.conv2d_rows(x, packed, tails, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, 1, 1,
                              {"row_blocks": min(row_blocks, out_h), "channel_blocks": 1,
-                              "dense": 1, "chunk_channels": min(chunk, c)})
+                              "dense": 1, "chunk_channels": min(chunk, c), "wide": wide})
     assert_conv_close(out, x, weight, None, (sh, sw), (ph, pw), (dh, dw))
 
 

@@ -49,6 +49,7 @@ cdef struct GemmJob:
     Py_ssize_t n_channel_blocks       # MR-channel panel blocks (packed, rows)
     Py_ssize_t chunk_taps             # taps per shared block (shared columns)
     Py_ssize_t chunk_channels         # input channels per reduction chunk (rows)
+    bint wide                         # the chunks run the wide tile, NR = its width
     # Where a thread's packed columns or copied rows start in its scratch
     # (after its edge tile), and the rows path's layout, its tap offsets and
     # elements of its copied rows; with reduction chunks, where its
@@ -356,10 +357,16 @@ cdef void _chunked_rows(const GemmJob *job, const fc_rows_layout *layout,
         for p in range(n_panels):
             v0 = _panel_origin(layout, p, nr, panels_per_row)
             for mp in range(mpanel_lo, mpanel_hi):
-                fc_tile_indirect(kc, _weight_rows(job, weight, tails, g, mp * mr) + c0 * area,
-                                 taps, rows + v0, offsets,
-                                 acc + (p * n_mp + mp - mpanel_lo) * tile_elems, nr, c0 > 0,
-                                 bias_group + mp * mr)
+                if job.wide:
+                    fc_tile_indirect_wide(
+                        kc, _weight_rows(job, weight, tails, g, mp * mr) + c0 * area, taps,
+                        rows + v0, offsets, acc + (p * n_mp + mp - mpanel_lo) * tile_elems, nr,
+                        c0 > 0, bias_group + mp * mr)
+                else:
+                    fc_tile_indirect(
+                        kc, _weight_rows(job, weight, tails, g, mp * mr) + c0 * area, taps,
+                        rows + v0, offsets, acc + (p * n_mp + mp - mpanel_lo) * tile_elems, nr,
+                        c0 > 0, bias_group + mp * mr)
         c0 = c0 + chunk
     for p in range(n_panels):
         v0 = _panel_origin(layout, p, nr, panels_per_row)
@@ -514,6 +521,13 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     job.n_row_blocks = blocking["row_blocks"]
     job.n_channel_blocks = blocking["channel_blocks"]
     job.chunk_channels = blocking["chunk_channels"]
+    # The wide tile only in chunks (the other rows code runs the MR x NR one).
+    job.wide = blocking["wide"]
+    if job.wide:
+        if (fc_wide_nr(<const numeric_t *>NULL) == 0
+                or job.chunk_channels >= job.conv.group_in):
+            raise ValueError("blocking['wide'] needs the wide tile and reduction chunks")
+        job.nr = fc_wide_nr(<const numeric_t *>NULL)
     cdef bint dense = blocking["dense"]
     cdef Py_ssize_t padded_w = (job.conv.out_w if dense
                                 else ceil_div(job.conv.out_w, job.nr) * job.nr)

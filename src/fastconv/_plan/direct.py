@@ -41,6 +41,11 @@ ROWS_BYTES = 512 * 1024
 # weight panel passes. 12-32 channels of a 3x3 layer were within 3% of each
 # other ((1,128,56,56) and (1,256,28,28) stride 2, 1 thread), 8 slower.
 CHUNK_TAPS = 144
+# A chunked row block's copied rows (one chunk's channels) and its sums (a
+# tile per B panel and weight panel), in L2 with a chunk of weights: a
+# little more than ROWS_BYTES keeps a 28x28 output of 128 channels in one
+# block (633 KiB; 1.28 ms in one block, 1.37 in two, 1 thread).
+CHUNKED_ROWS_BYTES = 768 * 1024
 # Chunks only pay when a chunk of weights meets more B panels than this
 # (the image in one block): (1,512,14,14)->512 stride 2, 2 panels, ran
 # 1.61 ms in one chunk, 1.75-1.88 in chunks of 16-64 channels.
@@ -98,7 +103,8 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
         # Row panels skip the per-tap copies of im2col; on a small image
         # packed panels waste less of the last panel than rows do, and its
         # per-tap copies are few in absolute terms.
-        return _plan_rows(geo, elem, mr, nr, threads, weights)
+        return _plan_rows(geo, elem, mr, nr, _direct.wide_tile_width(dtype.name), threads,
+                          weights)
     return _plan_packed(geo, elem, mr, nr, threads, weights)
 
 
@@ -179,7 +185,7 @@ def rows_layout(geo: Geometry, out_rows: Any, padded_w: int) -> Tuple[int, Any]:
     return phase_len, (int(stride) if np.ndim(stride) == 0 else stride)
 
 
-def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
+def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, wide_nr: int, threads: int,
                weights: int) -> Plan:
     """Work items (image, group, row block, channel block); every tile takes
     the whole reduction in one chunk, its B rows read in place, but for
@@ -191,10 +197,7 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
     7-8% faster on 56 and 112 wide stride-1 outputs; whole panels, which never
     go through the edge tile, win the ties.
     """
-    padded_w = ceil_div(geo.out_w, nr) * nr
-    dense = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w < padded_w
-    if dense:
-        padded_w = geo.out_w
+    dense, padded_w = _row_shape(geo, nr)
     images_groups = geo.batch * geo.groups
     n_mpanels = ceil_div(geo.group_out, mr)
     strided = geo.stride_h != 1 or geo.stride_w != 1
@@ -203,6 +206,16 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
             and _block_panels(geo, nr, geo.out_h, dense, padded_w) > CHUNK_MIN_PANELS):
         chunk = ceil_div(geo.group_in, ceil_div(geo.taps, CHUNK_TAPS))
     chunked = chunk < geo.group_in
+    # The chunks take the wide tile (7% faster stand-alone) unless its panels
+    # would hold over 10% more lanes for the whole image: 816 against 832
+    # on a 28-wide output (1.28 against 1.39 ms, 128 channels, 1 thread),
+    # 240 against 224 on a 14-wide one (1.45 against 1.48 ms, 256 channels).
+    wide = 0
+    if chunked and wide_nr:
+        wide_dense, wide_padded_w = _row_shape(geo, wide_nr)
+        if (_block_panels(geo, wide_nr, geo.out_h, wide_dense, wide_padded_w) * wide_nr
+                <= 1.1 * _block_panels(geo, nr, geo.out_h, dense, padded_w) * nr):
+            wide, nr, dense, padded_w = 1, wide_nr, wide_dense, wide_padded_w
 
     def scratch(rows: Any, channel_blocks: int) -> Tuple[Any, Any]:
         """Bytes of a block's copied rows (without the slack) and of its
@@ -214,7 +227,7 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
 
     rows = np.arange(1, geo.out_h + 1)
     copied, sums = scratch(rows, 1)
-    fits = copied + sums <= ROWS_BYTES
+    fits = copied + sums <= (CHUNKED_ROWS_BYTES if chunked else ROWS_BYTES)
     rows_per_block = int(rows[fits].max()) if fits.any() else 1
     row_blocks = ceil_div(geo.out_h, rows_per_block)
     channel_blocks = 1
@@ -231,7 +244,15 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
     offsets = geo.taps * np.dtype(np.intp).itemsize
     return _result("rows", threads, per_thread, offsets, weights,
                    {"row_blocks": row_blocks, "channel_blocks": channel_blocks,
-                    "dense": int(dense), "chunk_channels": chunk})
+                    "dense": int(dense), "chunk_channels": chunk, "wide": wide})
+
+
+def _row_shape(geo: Geometry, nr: int) -> Tuple[bool, int]:
+    """``(dense, padded_w)`` of row panels NR wide: dense unless whole
+    panels per row compute no more columns (see _plan_rows)."""
+    padded_w = ceil_div(geo.out_w, nr) * nr
+    dense = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w < padded_w
+    return dense, (geo.out_w if dense else padded_w)
 
 
 def _block_panels(geo: Geometry, nr: int, rows: Any, dense: bool, padded_w: int) -> Any:
@@ -276,10 +297,11 @@ def _split_rows(geo: Geometry, mr: int, nr: int, images_groups: int, min_row_blo
         panels = rows * (padded_w // nr)
     items = images_groups * row_blocks[None, :] * channel_blocks[:, None]
     # A tile is taps x MR x NR / 16 vector FMAs; a copied element about 1/8
-    # of one, or a whole one for the strided layouts (element-wise gathers).
-    # The same operations in the same order as the C model this replaced, so
-    # ties fall alike.
-    copy_cost = 1.0 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
+    # of one, or 1.5 for the strided layouts (element-wise gathers; with 1.0
+    # a (1,128,56,56) 3x3 stride-2 layer split its channels at 2 threads,
+    # 0.713 ms, rather than its rows, 0.692). The same operations in the
+    # same order as the C model this replaced, so ties fall alike.
+    copy_cost = 1.5 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
     compute = (panels.astype(float)[None, :] * largest[:, None] * geo.taps
                * (mr * nr // 16))
     copy = float(geo.group_in) * channel_stride * copy_cost
