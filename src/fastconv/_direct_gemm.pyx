@@ -50,6 +50,7 @@ cdef struct GemmJob:
     Py_ssize_t chunk_taps             # taps per shared block (shared columns)
     Py_ssize_t chunk_channels         # input channels per reduction chunk (rows)
     bint wide                         # the chunks run the wide tile, NR = its width
+    Py_ssize_t narrow_nr              # the MR x NR tile's NR
     # Where a thread's packed columns or copied rows start in its scratch
     # (after its edge tile), and the rows path's layout, its tap offsets and
     # elements of its copied rows; with reduction chunks, where its
@@ -345,6 +346,7 @@ cdef void _chunked_rows(const GemmJob *job, const fc_rows_layout *layout,
     cdef Py_ssize_t n_mp = mpanel_hi - mpanel_lo, tile_elems = mr * nr
     cdef Py_ssize_t group_in = job.conv.group_in, chunk = job.chunk_channels
     cdef Py_ssize_t p, v0, c0, kc, mp, m0, rows_valid
+    cdef bint narrow
     cdef fc_geometry part = job.conv
     cdef numeric_t *acc_tile
     # The chunk's taps have the offsets of the first chunk's: offsets are
@@ -356,8 +358,13 @@ cdef void _chunked_rows(const GemmJob *job, const fc_rows_layout *layout,
         fc_rows_fill(layout, &part, image + c0 * plane, oh0, rows)
         for p in range(n_panels):
             v0 = _panel_origin(layout, p, nr, panels_per_row)
+            # A dense block's last wide panel with no more pixels than the
+            # MR x NR tile's width runs that tile (into the first columns
+            # of its sums): fewer lanes computed ((1,256,28,28) stride 2:
+            # 224 instead of 240).
+            narrow = not job.wide or (layout.dense and v_end - v0 <= job.narrow_nr)
             for mp in range(mpanel_lo, mpanel_hi):
-                if job.wide:
+                if not narrow:
                     fc_tile_indirect_wide(
                         kc, _weight_rows(job, weight, tails, g, mp * mr) + c0 * area, taps,
                         rows + v0, offsets, acc + (p * n_mp + mp - mpanel_lo) * tile_elems, nr,
@@ -375,7 +382,8 @@ cdef void _chunked_rows(const GemmJob *job, const fc_rows_layout *layout,
             rows_valid = min(mr, job.conv.group_out - m0)
             acc_tile = acc + (p * n_mp + mp - mpanel_lo) * tile_elems
             if job.conv.relu:
-                _relu_rows(acc_tile, rows_valid, nr, nr)
+                # Only the columns copied: a narrow last panel's sums end early.
+                _relu_rows(acc_tile, rows_valid, min(nr, v_end - v0), nr)
             _panel_copy(acc_tile, out_group + m0 * n_pixels_out + oh0 * out_w, rows_valid,
                         nr, v0, v_end, row_len, out_w, n_pixels_out)
 
@@ -523,6 +531,7 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     job.chunk_channels = blocking["chunk_channels"]
     # The wide tile only in chunks (the other rows code runs the MR x NR one).
     job.wide = blocking["wide"]
+    job.narrow_nr = job.nr
     if job.wide:
         if (fc_wide_nr(<const numeric_t *>NULL) == 0
                 or job.chunk_channels >= job.conv.group_in):

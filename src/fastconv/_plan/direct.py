@@ -209,7 +209,8 @@ def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, wide_nr: int, threads
     # The chunks take the wide tile (7% faster stand-alone) unless its panels
     # would hold over 10% more lanes for the whole image: 816 against 832
     # on a 28-wide output (1.28 against 1.39 ms, 128 channels, 1 thread),
-    # 240 against 224 on a 14-wide one (1.45 against 1.48 ms, 256 channels).
+    # 240 against 224 on a 14-wide one (1.45 against 1.48 ms, 256 channels;
+    # the driver runs a last panel of at most NR pixels on the MR x NR tile).
     wide = 0
     if chunked and wide_nr:
         wide_dense, wide_padded_w = _row_shape(geo, wide_nr)
