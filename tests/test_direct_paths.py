@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _conv, _direct
+from fastconv import _conv, _direct, _direct_gemm
 from reference import assert_conv_close
 
 ROW_PANEL_CASES = [
@@ -106,6 +106,157 @@ def test_direct_paths_thread_count_invariant(case):
     three = fastconv.conv2d(x, weight, None, stride, padding, dilation, groups,
                             algorithm="direct", num_threads=3)
     np.testing.assert_array_equal(one, three)
+
+
+STRIDED_ROW_CASES = [
+    # (N, C, K, H, W, kernel, stride, padding, dilation, groups)
+    # reduction chunks (more than 288 taps): an uneven last chunk, K not a
+    # multiple of any tile height
+    (1, 40, 13, 37, 45, (3, 3), 2, 1, 1, 1),
+    # chunks of whole-panel rows (31 wide), groups, a batch
+    (2, 96, 20, 9, 62, (3, 3), 2, 1, 1, 2),
+    # chunks with a dilation that skips the odd rows: one copy per kernel row
+    (1, 36, 10, 30, 33, (3, 3), 2, 2, 2, 1),
+    # kernel rows that skip a row phase (kernel height < stride)
+    (1, 8, 12, 31, 40, (2, 3), (3, 2), 1, 1, 1),
+    # three row phases, 5x5
+    (1, 6, 10, 40, 41, (5, 5), 3, 2, 1, 1),
+    # a small strided image: rows fill no more panels than packing would
+    (1, 64, 40, 14, 14, (3, 3), 2, 1, 1, 1),
+]
+
+
+def _strided_case(case, dtype, seed):
+    n, c, k, h, w, kernel, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "i":
+        x = rng.integers(-50, 50, (n, c, h, w))
+        weight = rng.integers(-50, 50, (k, c // groups) + kernel)
+        bias = rng.integers(-50, 50, k)
+    else:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        weight = rng.standard_normal((k, c // groups) + kernel).astype(dtype)
+        bias = rng.standard_normal(k).astype(dtype)
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return x, weight, bias, options
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("case", STRIDED_ROW_CASES, ids=str)
+def test_strided_rows_match_reference(case, dtype):
+    """Strided row panels (polyphase or per-kernel-row copies, in reduction
+    chunks or whole) against the float64 reference, exact in int64, with
+    the fused ReLU, and bit-identical for any thread count."""
+    x, weight, bias, options = _strided_case(case, dtype, 7)
+    plan = fastconv.plan(x.shape, weight.shape, dtype=x.dtype, algorithm="direct",
+                         **options)
+    assert plan.path == "rows"
+    got = fastconv.conv2d(x, weight, bias, algorithm="direct", **options)
+    assert_conv_close(got, x, weight, bias, options["stride"], options["padding"],
+                      options["dilation"], options["groups"])
+    relu = fastconv.conv2d(x, weight, bias, algorithm="direct", activation="relu", **options)
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+    for threads in (2, 3):
+        np.testing.assert_array_equal(
+            fastconv.conv2d(x, weight, bias, algorithm="direct", num_threads=threads,
+                            **options), got)
+
+
+def test_strided_rows_chunk_the_reduction_of_large_layers():
+    """Reduction chunks where a panel's B rows would outgrow L1 and many B
+    panels meet each chunk of weights; not for the stem's 147 taps nor for a
+    small image of two panels."""
+    def chunked(input_shape, weight_shape, **options):
+        plan = fastconv.plan(input_shape, weight_shape, algorithm="direct", num_threads=1,
+                             **options)
+        assert plan.path == "rows"
+        return plan.blocking["chunk_channels"] < weight_shape[1]
+
+    assert chunked((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1)
+    # The chunks take the wide tile where the level has one.
+    plan = fastconv.plan((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1,
+                         num_threads=1)
+    assert plan.blocking["wide"] == int(_direct.wide_tile_width("float32") > 0)
+    assert not fastconv.plan((1, 128, 56, 56), (128, 128, 3, 3), stride=2, padding=1,
+                             dtype=np.float64).blocking["wide"]
+    assert chunked((1, 40, 37, 45), (13, 40, 3, 3), stride=2, padding=1)
+    assert not chunked((1, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3)
+    assert not chunked((1, 512, 14, 14), (512, 512, 3, 3), stride=2, padding=1)
+    assert not chunked((1, 128, 56, 56), (128, 128, 3, 3), padding=1)
+
+
+def test_wide_tile_only_in_chunks():
+    """The rows driver refuses the wide tile without reduction chunks (the
+    rest of the rows code runs the MR x NR tile) or where there is none."""
+    x = np.ones((1, 8, 10, 10), np.float32)
+    out = np.empty((1, 4, 4, 4), np.float32)
+    weight, tails, bias = _direct.pack_weights(np.ones((4, 8, 3, 3), np.float32),
+                                               np.zeros(4, np.float32), 1)
+    for chunk in (8, 4) if _direct.wide_tile_width("float32") == 0 else (8,):
+        with pytest.raises(ValueError, match="wide"):
+            _direct_gemm.conv2d_rows(x, weight, tails, bias, out, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1,
+                                     {"row_blocks": 1, "channel_blocks": 1, "dense": 1,
+                                      "chunk_channels": chunk, "wide": 1})
+
+
+@pytest.mark.parametrize("case", STRIDED_ROW_CASES[:4], ids=str)
+def test_strided_rows_do_not_depend_on_the_blocking(case):
+    """Any row blocks (one-row blocks take the per-kernel-row copy), channel
+    blocks and reduction chunks give the same bits: every output element
+    sums its taps in one order."""
+    x, weight, bias, options = _strided_case(case, np.float32, 8)
+    n, c, k, h, w, kernel, stride, padding, dilation, groups = case
+    want = fastconv.conv2d(x, weight, bias, algorithm="direct", **options)
+    (sh, sw), (dh, dw) = np.broadcast_to(stride, 2), np.broadcast_to(dilation, 2)
+    (ph, pw) = np.broadcast_to(padding, 2)
+    packed, tails, padded_bias = _direct.pack_weights(weight, bias, groups)
+    mr, nr = _direct.tile_shape("float32")
+    out = np.empty_like(want)
+    out_h, out_w = want.shape[2:]
+    group_in = c // groups
+    wide_nr = _direct.wide_tile_width("float32")
+    for row_blocks in (1, 3, out_h):
+        for channel_blocks in (1, 2):
+            for chunk, wide in ((1, 0), (5, 0), (group_in, 0), (1, 1), (5, 1)):
+                if wide and (not wide_nr or chunk >= group_in):
+                    continue
+                width = wide_nr if wide else nr
+                out[...] = np.nan
+                _direct_gemm.conv2d_rows(
+                    x, packed, tails, padded_bias, out, kernel[0], kernel[1], sh, sw, ph,
+                    pw, dh, dw, groups, 2,
+                    {"row_blocks": row_blocks, "wide": wide,
+                     "dense": int(out_w + (kernel[1] - 1) * dw // sw < -(-out_w // width) * width),
+                     "channel_blocks": min(channel_blocks, -(-(k // groups) // mr)),
+                     "chunk_channels": min(chunk, group_in)})
+                np.testing.assert_array_equal(out, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 5), k=st.integers(1, 10), h=st.integers(1, 12), w=st.integers(1, 12),
+       kh=st.integers(1, 5), kw=st.integers(1, 5), sh=st.integers(1, 3), sw=st.integers(2, 3),
+       ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       row_blocks=st.integers(1, 4), chunk=st.integers(1, 5), wide=st.booleans())
+def test_strided_rows_property(c, k, h, w, kh, kw, sh, sw, ph, pw, dh, dw, row_blocks, chunk,
+                               wide):
+    """Narrow and padded rows through the strided copies (the stride-2 copy
+    splits both column phases in one pass, with edges of either phase)."""
+    if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
+        return
+    rng = np.random.default_rng(c * 1000003 + k * 10007 + h * 101 + w)
+    # The wide tile (float32, in chunks) where the level has it.
+    wide = int(wide and chunk < c and _direct.wide_tile_width("float32") > 0)
+    dtype = np.float32 if wide else np.float64
+    x = rng.standard_normal((1, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c, kh, kw)).astype(dtype)
+    packed, tails, bias = _direct.pack_weights(weight, np.zeros(k, dtype), 1)
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.full((1, k, out_h, out_w), np.nan, dtype)
+    _direct_gemm.conv2d_rows(x, packed, tails, bias, out, kh, kw, sh, sw, ph, pw, dh, dw, 1, 1,
+                             {"row_blocks": min(row_blocks, out_h), "channel_blocks": 1,
+                              "dense": 1, "chunk_channels": min(chunk, c), "wide": wide})
+    assert_conv_close(out, x, weight, None, (sh, sw), (ph, pw), (dh, dw))
 
 
 LANES_CASES = [

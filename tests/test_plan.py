@@ -16,6 +16,8 @@ PATHS = [
     ((2, 8, 20, 20), (8, 1, 3, 3), dict(groups=8, padding=1), 2, "planes"),
     ((1, 16, 30, 30), (24, 16, 3, 3), dict(padding=1, algorithm="direct"), 2, "rows"),
     ((2, 16, 30, 30), (24, 16, 3, 3), dict(stride=2, algorithm="direct"), 1, "rows"),
+    # in reduction chunks, with their sums
+    ((1, 64, 30, 30), (24, 64, 3, 3), dict(stride=2, padding=1, algorithm="direct"), 2, "rows"),
     ((2, 32, 20, 20), (24, 32, 1, 1), {}, 2, "packed"),
     ((1, 256, 14, 14), (512, 256, 1, 1), dict(stride=2), 2, "shared_columns"),
     # a pointwise stride-1 layer packs contiguous runs: no shared phase

@@ -49,6 +49,16 @@ def tile_shape(dtype):
     return mr, nr
 
 
+def wide_tile_width(dtype):
+    """NR of the wide tile the strided rows' reduction chunks may take for
+    ``dtype`` (its MR is the direct tile's), or 0 where the level has none."""
+    if dtype == "float32":
+        return fc_wide_nr(<const float *>NULL)
+    if dtype == "float64":
+        return fc_wide_nr(<const double *>NULL)
+    return fc_wide_nr(<const int64_t *>NULL)
+
+
 def pack_weights(const numeric_t[:, :, :, ::1] weight, const numeric_t[::1] bias,
                  Py_ssize_t groups, bint planes=False):
     """Weights and bias as the direct kernels read them.

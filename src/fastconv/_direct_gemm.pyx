@@ -49,10 +49,15 @@ cdef struct GemmJob:
     Py_ssize_t n_channel_blocks       # MR-channel panel blocks (packed, rows)
     Py_ssize_t chunk_taps             # taps per shared block (shared columns)
     bint weights_outer                # packed: weight panels in the outer loop
+    Py_ssize_t chunk_channels         # input channels per reduction chunk (rows)
+    bint wide                         # the chunks run the wide tile, NR = its width
+    Py_ssize_t narrow_nr              # the MR x NR tile's NR
     # Where a thread's packed columns or copied rows start in its scratch
     # (after its edge tile), and the rows path's layout, its tap offsets and
-    # elements of its copied rows
+    # elements of its copied rows; with reduction chunks, where its
+    # accumulators start (after the edge tile)
     size_t data_offset
+    size_t acc_offset
     fc_rows_layout layout
     const Py_ssize_t *offsets
     Py_ssize_t rows_elems
@@ -307,6 +312,87 @@ cdef void _dense_rows(const GemmJob *job, const fc_rows_layout *layout,
         v0 = v0 + nr
 
 
+cdef inline Py_ssize_t _panel_origin(const fc_rows_layout *layout, Py_ssize_t p,
+                                     Py_ssize_t nr, Py_ssize_t panels_per_row) noexcept nogil:
+    """Virtual pixel where B panel p of a row block starts: dense panels run
+    on across row ends; whole-panel rows start each row afresh."""
+    if layout.dense:
+        return p * nr
+    return (p // panels_per_row) * layout.phase_len + (p % panels_per_row) * nr
+
+
+cdef void _chunked_rows(const GemmJob *job, const fc_rows_layout *layout,
+                        const numeric_t *image, Py_ssize_t oh0, Py_ssize_t oh1,
+                        Py_ssize_t mpanel_lo, Py_ssize_t mpanel_hi, const numeric_t *weight,
+                        const numeric_t *tails, Py_ssize_t g, const numeric_t *bias_group,
+                        numeric_t *out_group, numeric_t *rows, const Py_ssize_t *offsets,
+                        numeric_t *acc) noexcept nogil:
+    """Rows in reduction chunks of ``chunk_channels`` input channels, the
+    GEMM's classic blocking: per chunk, its channels' rows are copied, then
+    each B panel's rows are loaded into L1 once and meet every weight panel
+    of the block, whose chunk stays in L2 while every B panel passes; the
+    MR x NR sums wait in ``acc`` (a tile per B panel and weight panel)
+    between chunks. Read whole, a panel's B rows outgrow L1 (128 channels of
+    a strided 3x3 layer: ~150 KB) and every tile streams them from L2
+    again; and since only a chunk's rows are held, a block can take many
+    more rows (less of the last panel wasted, the weights read fewer times).
+    The taps are summed in the same order either way, so the result does
+    not depend on the chunks."""
+    cdef Py_ssize_t mr = job.mr, nr = job.nr, taps = job.taps
+    cdef Py_ssize_t area = job.conv.kernel_h * job.conv.kernel_w
+    cdef Py_ssize_t n_pixels_out = job.conv.out_h * job.conv.out_w
+    cdef Py_ssize_t plane = job.conv.height * job.conv.width
+    cdef Py_ssize_t row_len = layout.phase_len, out_w = job.conv.out_w
+    cdef Py_ssize_t v_end = (oh1 - oh0 - 1) * row_len + out_w
+    cdef Py_ssize_t panels_per_row = (row_len - (job.conv.kernel_w - 1) * job.conv.dil_w
+                                      // job.conv.stride_w) // nr
+    cdef Py_ssize_t n_panels = (ceil_div(v_end, nr) if layout.dense
+                                else (oh1 - oh0) * panels_per_row)
+    cdef Py_ssize_t n_mp = mpanel_hi - mpanel_lo, tile_elems = mr * nr
+    cdef Py_ssize_t group_in = job.conv.group_in, chunk = job.chunk_channels
+    cdef Py_ssize_t p, v0, c0, kc, mp, m0, rows_valid
+    cdef bint narrow
+    cdef fc_geometry part = job.conv
+    cdef numeric_t *acc_tile
+    # The chunk's taps have the offsets of the first chunk's: offsets are
+    # relative to the rows of the chunk's first channel.
+    c0 = 0
+    while c0 < group_in:
+        part.group_in = min(chunk, group_in - c0)
+        kc = part.group_in * area
+        fc_rows_fill(layout, &part, image + c0 * plane, oh0, rows)
+        for p in range(n_panels):
+            v0 = _panel_origin(layout, p, nr, panels_per_row)
+            # A dense block's last wide panel with no more pixels than the
+            # MR x NR tile's width runs that tile (into the first columns
+            # of its sums): fewer lanes computed ((1,256,28,28) stride 2:
+            # 224 instead of 240).
+            narrow = not job.wide or (layout.dense and v_end - v0 <= job.narrow_nr)
+            for mp in range(mpanel_lo, mpanel_hi):
+                if not narrow:
+                    fc_tile_indirect_wide(
+                        kc, _weight_rows(job, weight, tails, g, mp * mr) + c0 * area, taps,
+                        rows + v0, offsets, acc + (p * n_mp + mp - mpanel_lo) * tile_elems, nr,
+                        c0 > 0, bias_group + mp * mr)
+                else:
+                    fc_tile_indirect(
+                        kc, _weight_rows(job, weight, tails, g, mp * mr) + c0 * area, taps,
+                        rows + v0, offsets, acc + (p * n_mp + mp - mpanel_lo) * tile_elems, nr,
+                        c0 > 0, bias_group + mp * mr)
+        c0 = c0 + chunk
+    for p in range(n_panels):
+        v0 = _panel_origin(layout, p, nr, panels_per_row)
+        for mp in range(mpanel_lo, mpanel_hi):
+            m0 = mp * mr
+            rows_valid = min(mr, job.conv.group_out - m0)
+            acc_tile = acc + (p * n_mp + mp - mpanel_lo) * tile_elems
+            if job.conv.relu:
+                # Only the columns copied: a narrow last panel's sums end early.
+                _relu_rows(acc_tile, rows_valid, min(nr, v_end - v0), nr)
+            _panel_copy(acc_tile, out_group + m0 * n_pixels_out + oh0 * out_w, rows_valid,
+                        nr, v0, v_end, row_len, out_w, n_pixels_out)
+
+
 cdef bint _rows_item(const void *job_ptr, Py_ssize_t item, char *scratch,
                      const numeric_t *dtype) noexcept nogil:
     """One (image, group, block of output rows, block of channels) of the
@@ -341,11 +427,16 @@ cdef bint _rows_item(const void *job_ptr, Py_ssize_t item, char *scratch,
     cdef numeric_t *out_group = out + ((n * job.conv.out_channels + g * job.conv.group_out)
                                        * n_pixels_out)
     cdef const numeric_t *bias_group = padded_bias + g * job.group_out_padded
-    fc_rows_fill(layout, &job.conv, image, oh0, rows)
     # The slack after the last channel is only read for columns that are
     # dropped; zeroed so that no uninitialised value is ever used
     # (valgrind-clean).
     memset(rows + job.rows_elems - nr, 0, <size_t>nr * sizeof(numeric_t))
+    if job.chunk_channels < job.conv.group_in:
+        _chunked_rows(job, layout, image, oh0, oh1, mpanel_lo, mpanel_hi, weight, tails, g,
+                      bias_group, out_group, rows, offsets,
+                      <numeric_t *>(scratch + job.acc_offset))
+        return False
+    fc_rows_fill(layout, &job.conv, image, oh0, rows)
 
     # The whole reduction in one chunk (see conv2d_rows).
     cdef Py_ssize_t oh, ow0, mp, m0, rows_valid, cols
@@ -444,8 +535,18 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
               stride_w, pad_top, pad_left, dil_h, dil_w, groups, relu)
     _check_blocks(blocking, ("row_blocks",), job.conv.out_h)
     _check_blocks(blocking, ("channel_blocks",), job.group_out_padded // job.mr)
+    _check_blocks(blocking, ("chunk_channels",), job.conv.group_in)
     job.n_row_blocks = blocking["row_blocks"]
     job.n_channel_blocks = blocking["channel_blocks"]
+    job.chunk_channels = blocking["chunk_channels"]
+    # The wide tile only in chunks (the other rows code runs the MR x NR one).
+    job.wide = blocking["wide"]
+    job.narrow_nr = job.nr
+    if job.wide:
+        if (fc_wide_nr(<const numeric_t *>NULL) == 0
+                or job.chunk_channels >= job.conv.group_in):
+            raise ValueError("blocking['wide'] needs the wide tile and reduction chunks")
+        job.nr = fc_wide_nr(<const numeric_t *>NULL)
     cdef bint dense = blocking["dense"]
     cdef Py_ssize_t padded_w = (job.conv.out_w if dense
                                 else ceil_div(job.conv.out_w, job.nr) * job.nr)
@@ -453,9 +554,21 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
     job.layout.dense = dense
     # Slack after the last channel: a dense block's last panel reads up to
     # one panel past the block's last virtual pixel.
-    job.rows_elems = job.conv.group_in * job.layout.channel_stride + job.nr
+    job.rows_elems = job.chunk_channels * job.layout.channel_stride + job.nr
     cdef size_t tile_bytes = aligned(<size_t>(job.mr * job.nr) * sizeof(numeric_t))
-    job.data_offset = THREAD_STATE_BYTES + tile_bytes
+    # With reduction chunks, a tile of sums per weight panel of the largest
+    # channel block.
+    cdef size_t acc_bytes = 0
+    cdef Py_ssize_t block_rows = ceil_div(job.conv.out_h, job.n_row_blocks)
+    cdef Py_ssize_t block_panels = (
+        ceil_div((block_rows - 1) * job.layout.phase_len + job.conv.out_w, job.nr) if dense
+        else block_rows * (padded_w // job.nr))
+    if job.chunk_channels < job.conv.group_in:
+        acc_bytes = aligned(<size_t>(ceil_div(job.group_out_padded // job.mr,
+                                              job.n_channel_blocks) * job.mr * job.nr
+                                     * block_panels) * sizeof(numeric_t))
+    job.acc_offset = THREAD_STATE_BYTES + tile_bytes
+    job.data_offset = job.acc_offset + acc_bytes
     # The same layout for every item: the taps' offsets are computed once
     # (divisions per tap per item cost ~9% of a 128-channel 3x3 layer).
     cdef Py_ssize_t *offsets = <Py_ssize_t *>fc_scratch_acquire(
@@ -467,7 +580,8 @@ def conv2d_rows(const numeric_t[:, :, :, ::1] x, const numeric_t[::1] weight,
         job.offsets = offsets
         run_work_items(_rows_item[numeric_t], &job,
                        x.shape[0] * groups * job.n_row_blocks * job.n_channel_blocks,
-                       num_threads, tile_bytes + <size_t>job.rows_elems * sizeof(numeric_t))
+                       num_threads,
+                       tile_bytes + acc_bytes + <size_t>job.rows_elems * sizeof(numeric_t))
     finally:
         fc_scratch_release(SLOT_SHARED)
 

@@ -74,6 +74,18 @@ cdef extern from "cpu_dispatch.hpp" nogil:
     void fc_tile_indirect(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda, const int64_t *base,
                           const Py_ssize_t *offsets, int64_t *c, Py_ssize_t ldc,
                           int accumulate, const int64_t *bias)
+    void fc_tile_indirect_wide(Py_ssize_t kc, const float *a, Py_ssize_t lda,
+                               const float *base, const Py_ssize_t *offsets, float *c,
+                               Py_ssize_t ldc, int accumulate, const float *bias)
+    void fc_tile_indirect_wide(Py_ssize_t kc, const double *a, Py_ssize_t lda,
+                               const double *base, const Py_ssize_t *offsets, double *c,
+                               Py_ssize_t ldc, int accumulate, const double *bias)
+    void fc_tile_indirect_wide(Py_ssize_t kc, const int64_t *a, Py_ssize_t lda,
+                               const int64_t *base, const Py_ssize_t *offsets, int64_t *c,
+                               Py_ssize_t ldc, int accumulate, const int64_t *bias)
+    int fc_wide_nr(const float *dtype_tag)
+    int fc_wide_nr(const double *dtype_tag)
+    int fc_wide_nr(const int64_t *dtype_tag)
     void fc_tile_shape(const float *dtype_tag, int *mr, int *nr)
     void fc_tile_shape(const double *dtype_tag, int *mr, int *nr)
     void fc_tile_shape(const int64_t *dtype_tag, int *mr, int *nr)

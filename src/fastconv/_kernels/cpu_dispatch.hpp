@@ -50,6 +50,11 @@ struct fc_kernel_table {
     fc_tile_f64_fn tile_f64;
     fc_tile_indirect_f32_fn tile_indirect_f32;
     fc_tile_indirect_f64_fn tile_indirect_f64;
+    /* A wider float32 tile on B rows in place (MR x wide_nr_f32), for the
+     * strided rows' reduction chunks; width 0 and no function where the
+     * level has none. */
+    int wide_nr_f32;
+    fc_tile_indirect_f32_fn tile_indirect_wide_f32;
     /* Winograd's GEMM tile (gemm_mr x NR, the direct tiles' NR) and its
      * narrow form (NR / 2). */
     int gemm_mr_f32, gemm_mr_f64;
@@ -112,6 +117,18 @@ static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(double))
 { fc_kernels->tile_indirect_f64(kc, a, lda, base, offsets, FC_TILE_REST); }
 static inline void fc_tile_indirect(FC_TILE_INDIRECT_ARGS(int64_t))
 { fc_tile_indirect_i64(kc, a, lda, base, offsets, FC_TILE_REST); }
+
+/* The wide tile (width fc_wide_nr, 0 where there is none: float64 and
+ * int64 never take it). */
+static inline void fc_tile_indirect_wide(FC_TILE_INDIRECT_ARGS(float))
+{ fc_kernels->tile_indirect_wide_f32(kc, a, lda, base, offsets, FC_TILE_REST); }
+static inline void fc_tile_indirect_wide(FC_TILE_INDIRECT_ARGS(double))
+{ fc_tile_indirect(kc, a, lda, base, offsets, FC_TILE_REST); }
+static inline void fc_tile_indirect_wide(FC_TILE_INDIRECT_ARGS(int64_t))
+{ fc_tile_indirect(kc, a, lda, base, offsets, FC_TILE_REST); }
+static inline int fc_wide_nr(const float *) { return fc_kernels->wide_nr_f32; }
+static inline int fc_wide_nr(const double *) { return 0; }
+static inline int fc_wide_nr(const int64_t *) { return 0; }
 
 static inline void fc_tile_shape(const float *, int *mr, int *nr)
 { *mr = fc_kernels->mr_f32; *nr = fc_kernels->nr_f32; }

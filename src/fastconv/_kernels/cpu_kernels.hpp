@@ -41,6 +41,7 @@ FC_DEFINE_TILES(f64_avx2, FC_TARGET_AVX2, double, 6, 2, 4)
  * 12 x 32: 8 x 32 was up to 30% slower there in one run, 8 and 16 x 32
  * within +-7% in another, so there was no case for a change. */
 FC_DEFINE_DIRECT_TILES(f32_avx512, FC_TARGET_AVX512, float, 32, (fc_tile_vec<float, 8, 2, 16>))
+FC_DEFINE_WIDE_INDIRECT_TILE(f32_avx512, FC_TARGET_AVX512, float, (fc_tile_vec<float, 8, 3, 16>))
 FC_DEFINE_GEMM_TILE(f32_avx512_12, FC_TARGET_AVX512, float, 12, 32,
                     (fc_tile_vec<float, 12, 2, 16>), (fc_tile_vec<float, 12, 1, 16>))
 FC_DEFINE_TILES(f64_avx512, FC_TARGET_AVX512, double, 12, 2, 8)
@@ -175,6 +176,7 @@ static fc_kernel_table fc_kernels_avx512(void)
     t.channel_lanes_width_f32 = 64, t.channel_lanes_width_f64 = 32;
     t.channel_lanes_f32 = fc_channel_lanes_tile_f32_avx512;
     t.channel_lanes_f64 = fc_channel_lanes_tile_f64_avx512;
+    t.wide_nr_f32 = 48, t.tile_indirect_wide_f32 = fc_tile_indirect_wide_f32_avx512;
     FC_FILL_PACK_AND_PLANES(t, avx512);
     FC_WINO_FILL(t, f32_avx512, f64_avx512);
     /* float32 F(2x2) and F(4x4) move 16 tiles at a time (winograd_gather.hpp). */

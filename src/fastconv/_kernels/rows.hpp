@@ -15,13 +15,19 @@
  * k * k times.
  *
  * Two layouts:
- * - stride 1: [channel][input row][u]; output row r reads input rows r + i *
- *   dil_h, so consecutive output rows are one input row apart and every
- *   input row is held once;
- * - strided: [channel][kernel row i][phase][output row r][u], the input row
- *   that output row r reads through kernel row i held once per (r, i). Rows
- *   are copied up to kernel_h / stride_h times, but consecutive output rows
- *   are then phase_len apart here too.
+ * - polyphase: [channel][row phase a][column phase][phase row q][u], phase
+ *   row q of row phase a holding input row (oh0 + q) * stride_h + a
+ *   (- pad_top). Output row r reads, through kernel row i, phase row
+ *   r + (i * dil_h) / stride_h of row phase (i * dil_h) % stride_h, so
+ *   consecutive output rows are one phase row apart and every input row is
+ *   held once. At stride 1 this is [channel][input row][u];
+ * - per kernel row: [channel][kernel row i][column phase][output row r][u],
+ *   the input row that output row r reads through kernel row i held once
+ *   per (r, i), up to kernel_h / stride_h copies of it. Taken where it
+ *   copies less: blocks of one or two output rows of a strided layer, and
+ *   kernels that skip row phases (kernel_h < stride_h, or a dilation that
+ *   is a multiple of the stride), whose polyphase copy would hold rows
+ *   nothing reads.
  * Either way out_row_stride == phase_len, so the output rows of a block are
  * one run of virtual pixels v = r * phase_len + ow, and a "dense" panel may
  * run across row ends, wasting only the phase_len - out_w columns of the
@@ -36,12 +42,34 @@
 struct fc_rows_layout {
     fc_index out_rows;          /* output rows of the block */
     fc_index phase_len;         /* u positions per phase = out_row_stride */
-    fc_index phase_stride;      /* between the phases of one input row */
-    fc_index kernel_row_stride; /* between kernel rows i (i * dil_h input rows) */
+    fc_index phase_stride;      /* between the column phases of one input row */
+    fc_index kernel_row_stride; /* between kernel rows i (per kernel row) */
+    fc_index phase_rows;        /* rows of each phase (polyphase) */
+    fc_index row_phase_stride;  /* between row phases (polyphase) */
     fc_index channel_stride;
-    int per_kernel_row;         /* the strided layout */
+    int per_kernel_row;         /* the per-kernel-row layout, else polyphase */
     int dense;                  /* panels run across row ends */
 };
+
+/* Whether the per-kernel-row layout copies fewer elements than the
+ * polyphase one for `out_rows` output rows (rows_layout in
+ * fastconv._plan.direct mirrors this). */
+static inline int fc_rows_per_kernel_row(const fc_geometry *g, fc_index out_rows)
+{
+    const fc_index stride_h = g->stride_h;
+    if (stride_h == 1 && g->stride_w == 1) return 0;
+    /* Row phases some kernel row reads: all of them, or fall back. */
+    fc_index used = 0;
+    for (fc_index a = 0; a < stride_h; ++a)
+        for (fc_index i = 0; i < g->kernel_h; ++i)
+            if ((i * g->dil_h) % stride_h == a) {
+                ++used;
+                break;
+            }
+    if (used < stride_h) return 1;
+    const fc_index polyphase = stride_h * (out_rows + ((g->kernel_h - 1) * g->dil_h) / stride_h);
+    return g->kernel_h * out_rows < polyphase;
+}
 
 /* Scratch layout for `out_rows` output rows; out_w_padded is the output
  * width, or for whole-panel rows that width rounded up to whole panels. */
@@ -54,15 +82,19 @@ static inline fc_rows_layout fc_rows_plan(const fc_geometry *g, fc_index out_row
     fc_rows_layout l;
     l.out_rows = out_rows;
     l.phase_len = out_w_padded + ((kernel_w - 1) * dil_w) / stride_w;
-    l.per_kernel_row = stride_h != 1 || stride_w != 1;
+    l.per_kernel_row = fc_rows_per_kernel_row(g, out_rows);
+    l.phase_stride = out_rows * l.phase_len;
     if (l.per_kernel_row) {
-        l.phase_stride = out_rows * l.phase_len;
+        l.phase_rows = 0;
+        l.row_phase_stride = 0;
         l.kernel_row_stride = stride_w * l.phase_stride;
         l.channel_stride = kernel_h * l.kernel_row_stride;
     } else {
-        l.phase_stride = 0; /* one phase */
-        l.kernel_row_stride = dil_h * l.phase_len;
-        l.channel_stride = ((out_rows - 1) + (kernel_h - 1) * dil_h + 1) * l.phase_len;
+        l.phase_rows = out_rows + ((kernel_h - 1) * dil_h) / stride_h;
+        l.phase_stride = l.phase_rows * l.phase_len;
+        l.row_phase_stride = stride_w * l.phase_stride;
+        l.kernel_row_stride = 0;
+        l.channel_stride = stride_h * l.row_phase_stride;
     }
     l.dense = 0;
     return l;
@@ -131,10 +163,11 @@ static inline void fc_rows_fill(const fc_rows_layout *l, const fc_geometry *g, c
                                      pad_left, len, l->phase_stride,
                                      dst_c + i * l->kernel_row_stride + r * len);
         } else {
-            const fc_index n_rows = l->channel_stride / len;
-            for (fc_index r = 0; r < n_rows; ++r)
-                fc_rows_fill_row(channel, height, width, oh0 - pad_top + r, 1, pad_left,
-                                 len, 0, dst_c + r * len);
+            for (fc_index a = 0; a < stride_h; ++a)
+                for (fc_index q = 0; q < l->phase_rows; ++q)
+                    fc_rows_fill_row(channel, height, width, (oh0 + q) * stride_h + a - pad_top,
+                                     stride_w, pad_left, len, l->phase_stride,
+                                     dst_c + a * l->row_phase_stride + q * len);
         }
     }
 }
@@ -145,30 +178,18 @@ static inline void fc_rows_offsets(const fc_rows_layout *l, const fc_geometry *g
 {
     const fc_index kernel_w = g->kernel_w, stride_w = g->stride_w, dil_w = g->dil_w;
     const fc_index area = g->kernel_h * kernel_w;
-    /* The first tap's (c, i, j) by division, then counters: a division per
-     * tap (four, 64-bit) took 50-90 us per call for the 2304 taps of a
-     * 256-channel 3x3 layer, as long as its rows' whole copy. */
-    fc_index c = tap0 / area;
-    fc_index i = (tap0 - c * area) / kernel_w;
-    fc_index j = tap0 - c * area - i * kernel_w;
-    /* Column j * dil_w of the kernel: its phase and its step in that phase. */
-    fc_index phase = (j * dil_w) % stride_w, step = (j * dil_w) / stride_w;
     for (fc_index r = 0; r < kc; ++r) {
-        offsets[r] = c * l->channel_stride + i * l->kernel_row_stride +
-                     phase * l->phase_stride + step;
-        if (++j == kernel_w) {
-            j = phase = step = 0;
-            if (++i == g->kernel_h) {
-                i = 0;
-                ++c;
-            }
-        } else if (stride_w == 1) {
-            step += dil_w;
-        } else {
-            phase += dil_w;
-            step += phase / stride_w;
-            phase %= stride_w;
-        }
+        const fc_index tap = tap0 + r;
+        const fc_index c = tap / area;
+        const fc_index i = (tap - c * area) / kernel_w;
+        const fc_index j = tap - c * area - i * kernel_w;
+        const fc_index col = j * dil_w, row = i * g->dil_h, stride_h = g->stride_h;
+        const fc_index rows = l->per_kernel_row
+                                  ? i * l->kernel_row_stride
+                                  : (row % stride_h) * l->row_phase_stride +
+                                        (row / stride_h) * l->phase_len;
+        offsets[r] = c * l->channel_stride + rows + (col % stride_w) * l->phase_stride +
+                     col / stride_w;
     }
 }
 

@@ -32,11 +32,26 @@ PIXELS_PER_BLOCK = 256
 # when they fit): one packing phase and one barrier, and the accumulators stay
 # in registers for all the taps.
 SHARED_COLUMNS_BYTES = 4 * 1024 * 1024
-# Input rows (all channels of a group, padded) one row-panel work item holds;
-# the plane kernel's padded rows too. A whole 1080p plane would take 8 MB per
+# Input rows (all channels of a group, padded, or of a reduction chunk with
+# the chunks' sums) one row-panel work item holds; the plane kernel's padded
+# rows too. A whole 1080p plane would take 8 MB per
 # thread and fall out of the caches (issue 12: (1,64,540,960) 176.8 -> 143.4
 # ms at 2 threads when rows were cut to this budget).
 ROWS_BYTES = 512 * 1024
+# Reduction taps per chunk of a strided layer's row panels (below twice as
+# many taps, one chunk): the chunk's B rows of a panel stay in L1 while every
+# weight panel passes. 12-32 channels of a 3x3 layer were within 3% of each
+# other ((1,128,56,56) and (1,256,28,28) stride 2, 1 thread), 8 slower.
+CHUNK_TAPS = 144
+# A chunked row block's copied rows (one chunk's channels) and its sums (a
+# tile per B panel and weight panel), in L2 with a chunk of weights: a
+# little more than ROWS_BYTES keeps a 28x28 output of 128 channels in one
+# block (633 KiB; 1.28 ms in one block, 1.37 in two, 1 thread).
+CHUNKED_ROWS_BYTES = 768 * 1024
+# Chunks only pay when a chunk of weights meets more B panels than this
+# (the image in one block): (1,512,14,14)->512 stride 2, 2 panels, ran
+# 1.61 ms in one chunk, 1.75-1.88 in chunks of 16-64 channels.
+CHUNK_MIN_PANELS = 4
 # Groups with at most this many input channels (depthwise and the like) skip
 # the GEMM: there is too little reduction to be worth packing.
 PLANE_KERNEL_MAX_GROUP_IN = 4
@@ -86,15 +101,30 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
     weights = 0 if prepared else (tails + geo.groups * group_out_padded) * elem
     packed_panels = ceil_div(geo.out_h * geo.out_w, nr)
     if (geo.kernel_h * geo.kernel_w > 1
-            and (packed_panels > 4 or _dense_rows_panels(geo, nr) <= packed_panels)
+            and (packed_panels > 4 or _dense_rows_panels(geo, nr) <= packed_panels
+                 or _strided_rows_fill_as_well(geo, nr))
             and _rows_scratch_one_row(geo, nr) * elem <= SCRATCH_LIMIT_BYTES):
         # Row panels skip the per-tap copies of im2col and keep a tile's
         # accumulators in registers for the whole reduction. On a small image
         # packed panels can waste less of the last panel than rows do; where
         # they do not, rows win: (1,512,7,7) -> 512 3x3 at 1 thread ran 147
         # GFLOP/s in rows against 118 packed (two panels either way).
-        return _plan_rows(geo, elem, mr, nr, threads, weights)
+        return _plan_rows(geo, elem, mr, nr, _direct.wide_tile_width(dtype.name), threads,
+                          weights)
     return _plan_packed(geo, elem, mr, nr, threads, weights)
+
+
+def _strided_rows_fill_as_well(geo: Geometry, nr: int) -> bool:
+    """A strided layer whose dense row panels (the whole image in one block)
+    are no more than its packed panels: then rows win on a small image too,
+    with one copy of the input instead of one per tap and the whole
+    reduction in registers ((1,512,14,14)->512 3x3 stride 2, 1 thread:
+    1.61 ms in rows against 2.1 packed)."""
+    if geo.stride_h == 1 and geo.stride_w == 1:
+        return False
+    phase_len = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w
+    dense = ceil_div((geo.out_h - 1) * phase_len + geo.out_w, nr)
+    return bool(dense <= ceil_div(geo.out_h * geo.out_w, nr))
 
 
 def _result(path: str, threads: int, per_thread: int, shared: int, weights: int,
@@ -147,52 +177,108 @@ def _rows_scratch_one_row(geo: Geometry, nr: int) -> int:
     return geo.group_in * rows * (padded_w + reach)
 
 
+def _per_kernel_row(geo: Geometry, out_rows: Any) -> Any:
+    """Whether fc_rows_plan (rows.hpp) takes the per-kernel-row layout for
+    ``out_rows`` output rows (an int, or an array of them): strided, and
+    the polyphase layout would copy more or hold row phases nothing reads."""
+    sh = geo.stride_h
+    if sh == 1 and geo.stride_w == 1:
+        return np.zeros_like(out_rows, dtype=bool) if np.ndim(out_rows) else False
+    phases = {(i * geo.dil_h) % sh for i in range(geo.kernel_h)}
+    polyphase = sh * (out_rows + (geo.kernel_h - 1) * geo.dil_h // sh)
+    return (len(phases) < sh) | (geo.kernel_h * out_rows < polyphase)
+
+
 def rows_layout(geo: Geometry, out_rows: Any, padded_w: int) -> Tuple[int, Any]:
     """``(phase_len, channel_stride)`` of fc_rows_plan (rows.hpp): the length
     of a copied row phase and the elements one input channel takes, for
     ``out_rows`` output rows (an int, or an array of them)."""
     phase_len = padded_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w
-    if geo.stride_h != 1 or geo.stride_w != 1:
-        return phase_len, geo.kernel_h * geo.stride_w * out_rows * phase_len
-    return phase_len, (out_rows + (geo.kernel_h - 1) * geo.dil_h) * phase_len
+    per_kernel_row = geo.kernel_h * geo.stride_w * out_rows * phase_len
+    polyphase = (geo.stride_h * geo.stride_w * phase_len
+                 * (out_rows + (geo.kernel_h - 1) * geo.dil_h // geo.stride_h))
+    stride = np.where(_per_kernel_row(geo, out_rows), per_kernel_row, polyphase)
+    return phase_len, (int(stride) if np.ndim(stride) == 0 else stride)
 
 
-def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, threads: int,
+def _plan_rows(geo: Geometry, elem: int, mr: int, nr: int, wide_nr: int, threads: int,
                weights: int) -> Plan:
     """Work items (image, group, row block, channel block); every tile takes
-    the whole reduction in one chunk, its B rows read in place.
+    the whole reduction in one chunk, its B rows read in place, but for
+    strided layers with many taps and panels, which run in reduction chunks
+    (``chunk_channels`` input channels; _chunked_rows in _direct_gemm.pyx).
 
     Rows run dense (the block's rows one run of virtual pixels, panels across
     row ends) unless whole panels per row compute no more columns: dense was
     7-8% faster on 56 and 112 wide stride-1 outputs; whole panels, which never
     go through the edge tile, win the ties.
     """
-    padded_w = ceil_div(geo.out_w, nr) * nr
-    dense = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w < padded_w
-    if dense:
-        padded_w = geo.out_w
-    channels_bytes = geo.group_in * elem
-    row_blocks = _row_blocks_in_budget(
-        channels_bytes * rows_layout(geo, 1, padded_w)[1],
-        channels_bytes * rows_layout(geo, 2, padded_w)[1], geo.out_h)
+    dense, padded_w = _row_shape(geo, nr)
     images_groups = geo.batch * geo.groups
     n_mpanels = ceil_div(geo.group_out, mr)
+    strided = geo.stride_h != 1 or geo.stride_w != 1
+    chunk = geo.group_in
+    if (strided and geo.taps > 2 * CHUNK_TAPS
+            and _block_panels(geo, nr, geo.out_h, dense, padded_w) > CHUNK_MIN_PANELS):
+        chunk = ceil_div(geo.group_in, ceil_div(geo.taps, CHUNK_TAPS))
+    chunked = chunk < geo.group_in
+    # The chunks take the wide tile (7% faster stand-alone) unless its panels
+    # would hold over 10% more lanes for the whole image: 816 against 832
+    # on a 28-wide output (1.28 against 1.39 ms, 128 channels, 1 thread),
+    # 240 against 224 on a 14-wide one (1.45 against 1.48 ms, 256 channels;
+    # the driver runs a last panel of at most NR pixels on the MR x NR tile).
+    wide = 0
+    if chunked and wide_nr:
+        wide_dense, wide_padded_w = _row_shape(geo, wide_nr)
+        if (_block_panels(geo, wide_nr, geo.out_h, wide_dense, wide_padded_w) * wide_nr
+                <= 1.1 * _block_panels(geo, nr, geo.out_h, dense, padded_w) * nr):
+            wide, nr, dense, padded_w = 1, wide_nr, wide_dense, wide_padded_w
+
+    def scratch(rows: Any, channel_blocks: int) -> Tuple[Any, Any]:
+        """Bytes of a block's copied rows (without the slack) and of its
+        sums (chunked)."""
+        copied = chunk * rows_layout(geo, rows, padded_w)[1] * elem
+        sums = (ceil_div(n_mpanels, channel_blocks) * mr * nr * elem
+                * _block_panels(geo, nr, rows, dense, padded_w)) if chunked else 0 * rows
+        return copied, sums
+
+    rows = np.arange(1, geo.out_h + 1)
+    copied, sums = scratch(rows, 1)
+    fits = copied + sums <= (CHUNKED_ROWS_BYTES if chunked else ROWS_BYTES)
+    rows_per_block = int(rows[fits].max()) if fits.any() else 1
+    row_blocks = ceil_div(geo.out_h, rows_per_block)
     channel_blocks = 1
     items = images_groups * row_blocks
     if items < threads or (items < 8 * threads and items % threads):
         row_blocks, channel_blocks = _split_rows(geo, mr, nr, images_groups, row_blocks,
                                                  n_mpanels, threads, dense, padded_w)
     threads = min(threads, images_groups * row_blocks * channel_blocks)
-    rows_per_block = ceil_div(geo.out_h, row_blocks)
-    # An edge tile, then the rows of all the group's channels plus a panel of
-    # slack; the calling thread also holds the taps' offsets.
-    per_thread = thread_scratch(
-        mr * nr * elem,
-        (geo.group_in * rows_layout(geo, rows_per_block, padded_w)[1] + nr) * elem)
+    copied, sums = scratch(ceil_div(geo.out_h, row_blocks), channel_blocks)
+    # An edge tile, the sums, then the rows of a chunk of the group's
+    # channels plus a panel of slack; the calling thread also holds the
+    # taps' offsets.
+    per_thread = thread_scratch(mr * nr * elem, int(sums), int(copied) + nr * elem)
     offsets = geo.taps * np.dtype(np.intp).itemsize
     return _result("rows", threads, per_thread, offsets, weights,
                    {"row_blocks": row_blocks, "channel_blocks": channel_blocks,
-                    "dense": int(dense)})
+                    "dense": int(dense), "chunk_channels": chunk, "wide": wide})
+
+
+def _row_shape(geo: Geometry, nr: int) -> Tuple[bool, int]:
+    """``(dense, padded_w)`` of row panels NR wide: dense unless whole
+    panels per row compute no more columns (see _plan_rows)."""
+    padded_w = ceil_div(geo.out_w, nr) * nr
+    dense = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w < padded_w
+    return dense, (geo.out_w if dense else padded_w)
+
+
+def _block_panels(geo: Geometry, nr: int, rows: Any, dense: bool, padded_w: int) -> Any:
+    """B panels of a block of ``rows`` output rows: dense panels run across
+    row ends (``phase_len`` apart); whole-panel rows hold padded_w / NR each."""
+    if dense:
+        phase_len = rows_layout(geo, 1, padded_w)[0]
+        return -(-((rows - 1) * phase_len + geo.out_w) // nr)
+    return rows * (padded_w // nr)
 
 
 def _split_rows(geo: Geometry, mr: int, nr: int, images_groups: int, min_row_blocks: int,
@@ -228,10 +314,11 @@ def _split_rows(geo: Geometry, mr: int, nr: int, images_groups: int, min_row_blo
         panels = rows * (padded_w // nr)
     items = images_groups * row_blocks[None, :] * channel_blocks[:, None]
     # A tile is taps x MR x NR / 16 vector FMAs; a copied element about 1/8
-    # of one, or a whole one for the strided layout (element-wise gathers,
-    # rows held once per kernel row). The same operations in the same order
-    # as the C model this replaced, so ties fall alike.
-    copy_cost = 1.0 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
+    # of one, or 1.5 for the strided layouts (element-wise gathers; with 1.0
+    # a (1,128,56,56) 3x3 stride-2 layer split its channels at 2 threads,
+    # 0.713 ms, rather than its rows, 0.692). The same operations in the
+    # same order as the C model this replaced, so ties fall alike.
+    copy_cost = 1.5 if geo.stride_h != 1 or geo.stride_w != 1 else 0.125
     compute = (panels.astype(float)[None, :] * largest[:, None] * geo.taps
                * (mr * nr // 16))
     copy = float(geo.group_in) * channel_stride * copy_cost
