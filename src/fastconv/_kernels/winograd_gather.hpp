@@ -5,10 +5,10 @@
  * writes back into the output planes, clipped at the last row and column of
  * tiles.
  *
- * Generic loops for every instruction set, and for AVX-512 float32 with
- * F(2x2) and F(4x4) a version that moves 16 tiles at a time with permutes
- * (the generic copy took a fifth of a 64-channel layer's time);
- * cpu_kernels.hpp picks which per level.
+ * Generic loops for every instruction set and filter size r, and for
+ * AVX-512 float32 with F(2x2, 3x3) and F(4x4, 3x3) a version that moves 16
+ * tiles at a time with permutes (the generic copy took a fifth of a
+ * 64-channel layer's time); cpu_kernels.hpp picks which per level.
  */
 #ifndef FASTCONV_WINOGRAD_GATHER_HPP
 #define FASTCONV_WINOGRAD_GATHER_HPP
@@ -52,16 +52,16 @@ static inline fc_tile_run fc_tile_run_at(fc_index tile, fc_index left, fc_index 
 /*                                                                          */
 /* Tiles are numbered row-major over a tiles_h x tiles_w grid; tile t covers */
 /* input rows t_h*m - pad_top + [0, alpha) and columns t_w*m - pad_left +    */
-/* [0, alpha), zero outside the image. Tiles tile0 .. tile0 + n_tiles go to  */
+/* [0, alpha) (alpha = m + r - 1), zero outside the image. Tiles tile0 .. tile0 + n_tiles go to  */
 /* lanes lane0 .. lane0 + n_tiles of scratch[a][b][NR], zeros included (a  */
 /* panel may hold tiles of several images; the caller zeroes unused lanes).  */
 
-template <int M, typename T>
+template <int M, int R, typename T>
 static FC_ALWAYS_INLINE void fc_wino_gather(FC_WINO_GATHER_ARGS(T))
 {
     const fc_index height = g->height, width = g->width;
     const fc_index pad_top = g->pad_top, pad_left = g->pad_left;
-    const int alpha = M + 2;
+    const int alpha = M + R - 1;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
         const fc_index th = r.th, tw = r.tw, run = r.run;
@@ -86,7 +86,7 @@ static FC_ALWAYS_INLINE void fc_wino_gather(FC_WINO_GATHER_ARGS(T))
              * hardware prefetcher does not follow the jump between planes
              * (the gather stalled on these loads). Past the last plane the
              * hint is harmless: prefetches do not fault. */
-            for (fc_index q = 0; q < run * M + 2; q += 64 / (fc_index)sizeof(T))
+            for (fc_index q = 0; q < run * M + R - 1; q += 64 / (fc_index)sizeof(T))
                 __builtin_prefetch(row + height * width + col0 + q);
 #endif
             for (int b = 0; b < alpha; ++b) {

@@ -44,6 +44,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _cpu, _direct, _openmp_helpers
+from .._checks import WINOGRAD_TILE_SIZES
 
 __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
@@ -190,9 +191,22 @@ def plan_threads(requested: int, geo: Geometry) -> int:
 CHANNEL_LANES_PIXELS = 256
 
 
-def winograd_applies(geo: Geometry) -> bool:
-    return ((geo.kernel_h, geo.kernel_w) == (3, 3) and (geo.stride_h, geo.stride_w) == (1, 1)
-            and (geo.dil_h, geo.dil_w) == (1, 1))
+def winograd_tiles(geo: Geometry) -> Tuple[int, ...]:
+    """The output tile sizes Winograd has for ``geo`` (none where it does not
+    apply: a kernel that is not 3x3, 5x5 or 7x7, stride or dilation)."""
+    if ((geo.stride_h, geo.stride_w) != (1, 1) or (geo.dil_h, geo.dil_w) != (1, 1)
+            or geo.kernel_h != geo.kernel_w):
+        return ()
+    return WINOGRAD_TILE_SIZES.get(geo.kernel_h, ())
+
+
+def winograd_forced_tile(geo: Geometry, prepared: bool) -> int:
+    """Winograd tile size for ``algorithm="winograd"``: the ``"auto"`` rule's
+    where it picks Winograd, else F(4x4) for 3x3 and 5x5 kernels (the fewest
+    multiplications per output that keeps float32 within 1e-4) and F(2x2)
+    for 7x7, the only one."""
+    return winograd_tile_rule(geo, prepared) or max(
+        m for m in WINOGRAD_TILE_SIZES[geo.kernel_h] if m <= 4)
 
 
 def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
@@ -216,6 +230,8 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
     for transforming the weights, which only the direct kernel avoids, and
     F(2x2)'s transform is the cheaper one.
     """
+    if geo.kernel_h != 3:
+        return 0
     pixels = geo.batch * geo.out_h * geo.out_w
     weight_pairs = geo.group_in * geo.group_out
     if (geo.group_in < 8 or (geo.group_in <= 16 and pixels > 1024)
@@ -250,15 +266,15 @@ def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
                 f"algorithm={algorithm!r} needs floating-point data; integer "
                 "convolutions are computed exactly by algorithm='direct'")
         if algorithm == "winograd":
-            return "winograd", winograd_tile_rule(geo, prepared) or 4
+            return "winograd", winograd_forced_tile(geo, prepared)
         return "winograd", int(algorithm[len("winograd"):])
     if algorithm == "direct" or dtype.kind != "f":
         return "direct", None
-    if not winograd_applies(geo):
-        return ("fft", None) if fft.faster_than_direct(
-            geo, dtype, prepared, _cpu.active_isa(), threads) else ("direct", None)
-    tile = winograd_tile_rule(geo, prepared)
-    return ("winograd", tile) if tile else ("direct", None)
+    tile = winograd_tile_rule(geo, prepared) if winograd_tiles(geo) else 0
+    if tile:
+        return "winograd", tile
+    return ("fft", None) if fft.faster_than_direct(
+        geo, dtype, prepared, _cpu.active_isa(), threads) else ("direct", None)
 
 
 def uses_channel_lanes(geo: Geometry, dtype: np.dtype[Any], prepared: bool) -> bool:
