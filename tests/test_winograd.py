@@ -441,6 +441,31 @@ def test_auto_rule_of_a_prepared_layer(shape, want):
     assert (f"winograd{plan.tile}" if plan.tile else plan.algorithm) == want
 
 
+@pytest.mark.parametrize("shape, r, prepared, want", [
+    ((1, 64, 64, 56), 5, False, "winograd4"),   # large image: pays the weight transform
+    ((1, 128, 128, 28), 5, False, "direct"),    # 784 pixels: it does not
+    ((8, 64, 64, 28), 5, False, "winograd4"),   # a batch of them does
+    ((1, 128, 128, 28), 5, True, "winograd4"),
+    ((1, 512, 512, 7), 5, True, "winograd2"),   # 16 F(2x2) tiles against 4 F(4x4)
+    ((1, 4, 4, 56), 5, True, "direct"),         # C/groups < 8
+    ((1, 128, 128, 28), 7, True, "winograd2"),
+    ((1, 64, 64, 56), 7, True, "not winograd"),  # C/groups < 128: FFT or direct
+    ((1, 256, 256, 14), 7, False, "not winograd"),
+])
+def test_auto_rule_of_large_kernels(shape, r, prepared, want):
+    """The documented choices of algorithm="auto" for 5x5 and 7x7 layers,
+    the same at 1 and 2 threads."""
+    n, c, k, h = shape
+    for threads in (1, 2):
+        plan = fastconv.plan((n, c, h, h), (k, c, r, r), padding=r // 2, prepared=prepared,
+                             num_threads=threads)
+        chosen = f"winograd{plan.tile}" if plan.tile else plan.algorithm
+        if want == "not winograd":
+            assert plan.algorithm != "winograd"
+        else:
+            assert chosen == want
+
+
 def test_workspace_of_empty_and_invalid_shapes():
     """Nothing to compute needs no scratch (these used to divide by zero in
     the planner and kill the process); nonsense sizes are a ValueError."""

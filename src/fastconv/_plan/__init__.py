@@ -223,31 +223,73 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
     (1,256,256,7): F(2x2) 0.12 ms, direct 0.21 ms. F(6x6) is never picked:
     it was at most ~8% faster than F(4x4) here, at twice the rounding error.
 
-    A prepared layer takes the tile size whose GEMMs are smallest: ``alpha^2``
-    products over the batch's tiles rounded up to panels of 16 (the narrow
-    panel of the AVX-512 float32 GEMM), so F(2x2) for a single 7x7 image and
-    F(4x4) from 14x14 or a batch of 7x7 images on. A one-off call also pays
+    A prepared layer takes the tile size whose GEMMs are smallest
+    (:func:`_smallest_gemms`), so F(2x2) for a single 7x7 image and F(4x4)
+    from 14x14 or a batch of 7x7 images on. A one-off call also pays
     for transforming the weights, which only the direct kernel avoids, and
     F(2x2)'s transform is the cheaper one.
     """
     if geo.kernel_h != 3:
-        return 0
+        return _large_kernel_tile(geo, prepared)
     pixels = geo.batch * geo.out_h * geo.out_w
     weight_pairs = geo.group_in * geo.group_out
     if (geo.group_in < 8 or (geo.group_in <= 16 and pixels > 1024)
             or pixels * 2048 < weight_pairs):
         return 0
     if prepared:
-        def gemm_size(m: int) -> int:
-            tiles = geo.batch * ceil_div(geo.out_h, m) * ceil_div(geo.out_w, m)
-            return (m + 2) ** 2 * ceil_div(tiles, 16) * 16
-
-        return 2 if gemm_size(2) < gemm_size(4) else 4
+        return _smallest_gemms(geo, (2, 4))
     if pixels <= 196 and weight_pairs >= 128 * 128:
         return 0
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 256 * 256):
         return 2
     return 4
+
+
+def _smallest_gemms(geo: Geometry, tiles: Tuple[int, ...]) -> int:
+    """The tile size among ``tiles`` whose GEMMs are smallest: ``alpha^2``
+    products over the batch's tiles rounded up to panels of 16 (the narrow
+    panel of the AVX-512 float32 GEMM); the first of equals."""
+    def gemm_size(m: int) -> int:
+        count = geo.batch * ceil_div(geo.out_h, m) * ceil_div(geo.out_w, m)
+        return (m + geo.kernel_h - 1) ** 2 * ceil_div(count, 16) * 16
+
+    return min(tiles, key=gemm_size)
+
+
+# One-off 5x5 calls take F(4x4) above this many output pixels (batch
+# included), and prepared 7x7 layers F(2x2) from this many input channels
+# per group (see _large_kernel_tile).
+LARGE_KERNEL_MIN_PIXELS = 1024
+SEVEN_MIN_GROUP_IN = 128
+
+
+def _large_kernel_tile(geo: Geometry, prepared: bool) -> int:
+    """Winograd tile size for ``algorithm="auto"`` on a 5x5 or 7x7 layer, or
+    0 for the FFT-or-direct rule.
+
+    From ``tools/tuning/winograd_large.py --threads 1`` at 2a62801 (times over
+    the direct kernel's, interleaved, best of 9). 5x5, prepared: F(4x4)
+    0.48-0.75 from 14x14 images on ((1,128,128,28) 0.48, (1,64,64,56) 0.55,
+    (1,256,256,14) 0.57, (1,16,32,112) 0.72), where the FFT was 1.2-2.5;
+    (1,512,512,7) F(2x2) 0.64, F(4x4) 1.21: the tile of the smallest GEMMs,
+    as for 3x3. 5x5, one-off: the weight transform (64 points per filter,
+    ~70 ns) is paid per call, so F(4x4) wins on large images only:
+    (1,64,64,56) 0.71, (1,32,32,112) 0.69, (8,64,64,28) 0.65, but 28x28
+    0.93-0.98 and 14x14 ~2. 7x7: F(2x2) (3.1x fewer multiplications, 16
+    transformed values per output) only for prepared layers with many
+    channels: (1,128,128,28) 0.82, (1,256,256,14) 0.86, (1,512,512,7) 0.60,
+    where the FFT was 0.95-5.2; with 64 channels it was 0.82-1.02 and the
+    FFT 0.73 on (8,64,64,28); one-off calls 1.0-1.9. Fewer than 8 input
+    channels per group are left to the direct kernel (its plane kernel for
+    depthwise layers).
+    """
+    if geo.group_in < 8:
+        return 0
+    if geo.kernel_h == 5:
+        if prepared:
+            return _smallest_gemms(geo, (2, 4))
+        return 4 if geo.batch * geo.out_h * geo.out_w > LARGE_KERNEL_MIN_PIXELS else 0
+    return 2 if prepared and geo.group_in >= SEVEN_MIN_GROUP_IN else 0
 
 
 def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
