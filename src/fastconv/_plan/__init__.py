@@ -258,9 +258,9 @@ def _smallest_gemms(geo: Geometry, tiles: Tuple[int, ...]) -> int:
 
 # One-off 5x5 calls take F(4x4) above this many output pixels (batch
 # included), and prepared 7x7 layers F(2x2) from this many input channels
-# per group (see _large_kernel_tile).
-LARGE_KERNEL_MIN_PIXELS = 1024
-SEVEN_MIN_GROUP_IN = 128
+# per group, with AVX-512 and below it (see _large_kernel_tile).
+LARGE_KERNEL_MIN_PIXELS = {"avx512": 1024, "below": 400}
+SEVEN_MIN_GROUP_IN = {"avx512": 128, "below": 64}
 
 
 def _large_kernel_tile(geo: Geometry, prepared: bool) -> int:
@@ -282,14 +282,23 @@ def _large_kernel_tile(geo: Geometry, prepared: bool) -> int:
     FFT 0.73 on (8,64,64,28); one-off calls 1.0-1.9. Fewer than 8 input
     channels per group are left to the direct kernel (its plane kernel for
     depthwise layers).
+
+    Below AVX-512 the direct kernel is slower and Winograd pays sooner
+    (``--threads 1 --repeats 5``, AVX2 / baseline): one-off 5x5 calls on
+    28x28 images F(4x4) 0.71 / 0.46 ((1,96,96,28)), still 1.64 / 1.14 on
+    (1,256,256,14); prepared 7x7 layers with 64 channels F(2x2) 0.61-0.68 /
+    0.42-0.48, the FFT 0.69-0.79 / 0.66-0.68, but with 32 channels on
+    112x112 the FFT 0.58 / 0.51 against 0.79 / 0.55.
     """
     if geo.group_in < 8:
         return 0
+    level = "avx512" if _cpu.active_isa() == "avx512" else "below"
     if geo.kernel_h == 5:
         if prepared:
             return _smallest_gemms(geo, (2, 4))
-        return 4 if geo.batch * geo.out_h * geo.out_w > LARGE_KERNEL_MIN_PIXELS else 0
-    return 2 if prepared and geo.group_in >= SEVEN_MIN_GROUP_IN else 0
+        pixels = geo.batch * geo.out_h * geo.out_w
+        return 4 if pixels > LARGE_KERNEL_MIN_PIXELS[level] else 0
+    return 2 if prepared and geo.group_in >= SEVEN_MIN_GROUP_IN[level] else 0
 
 
 def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
