@@ -239,18 +239,18 @@ def test_large_kernels_match_torch(m, r):
     assert (np.abs(got - want) / scale).max() <= 1e-4
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (2, 5), (4, 5), (2, 7)])
 @pytest.mark.parametrize("pad", [0, 1, 3, (2, 0), (0, 2)], ids=str)
-def test_rows_of_tiles_around_vector_widths(m, pad):
+def test_rows_of_tiles_around_vector_widths(m, r, pad):
     """Runs of tiles in a row are copied 16 tiles (16 * m input columns) at a
     time with masks at the image border and at the end of the run: widths
     just below, at and above one and two such chunks, with padding on either
     side, several images per tile panel and a clipped last tile column."""
-    rng = np.random.default_rng(m * 10 + (pad if isinstance(pad, int) else 5 + pad[1]))
-    for w in (16 * m - 3, 16 * m + 2 - 2 * (pad if isinstance(pad, int) else pad[1]),
+    rng = np.random.default_rng(m * 10 + r + (pad if isinstance(pad, int) else 5 + pad[1]))
+    for w in (16 * m - 3, 16 * m + r - 1 - 2 * (pad if isinstance(pad, int) else pad[1]),
               16 * m + 1, 32 * m + 5):
-        x = rng.standard_normal((2, 3, 6, w)).astype(np.float32)
-        weight = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+        x = rng.standard_normal((2, 3, r + 3, w)).astype(np.float32)
+        weight = rng.standard_normal((5, 3, r, r)).astype(np.float32)
         got = fastconv.conv2d(x, weight, padding=pad, algorithm=f"winograd{m}")
         assert got.shape == conv2d_ref(x, weight, None, 1, pad).shape
         assert _relative_error(got, x, weight, None, pad, 1, m).max() <= 1e-4, w

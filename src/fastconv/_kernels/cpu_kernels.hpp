@@ -179,12 +179,18 @@ static fc_kernel_table fc_kernels_avx512(void)
     t.channel_lanes_f64 = fc_channel_lanes_tile_f64_avx512;
     FC_FILL_PACK_AND_PLANES(t, avx512);
     FC_WINO_FILL(t, f32_avx512, f64_avx512);
-    /* float32 F(2x2, 3x3) and F(4x4, 3x3) move 16 tiles at a time
-     * (winograd_gather.hpp). */
-    t.wino_gather_f32[0] = fc_wino_gather_f32_avx512_runs<2>;
-    t.wino_gather_f32[1] = fc_wino_gather_f32_avx512_runs<4>;
+    /* float32 tiles of m = 2 and 4 move 16 tiles at a time
+     * (winograd_gather.hpp); the order of FC_WINO_ALL_M. */
+    t.wino_gather_f32[0] = fc_wino_gather_f32_avx512_runs<2, 3>;
+    t.wino_gather_f32[1] = fc_wino_gather_f32_avx512_runs<4, 3>;
+    t.wino_gather_f32[3] = fc_wino_gather_f32_avx512_runs<2, 5>;
+    t.wino_gather_f32[4] = fc_wino_gather_f32_avx512_runs<4, 5>;
+    t.wino_gather_f32[5] = fc_wino_gather_f32_avx512_runs<2, 7>;
     t.wino_scatter_f32[0] = fc_wino_scatter_f32_avx512_runs<2>;
     t.wino_scatter_f32[1] = fc_wino_scatter_f32_avx512_runs<4>;
+    t.wino_scatter_f32[3] = fc_wino_scatter_f32_avx512_runs<2>;
+    t.wino_scatter_f32[4] = fc_wino_scatter_f32_avx512_runs<4>;
+    t.wino_scatter_f32[5] = fc_wino_scatter_f32_avx512_runs<2>;
     return t;
 }
 #endif
