@@ -444,15 +444,17 @@ def test_auto_rule_of_a_prepared_layer(shape, want):
 @pytest.mark.parametrize("shape, r, prepared, want, below", [
     # (want with AVX-512, want below it)
     ((1, 64, 64, 56), 5, False, "winograd4", "winograd4"),  # pays the weight transform
-    ((1, 128, 128, 28), 5, False, "direct", "winograd4"),   # 784 pixels: only below AVX-512
-    ((1, 256, 256, 14), 5, False, "not winograd", "not winograd"),
+    ((1, 128, 128, 28), 5, False, "winograd4", "winograd4"),
+    ((1, 256, 256, 14), 5, False, "not winograd", "not winograd"),  # 196 pixels: it does not
     ((8, 64, 64, 28), 5, False, "winograd4", "winograd4"),
     ((1, 128, 128, 28), 5, True, "winograd4", "winograd4"),
     ((1, 512, 512, 7), 5, True, "winograd2", "winograd2"),  # 16 F(2x2) tiles against 4 F(4x4)
     ((1, 4, 4, 56), 5, True, "not winograd", "not winograd"),  # C/groups < 8
     ((1, 128, 128, 28), 7, True, "winograd2", "winograd2"),
-    ((1, 64, 64, 56), 7, True, "not winograd", "winograd2"),
-    ((1, 32, 32, 112), 7, True, "not winograd", "not winograd"),
+    ((1, 64, 64, 56), 7, True, "winograd2", "winograd2"),
+    ((1, 32, 32, 112), 7, True, "winograd2", "not winograd"),
+    ((1, 64, 64, 56), 7, False, "winograd2", "not winograd"),
+    ((1, 128, 128, 28), 7, False, "not winograd", "not winograd"),  # 784 pixels
     ((1, 256, 256, 14), 7, False, "not winograd", "not winograd"),
 ])
 def test_auto_rule_of_large_kernels(shape, r, prepared, want, below):

@@ -256,49 +256,53 @@ def _smallest_gemms(geo: Geometry, tiles: Tuple[int, ...]) -> int:
     return min(tiles, key=gemm_size)
 
 
-# One-off 5x5 calls take F(4x4) above this many output pixels (batch
-# included), and prepared 7x7 layers F(2x2) from this many input channels
-# per group, with AVX-512 and below it (see _large_kernel_tile).
-LARGE_KERNEL_MIN_PIXELS = {"avx512": 1024, "below": 400}
-SEVEN_MIN_GROUP_IN = {"avx512": 128, "below": 64}
+# One-off calls take F(4x4, 5x5) above this many output pixels (batch
+# included), and F(2x2, 7x7) above the second (AVX-512 only); prepared 7x7
+# layers take F(2x2) from this many input channels per group, with AVX-512
+# and below it (see _large_kernel_tile).
+FIVE_MIN_PIXELS = 400
+SEVEN_MIN_PIXELS = 1024
+SEVEN_MIN_GROUP_IN = {"avx512": 32, "below": 64}
 
 
 def _large_kernel_tile(geo: Geometry, prepared: bool) -> int:
     """Winograd tile size for ``algorithm="auto"`` on a 5x5 or 7x7 layer, or
     0 for the FFT-or-direct rule.
 
-    From ``tools/tuning/winograd_large.py --threads 1`` at 2a62801 (times over
-    the direct kernel's, interleaved, best of 9). 5x5, prepared: F(4x4)
-    0.48-0.75 from 14x14 images on ((1,128,128,28) 0.48, (1,64,64,56) 0.55,
-    (1,256,256,14) 0.57, (1,16,32,112) 0.72), where the FFT was 1.2-2.5;
-    (1,512,512,7) F(2x2) 0.64, F(4x4) 1.21: the tile of the smallest GEMMs,
-    as for 3x3. 5x5, one-off: the weight transform (64 points per filter,
-    ~70 ns) is paid per call, so F(4x4) wins on large images only:
-    (1,64,64,56) 0.71, (1,32,32,112) 0.69, (8,64,64,28) 0.65, but 28x28
-    0.93-0.98 and 14x14 ~2. 7x7: F(2x2) (3.1x fewer multiplications, 16
-    transformed values per output) only for prepared layers with many
-    channels: (1,128,128,28) 0.82, (1,256,256,14) 0.86, (1,512,512,7) 0.60,
-    where the FFT was 0.95-5.2; with 64 channels it was 0.82-1.02 and the
-    FFT 0.73 on (8,64,64,28); one-off calls 1.0-1.9. Fewer than 8 input
-    channels per group are left to the direct kernel (its plane kernel for
-    depthwise layers).
+    From ``tools/tuning/winograd_large.py --threads 1`` at 52f52df (times
+    over the direct kernel's, interleaved, best of 9), AVX-512. 5x5,
+    prepared: F(4x4) 0.37-0.67 from 14x14 images on, where the FFT was
+    1.2-2.3; (1,512,512,7) F(2x2) 0.56, F(4x4) 1.09: the tile of the
+    smallest GEMMs, as for 3x3. 5x5, one-off: the weight transform (64
+    points per filter, ~70 ns) is paid per call: F(4x4) 0.46-0.56 on
+    56x56, 112x112 and (8,64,64,28), 0.78-0.84 on 28x28, but about 2 on
+    14x14. 7x7, prepared: F(2x2) 0.60-0.83 with 32 to 512 channels
+    ((1,32,32,112) 0.83, (1,64,64,28) 0.81, (1,128,128,28) 0.64), where the
+    FFT was 0.69-5.3 ((8,64,64,28) 0.69 against F(2x2)'s 0.64). 7x7,
+    one-off: F(2x2) 0.74-0.85 above 1024 pixels ((1,64,64,56),
+    (1,32,32,112), (8,64,64,28); the FFT 1.09-1.58), 1.08-1.72 below.
+    Fewer than 8 input channels per group are left to the direct kernel
+    (its plane kernel for depthwise layers).
 
-    Below AVX-512 the direct kernel is slower and Winograd pays sooner
-    (``--threads 1 --repeats 5``, AVX2 / baseline): one-off 5x5 calls on
-    28x28 images F(4x4) 0.71 / 0.46 ((1,96,96,28)), still 1.64 / 1.14 on
-    (1,256,256,14); prepared 7x7 layers with 64 channels F(2x2) 0.61-0.68 /
-    0.42-0.48, the FFT 0.69-0.79 / 0.66-0.68, but with 32 channels on
-    112x112 the FFT 0.58 / 0.51 against 0.79 / 0.55.
+    Below AVX-512 (``FASTCONV_ISA=avx2`` / ``baseline``, best of 5, at
+    a78fd3f, before the AVX-512 gather of these tiles) the direct kernel is
+    slower: one-off 5x5 calls on 28x28 F(4x4) 0.71 / 0.46, 14x14 1.64 /
+    1.14; prepared 7x7 layers with 64 channels F(2x2) 0.61-0.68 / 0.42-0.48,
+    the FFT 0.69-0.79 / 0.66-0.68, but with 32 channels on 112x112 the FFT
+    0.58 / 0.51 against 0.79 / 0.55, and one-off 7x7 calls there the FFT
+    0.62 / 0.38 against 0.80 / 0.58: those stay with the FFT rule.
     """
     if geo.group_in < 8:
         return 0
-    level = "avx512" if _cpu.active_isa() == "avx512" else "below"
+    avx512 = _cpu.active_isa() == "avx512"
+    pixels = geo.batch * geo.out_h * geo.out_w
     if geo.kernel_h == 5:
         if prepared:
             return _smallest_gemms(geo, (2, 4))
-        pixels = geo.batch * geo.out_h * geo.out_w
-        return 4 if pixels > LARGE_KERNEL_MIN_PIXELS[level] else 0
-    return 2 if prepared and geo.group_in >= SEVEN_MIN_GROUP_IN[level] else 0
+        return 4 if pixels > FIVE_MIN_PIXELS else 0
+    if prepared:
+        return 2 if geo.group_in >= SEVEN_MIN_GROUP_IN["avx512" if avx512 else "below"] else 0
+    return 2 if avx512 and pixels > SEVEN_MIN_PIXELS else 0
 
 
 def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
