@@ -34,16 +34,18 @@ def pack_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("algorithm", ["direct", "winograd2", "winograd4", "winograd6",
-                                       "auto"])
-def test_equals_conv2d_and_packs_once(algorithm, pack_calls, rng):
+@pytest.mark.parametrize("algorithm, r", [
+    ("direct", 3), ("winograd2", 3), ("winograd4", 3), ("winograd6", 3), ("auto", 3),
+    ("winograd2", 5), ("winograd4", 5), ("winograd", 5), ("winograd2", 7), ("winograd", 7),
+])
+def test_equals_conv2d_and_packs_once(algorithm, r, pack_calls, rng):
     x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
-    w = rng.standard_normal((6, 8, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((6, 8, r, r)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
-    layer = fastconv.Conv2d(w, b, padding=1, algorithm=algorithm)
+    layer = fastconv.Conv2d(w, b, padding=r // 2, algorithm=algorithm)
     plan = layer.plan(x.shape)
     chosen = f"winograd{plan.tile}" if plan.tile else plan.algorithm
-    want = fastconv.conv2d(x, w, b, padding=1, algorithm=chosen)
+    want = fastconv.conv2d(x, w, b, padding=r // 2, algorithm=chosen)
     before = dict(pack_calls)
     for _ in range(3):
         np.testing.assert_array_equal(layer(x), want)

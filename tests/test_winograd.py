@@ -1,9 +1,11 @@
-"""Winograd F(2x2), F(4x4), F(6x6) for 3x3 kernels: transforms, accuracy,
-NaN behaviour, algorithm selection and the reusable layer.
+"""Winograd F(2x2), F(4x4), F(6x6) for 3x3 kernels, F(2x2), F(4x4) for 5x5
+and F(2x2) for 7x7: transforms, accuracy, NaN behaviour, algorithm selection
+and the reusable layer.
 
 The transform matrices are re-derived here with exact fractions (Toom-Cook
-over the documented points) and compared with the ones compiled into the
-library, then checked to compute correlation exactly.
+over the documented points, as products of linear factors) and compared with
+the ones compiled into the library, then checked to compute correlation
+exactly.
 """
 
 from fractions import Fraction
@@ -14,15 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv import _plan, _winograd
+from fastconv import _cpu, _plan, _winograd
 from reference import conv2d_ref, tolerance_scale
 
+# The finite interpolation points per alpha = m + r - 1 (infinity is the last).
 POINTS = {
-    2: [0, 1, -1],
-    4: [0, 1, -1, 2, -2],
-    6: [0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)],
+    4: [0, 1, -1],
+    6: [0, 1, -1, 2, -2],
+    8: [0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)],
 }
-TILES = sorted(POINTS)
+TILES = [2, 4, 6]
+#: Every (m, r) of F(m x m, r x r) the library has.
+SIZES = [(2, 3), (4, 3), (6, 3), (2, 5), (4, 5), (2, 7)]
+LARGE = [(m, r) for m, r in SIZES if r > 3]
 
 
 def _poly_times_linear(poly, root):
@@ -34,10 +40,10 @@ def _poly_times_linear(poly, root):
     return out
 
 
-def toom_cook(m, r=3):
-    """Exact (B^T, G, A^T) of F(m, r) over POINTS[m] and infinity."""
-    points = [Fraction(p) for p in POINTS[m]]
+def toom_cook(m, r):
+    """Exact (B^T, G, A^T) of F(m, r) over POINTS[m + r - 1] and infinity."""
     alpha = m + r - 1
+    points = [Fraction(p) for p in POINTS[alpha]]
     at = [[p ** i for p in points] + [Fraction(int(i == m - 1))] for i in range(m)]
     g = []
     for j, p in enumerate(points):
@@ -70,32 +76,32 @@ def _transpose(a):
     return [list(row) for row in zip(*a)]
 
 
-@pytest.mark.parametrize("m", TILES)
-def test_compiled_matrices_match_exact_derivation(m):
-    bt, g, at = toom_cook(m)
-    got_bt, got_g, got_at = _winograd.transform_matrices(m)
+@pytest.mark.parametrize("m, r", SIZES)
+def test_compiled_matrices_match_exact_derivation(m, r):
+    bt, g, at = toom_cook(m, r)
+    got_bt, got_g, got_at = _winograd.transform_matrices(m, r)
     np.testing.assert_array_equal(got_bt, np.array(bt, dtype=float))
     np.testing.assert_array_equal(got_at, np.array(at, dtype=float))
     # G has entries like 1/6: compiled as the nearest double.
     np.testing.assert_allclose(got_g, np.array(g, dtype=float), rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("m", TILES)
-def test_transforms_compute_correlation_exactly(m):
+@pytest.mark.parametrize("m, r", SIZES)
+def test_transforms_compute_correlation_exactly(m, r):
     """Y = A^T [(G g G^T) * (B^T d B)] A is the valid 2-D correlation, in
     exact rational arithmetic, for random integer tiles and filters."""
-    bt, g, at = toom_cook(m)
-    rng = np.random.default_rng(m)
-    alpha = m + 2
+    bt, g, at = toom_cook(m, r)
+    rng = np.random.default_rng(m * 10 + r)
+    alpha = m + r - 1
     d = [[Fraction(int(v)) for v in row] for row in rng.integers(-9, 10, (alpha, alpha))]
-    f = [[Fraction(int(v)) for v in row] for row in rng.integers(-9, 10, (3, 3))]
+    f = [[Fraction(int(v)) for v in row] for row in rng.integers(-9, 10, (r, r))]
     u = _matmul(_matmul(g, f), _transpose(g))
     v = _matmul(_matmul(bt, d), _transpose(bt))
     product = [[u[i][j] * v[i][j] for j in range(alpha)] for i in range(alpha)]
     y = _matmul(_matmul(at, product), _transpose(at))
     for i in range(m):
         for j in range(m):
-            expected = sum(d[i + a][j + b] * f[a][b] for a in range(3) for b in range(3))
+            expected = sum(d[i + a][j + b] * f[a][b] for a in range(r) for b in range(r))
             assert y[i][j] == expected
 
 
@@ -135,34 +141,116 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4", "winograd6"])
+def _grown(padding, r):
+    """A 3x3 shape's padding grown by (r - 3) / 2: the same output size with
+    an r x r kernel."""
+    if isinstance(padding, tuple):
+        return tuple(p + (r - 3) // 2 for p in padding)
+    return padding + (r - 3) // 2
+
+
+@pytest.mark.parametrize("m, r", SIZES)
 @pytest.mark.parametrize("dtype, limit", [(np.float32, 1e-4), (np.float64, 1e-11)])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_accuracy_against_float64(algorithm, dtype, limit, shape):
+def test_accuracy_against_float64(m, r, dtype, limit, shape):
     n, c, k, h, w, padding, groups = shape
-    rng = np.random.default_rng(abs(hash(shape)) % 2**32)
+    padding = _grown(padding, r)
+    rng = np.random.default_rng([abs(hash(shape)) % 2**32, r])
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    weight = rng.standard_normal((k, c // groups, 3, 3)).astype(dtype)
+    weight = rng.standard_normal((k, c // groups, r, r)).astype(dtype)
     bias = rng.standard_normal(k).astype(dtype)
     got = fastconv.conv2d(x, weight, bias, padding=padding, groups=groups,
-                          algorithm=algorithm)
+                          algorithm=f"winograd{m}")
     assert got.dtype == dtype
-    m = int(algorithm[-1])
     assert _relative_error(got, x, weight, bias, padding, groups, m).max() <= limit
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m, r", SIZES)
+def test_error_bound_on_relu_like_data(m, r):
+    """The error measured as in tools/tuning/winograd_accuracy.py and quoted
+    in docs/performance.md: |N(0, 1)| inputs, He-normal weights, over
+    conv(|x|, |w|) element-wise (not per tile), float32 within 1e-4 on a
+    layer of 64 channels."""
+    rng = np.random.default_rng(m * 10 + r)
+    x = np.abs(rng.standard_normal((1, 64, 30, 30)))
+    w = rng.standard_normal((32, 64, r, r)) * np.sqrt(2.0 / (r * r * 64))
+    got = fastconv.conv2d(x.astype(np.float32), w.astype(np.float32), padding=r // 2,
+                          algorithm=f"winograd{m}")
+    exact = conv2d_ref(x, w, None, 1, r // 2)
+    scale = conv2d_ref(x, np.abs(w), None, 1, r // 2)
+    assert (np.abs(got - exact) / scale).max() <= 1e-4
+
+
+@pytest.mark.parametrize("m, r", LARGE)
+@pytest.mark.parametrize("options", [
+    dict(layout="NHWC"), dict(activation="relu"), dict(padding="same", groups=2),
+    dict(padding=1, padding_mode="reflect"), dict(out=True), dict(batch=3, padding="valid"),
+], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_large_kernel_options(m, r, options, rng):
+    """5x5 and 7x7 Winograd with the options the 3x3 tiles take: channels
+    last, fused ReLU, groups, padding modes, out=, batches."""
+    options = dict(options)
+    n = options.pop("batch", 2)
+    groups = options.get("groups", 1)
+    x = rng.standard_normal((n, 6, 17, 20)).astype(np.float32)
+    w = rng.standard_normal((8, 6 // groups, r, r)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    options.setdefault("padding", r // 2)
+    if options.pop("out", False):
+        out = np.full(conv2d_ref(x, w, b, 1, options["padding"], 1, groups).shape, np.nan,
+                      np.float32)
+        options["out"] = out
+    given_x = x.transpose(0, 2, 3, 1) if options.get("layout") == "NHWC" else x
+    got = fastconv.conv2d(given_x, w, b, algorithm=f"winograd{m}", **options)
+    if "out" in options:
+        assert got is options["out"]
+    if options.get("layout") == "NHWC":
+        got = got.transpose(0, 3, 1, 2)
+    padding = options["padding"]
+    if options.get("padding_mode") == "reflect":
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)),
+                   mode="reflect")
+        padding = 0
+    want = conv2d_ref(x, w, b, 1, padding, 1, groups)
+    if options.get("activation") == "relu":
+        assert (got >= 0).all()
+        got = np.where(want > 0, got, want)  # clipping only moves towards the reference
+    assert got.shape == want.shape
+    scale = tile_scale(tolerance_scale(x, w, b, 1, padding, 1, groups), m)
+    assert (np.abs(got - want) / scale).max() <= 1e-4
+
+
+@pytest.mark.parametrize("m, r", LARGE)
+def test_large_kernels_match_torch(m, r):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(r)
+    x = rng.standard_normal((2, 16, 23, 29)).astype(np.float32)
+    w = rng.standard_normal((12, 8, r, r)).astype(np.float32)
+    b = rng.standard_normal(12).astype(np.float32)
+    got = fastconv.conv2d(x, w, b, padding=(r // 2, r // 2 + 1), groups=2,
+                          algorithm=f"winograd{m}")
+    with torch.no_grad():
+        want = torch.nn.functional.conv2d(torch.from_numpy(x).double(),
+                                          torch.from_numpy(w).double(),
+                                          torch.from_numpy(b).double(),
+                                          padding=(r // 2, r // 2 + 1), groups=2).numpy()
+    scale = tile_scale(tolerance_scale(x, w, b, 1, (r // 2, r // 2 + 1), 1, 2), m)
+    assert got.shape == want.shape
+    assert (np.abs(got - want) / scale).max() <= 1e-4
+
+
+@pytest.mark.parametrize("m, r", [(2, 3), (4, 3), (2, 5), (4, 5), (2, 7)])
 @pytest.mark.parametrize("pad", [0, 1, 3, (2, 0), (0, 2)], ids=str)
-def test_rows_of_tiles_around_vector_widths(m, pad):
+def test_rows_of_tiles_around_vector_widths(m, r, pad):
     """Runs of tiles in a row are copied 16 tiles (16 * m input columns) at a
     time with masks at the image border and at the end of the run: widths
     just below, at and above one and two such chunks, with padding on either
     side, several images per tile panel and a clipped last tile column."""
-    rng = np.random.default_rng(m * 10 + (pad if isinstance(pad, int) else 5 + pad[1]))
-    for w in (16 * m - 3, 16 * m + 2 - 2 * (pad if isinstance(pad, int) else pad[1]),
+    rng = np.random.default_rng(m * 10 + r + (pad if isinstance(pad, int) else 5 + pad[1]))
+    for w in (16 * m - 3, 16 * m + r - 1 - 2 * (pad if isinstance(pad, int) else pad[1]),
               16 * m + 1, 32 * m + 5):
-        x = rng.standard_normal((2, 3, 6, w)).astype(np.float32)
-        weight = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+        x = rng.standard_normal((2, 3, r + 3, w)).astype(np.float32)
+        weight = rng.standard_normal((5, 3, r, r)).astype(np.float32)
         got = fastconv.conv2d(x, weight, padding=pad, algorithm=f"winograd{m}")
         assert got.shape == conv2d_ref(x, weight, None, 1, pad).shape
         assert _relative_error(got, x, weight, None, pad, 1, m).max() <= 1e-4, w
@@ -188,16 +276,16 @@ def test_narrow_and_full_tile_panels(panel_width, narrow, dtype):
     tiles (where narrow panels save lanes), of several panels, with groups."""
     panel_width(narrow)
     rng = np.random.default_rng(11)
-    for m in TILES:
+    for m, r in SIZES:
         for n, c, k, h, groups in [(1, 24, 30, 7, 1), (1, 16, 16, 14, 2), (3, 12, 40, 9, 1),
                                    (2, 8, 8, 29, 1)]:
             x = rng.standard_normal((n, c, h, h)).astype(dtype)
-            w = rng.standard_normal((k, c // groups, 3, 3)).astype(dtype)
+            w = rng.standard_normal((k, c // groups, r, r)).astype(dtype)
             b = rng.standard_normal(k).astype(dtype)
-            got = fastconv.conv2d(x, w, b, padding=1, groups=groups,
+            got = fastconv.conv2d(x, w, b, padding=r // 2, groups=groups,
                                   algorithm=f"winograd{m}", num_threads=2)
             limit = 1e-4 if dtype == np.float32 else 1e-11
-            assert _relative_error(got, x, w, b, 1, groups, m).max() <= limit, (m, n, h)
+            assert _relative_error(got, x, w, b, r // 2, groups, m).max() <= limit, (m, n, h)
 
 
 def test_narrow_panels_are_chosen_for_few_tiles(panel_width):
@@ -212,25 +300,27 @@ def test_narrow_panels_are_chosen_for_few_tiles(panel_width):
     assert scratch() < full
 
 
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(
-    m=st.sampled_from(TILES),
+    size=st.sampled_from(SIZES),
     n=st.integers(0, 2), c=st.integers(1, 9), k=st.integers(1, 9),
     h=st.integers(1, 19), w=st.integers(1, 19),
     pad=st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(0, 3)),
                   st.just("same"), st.just("valid")),
     unbatched=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
 )
-def test_winograd_property(m, n, c, k, h, w, pad, unbatched, dtype):
-    padded = (h + 2 * (pad if isinstance(pad, int) else 1 if pad == "same" else 0)
+def test_winograd_property(size, n, c, k, h, w, pad, unbatched, dtype):
+    m, r = size
+    same = r // 2 if pad == "same" else 0
+    padded = (h + 2 * (pad if isinstance(pad, int) else same)
               if not isinstance(pad, tuple) else h + 2 * pad[0])
-    padded_w = (w + 2 * (pad if isinstance(pad, int) else 1 if pad == "same" else 0)
+    padded_w = (w + 2 * (pad if isinstance(pad, int) else same)
                 if not isinstance(pad, tuple) else w + 2 * pad[1])
-    if padded < 3 or padded_w < 3:
+    if padded < r or padded_w < r:
         return
     rng = np.random.default_rng(n * 1000 + c * 100 + k * 10 + h + w)
     x = rng.standard_normal((c, h, w) if unbatched else (n, c, h, w)).astype(dtype)
-    weight = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+    weight = rng.standard_normal((k, c, r, r)).astype(dtype)
     got = fastconv.conv2d(x, weight, padding=pad, algorithm=f"winograd{m}")
     want = conv2d_ref(x, weight, None, 1, pad)
     assert got.shape == want.shape
@@ -239,37 +329,73 @@ def test_winograd_property(m, n, c, k, h, w, pad, unbatched, dtype):
         assert _relative_error(got, x, weight, None, pad, 1, m).max() <= limit
 
 
-@pytest.mark.parametrize("m", TILES)
-def test_nan_and_inf_are_never_dropped(m):
+@pytest.mark.parametrize("m, r", SIZES)
+def test_nan_and_inf_are_never_dropped(m, r):
     """A NaN/Inf input spreads to the outputs of its Winograd tile(s): the
-    result is never all-finite, and the outputs that read it are NaN/Inf."""
+    result is never all-finite, and the outputs that read it are NaN/Inf,
+    wherever it lies in the tile and the filter window."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((1, 4, 17, 17)).astype(np.float32)
-    w = rng.standard_normal((3, 4, 3, 3)).astype(np.float32)
-    for bad in (np.nan, np.inf):
-        xb = x.copy()
-        xb[0, 2, 8, 9] = bad
-        got = fastconv.conv2d(xb, w, padding=1, algorithm=f"winograd{m}")
-        assert not np.isfinite(got).all()
-        # Every output whose 3x3 window contains the bad pixel is non-finite.
-        assert not np.isfinite(got[:, :, 7:10, 8:11]).any()
+    w = rng.standard_normal((3, 4, r, r)).astype(np.float32)
+    half = r // 2
+    for bad in (np.nan, np.inf, -np.inf):
+        for row, col in [(8, 9), (0, 0), (16, 5), (7, 16)]:
+            xb = x.copy()
+            xb[0, 2, row, col] = bad
+            got = fastconv.conv2d(xb, w, padding=half, algorithm=f"winograd{m}")
+            assert not np.isfinite(got).all()
+            # Every output whose r x r window contains the bad pixel is non-finite.
+            window = got[:, :, max(row - half, 0):row + half + 1,
+                         max(col - half, 0):col + half + 1]
+            assert not np.isfinite(window).any(), (bad, row, col)
 
 
 def test_auto_and_winograd_reject_what_they_cannot_do():
     x = np.ones((1, 2, 8, 8), np.float32)
-    for kwargs, weight_shape in [({"stride": 2}, (2, 2, 3, 3)),
-                                 ({"dilation": 2}, (2, 2, 3, 3)),
-                                 ({}, (2, 2, 5, 5))]:
+    for kwargs, weight_shape, algorithm in [
+            ({"stride": 2}, (2, 2, 3, 3), "winograd4"),
+            ({"dilation": 2}, (2, 2, 3, 3), "winograd4"),
+            ({"stride": 2}, (2, 2, 5, 5), "winograd"),
+            ({}, (2, 2, 4, 4), "winograd"),
+            ({}, (2, 2, 3, 5), "winograd2"),
+            ({}, (2, 2, 1, 7), "winograd2"),
+            ({}, (2, 2, 5, 5), "winograd6"),
+            ({}, (2, 2, 7, 7), "winograd4")]:
         with pytest.raises(ValueError, match="algorithm"):
-            fastconv.conv2d(x, np.ones(weight_shape, np.float32), algorithm="winograd4",
+            fastconv.conv2d(x, np.ones(weight_shape, np.float32), algorithm=algorithm,
                             **kwargs)
-        # "auto" quietly uses the direct kernel for them.
+        with pytest.raises(ValueError, match="algorithm"):
+            fastconv.Conv2d(np.ones(weight_shape, np.float32), algorithm=algorithm, **kwargs)
+        # "auto" quietly uses another algorithm for them.
         fastconv.conv2d(x, np.ones(weight_shape, np.float32), algorithm="auto", **kwargs)
     with pytest.raises(ValueError, match="algorithm"):
         fastconv.conv2d(np.ones((1, 2, 8, 8), int), np.ones((2, 2, 3, 3), int),
                         algorithm="winograd")
     with pytest.raises(ValueError, match="algorithm"):
         fastconv.conv2d(x, np.ones((2, 2, 3, 3)), algorithm="winograd5")
+
+
+def test_private_entry_points_check_the_sizes():
+    """The compiled module takes only the (m, r) it has kernels for."""
+    for m, r in [(6, 5), (4, 7), (2, 9), (3, 3)]:
+        with pytest.raises(ValueError, match="tile size and filter size"):
+            _winograd.transform_matrices(m, r)
+        with pytest.raises(ValueError, match="tile size and filter size"):
+            _winograd.pack_weights(np.zeros((2, 2, r, r), np.float32), 1, m, 1)
+    with pytest.raises(ValueError, match="square"):
+        _winograd.pack_weights(np.zeros((2, 2, 5, 3), np.float32), 1, 2, 1)
+
+
+@pytest.mark.parametrize("r", [3, 5, 7])
+def test_winograd_picks_a_tile_the_kernel_has(r):
+    """``algorithm="winograd"`` takes "auto"'s tile where "auto" runs
+    Winograd, else F(4x4) for 3x3 and 5x5 kernels and F(2x2) for 7x7."""
+    for n, c, k, h in [(1, 4, 4, 40), (1, 64, 64, 56), (1, 256, 256, 7), (8, 32, 32, 28)]:
+        shapes = ((n, c, h, h), (k, c, r, r))
+        forced = fastconv.plan(*shapes, padding=r // 2, algorithm="winograd")
+        auto = fastconv.plan(*shapes, padding=r // 2)
+        want = auto.tile if auto.algorithm == "winograd" else {3: 4, 5: 4, 7: 2}[r]
+        assert (forced.algorithm, forced.tile) == ("winograd", want)
 
 
 def test_integer_auto_stays_exact():
@@ -280,18 +406,20 @@ def test_integer_auto_stays_exact():
     np.testing.assert_array_equal(got, conv2d_ref(x, w, None, 1, 1, dtype=np.int64))
 
 
-@pytest.mark.parametrize("algorithm", ["auto", "direct", "winograd2", "winograd4",
-                                       "winograd6"])
-def test_thread_count_does_not_change_results(algorithm):
+@pytest.mark.parametrize("algorithm, r", [("auto", 3), ("direct", 3), ("winograd2", 3),
+                                          ("winograd4", 3), ("winograd6", 3),
+                                          ("winograd2", 5), ("winograd4", 5),
+                                          ("winograd2", 7)])
+def test_thread_count_does_not_change_results(algorithm, r):
     """Also where the work items split unevenly between the threads (196
     F(4x4) tiles in 7 panels), which Winograd shares out cooperatively."""
     rng = np.random.default_rng(3)
     for n, c, k, h in [(2, 48, 40, 30), (1, 24, 40, 56)]:
         x = rng.standard_normal((n, c, h, h)).astype(np.float32)
-        w = rng.standard_normal((k, c, 3, 3)).astype(np.float32)
-        one = fastconv.conv2d(x, w, padding=1, algorithm=algorithm, num_threads=1)
+        w = rng.standard_normal((k, c, r, r)).astype(np.float32)
+        one = fastconv.conv2d(x, w, padding=r // 2, algorithm=algorithm, num_threads=1)
         for threads in (2, 3):
-            many = fastconv.conv2d(x, w, padding=1, algorithm=algorithm,
+            many = fastconv.conv2d(x, w, padding=r // 2, algorithm=algorithm,
                                    num_threads=threads)
             np.testing.assert_array_equal(one, many)
 
@@ -313,6 +441,38 @@ def test_auto_rule_of_a_prepared_layer(shape, want):
     assert (f"winograd{plan.tile}" if plan.tile else plan.algorithm) == want
 
 
+@pytest.mark.parametrize("shape, r, prepared, want, below", [
+    # (want with AVX-512, want below it)
+    ((1, 64, 64, 56), 5, False, "winograd4", "winograd4"),  # pays the weight transform
+    ((1, 128, 128, 28), 5, False, "winograd4", "winograd4"),
+    ((1, 256, 256, 14), 5, False, "not winograd", "not winograd"),  # 196 pixels: it does not
+    ((8, 64, 64, 28), 5, False, "winograd4", "winograd4"),
+    ((1, 128, 128, 28), 5, True, "winograd4", "winograd4"),
+    ((1, 512, 512, 7), 5, True, "winograd2", "winograd2"),  # 16 F(2x2) tiles against 4 F(4x4)
+    ((1, 4, 4, 56), 5, True, "not winograd", "not winograd"),  # C/groups < 8
+    ((1, 128, 128, 28), 7, True, "winograd2", "winograd2"),
+    ((1, 64, 64, 56), 7, True, "winograd2", "winograd2"),
+    ((1, 32, 32, 112), 7, True, "winograd2", "not winograd"),
+    ((1, 64, 64, 56), 7, False, "winograd2", "not winograd"),
+    ((1, 128, 128, 28), 7, False, "not winograd", "not winograd"),  # 784 pixels
+    ((1, 256, 256, 14), 7, False, "not winograd", "not winograd"),
+])
+def test_auto_rule_of_large_kernels(shape, r, prepared, want, below):
+    """The documented choices of algorithm="auto" for 5x5 and 7x7 layers at
+    the ISA level in use, the same at 1 and 2 threads."""
+    if _cpu.active_isa() != "avx512":
+        want = below
+    n, c, k, h = shape
+    for threads in (1, 2):
+        plan = fastconv.plan((n, c, h, h), (k, c, r, r), padding=r // 2, prepared=prepared,
+                             num_threads=threads)
+        chosen = f"winograd{plan.tile}" if plan.tile else plan.algorithm
+        if want == "not winograd":
+            assert plan.algorithm != "winograd"
+        else:
+            assert chosen == want
+
+
 def test_workspace_of_empty_and_invalid_shapes():
     """Nothing to compute needs no scratch (these used to divide by zero in
     the planner and kill the process); nonsense sizes are a ValueError."""
@@ -328,7 +488,7 @@ def test_workspace_of_empty_and_invalid_shapes():
     packed = _winograd.pack_weights(np.zeros((3, 4, 3, 3), np.float32), 1, 4, 1)
     # Nothing to compute: an empty plan's threads (0) and blocking ({}) do.
     _winograd.conv2d_winograd(x, packed, np.zeros(3, np.float32),
-                              np.empty((1, 3, 0, 3), np.float32), 4, 1, 1, 1, 0, {})
+                              np.empty((1, 3, 0, 3), np.float32), 4, 3, 1, 1, 1, 0, {})
 
 
 @pytest.mark.parametrize("path_threads", [1, 2], ids=["tiles", "cooperative"])
@@ -348,7 +508,7 @@ def test_driver_executes_the_plan_and_rejects_a_blocking_that_does_not_fit(path_
 
     def run(threads=plan.threads, **changes):
         out = np.full((1, 64, 12, 12), np.nan, np.float32)
-        _winograd.conv2d_winograd(x, packed, bias, out, 4, 1, 1, 1, threads,
+        _winograd.conv2d_winograd(x, packed, bias, out, 4, 3, 1, 1, 1, threads,
                                   {**plan.blocking, **changes})
         return out
 
@@ -371,32 +531,32 @@ def test_driver_executes_the_plan_and_rejects_a_blocking_that_does_not_fit(path_
     with pytest.raises((TypeError, ValueError)):
         run(nr=None)
     with pytest.raises((TypeError, ValueError)):
-        _winograd.conv2d_winograd(x, packed, bias, np.empty_like(want), 4, 1, 1, 1, 1,
+        _winograd.conv2d_winograd(x, packed, bias, np.empty_like(want), 4, 3, 1, 1, 1, 1,
                                   {"nr": blocking["nr"]})
 
 
 @pytest.mark.parametrize("shape, threads", [((1, 64, 56, 56), 1), ((1, 64, 56, 56), 2),
                                             ((1, 256, 14, 14), 2), ((8, 32, 28, 28), 2),
                                             ((2, 24, 9, 9), 2)], ids=str)
-@pytest.mark.parametrize("m", TILES)
-def test_driver_scratch_is_exactly_the_plans(shape, threads, m):
+@pytest.mark.parametrize("m, r", SIZES)
+def test_driver_scratch_is_exactly_the_plans(shape, threads, m, r):
     """The scratch the driver asks for is the plan's workspace to the byte:
     per thread 64 bytes of thread state and the 64-byte aligned parts; in
     the cooperative mode the calling thread also holds the shared V."""
     n, c, h, w = shape
     x = np.ones(shape, np.float32)
-    weight = np.ones((c, c, 3, 3), np.float32)
-    plan = fastconv.plan(shape, weight.shape, padding=1, algorithm=f"winograd{m}",
+    weight = np.ones((c, c, r, r), np.float32)
+    plan = fastconv.plan(shape, weight.shape, padding=r // 2, algorithm=f"winograd{m}",
                          num_threads=threads, prepared=True)
     packed = _winograd.pack_weights(weight, 1, m, 1)
     _winograd.scratch_peak_bytes(True)
-    _winograd.conv2d_winograd(x, packed, np.zeros(c, np.float32), np.empty_like(x), m, 1, 1,
-                              1, plan.threads, plan.blocking)
+    _winograd.conv2d_winograd(x, packed, np.zeros(c, np.float32), np.empty_like(x), m, r,
+                              r // 2, r // 2, 1, plan.threads, plan.blocking)
     busiest = _winograd.scratch_peak_bytes(True)
     blocking = plan.blocking
     shared = 0
     if blocking["cooperative"]:
-        shared = (m + 2) ** 2 * blocking["cb"] * blocking["panels"] * blocking["nr"] * 4
+        shared = (m + r - 1) ** 2 * blocking["cb"] * blocking["panels"] * blocking["nr"] * 4
     assert plan.workspace_bytes == shared + plan.threads * (busiest - shared)
 
 
@@ -409,7 +569,7 @@ def test_packed_weights_are_the_exact_transform_rounded_once(m, dtype, k, c, gro
     dtype, laid out [group][xi][K_pad / MR][C/groups][MR] with zero rows
     past K/groups: partial panels, channel blocks that do not fill a
     vector, and groups."""
-    bt, g, at = toom_cook(m)
+    bt, g, at = toom_cook(m, 3)
     g64 = np.array([[float(v) for v in row] for row in g])
     alpha = m + 2
     rng = np.random.default_rng(k * 100 + c)

@@ -108,19 +108,34 @@ def _conv_params(stride: Any, dilation: Any, groups: Any
     return stride, dilation, groups
 
 
+#: Winograd's output tile sizes m per square kernel size r, F(m x m, r x r):
+#: what ``algorithm="winograd<m>"`` accepts and fastconv._winograd compiles.
+WINOGRAD_TILE_SIZES = {3: (2, 4, 6), 5: (2, 4), 7: (2,)}
+
+
 def _check_algorithm(algorithm: str, kernel_size: Tuple[int, int], stride: Tuple[int, int],
                      dilation: Tuple[int, int]) -> None:
     """A ValueError for an algorithm that cannot do this kernel: Winograd
-    needs 3x3, stride 1 and dilation 1; the FFT stride 1."""
+    needs a square kernel of a size it has tiles for (the tile of
+    ``"winograd<m>"`` among them), stride 1 and dilation 1; the FFT stride 1."""
     if algorithm == "fft" and stride != (1, 1):
         raise ValueError(
             f"algorithm='fft' needs stride 1; got stride {stride} (use algorithm='direct' "
             "or 'auto')")
-    if algorithm.startswith("winograd") and not (
-            kernel_size == (3, 3) and stride == (1, 1) and dilation == (1, 1)):
+    if not algorithm.startswith("winograd"):
+        return
+    sizes = WINOGRAD_TILE_SIZES.get(kernel_size[0], ()) if (
+        kernel_size[0] == kernel_size[1]) else ()
+    tile = algorithm[len("winograd"):]
+    if not sizes or (tile and int(tile) not in sizes) or stride != (1, 1) or (
+            dilation != (1, 1)):
+        supported = "; ".join(
+            f"{r}x{r} with " + ", ".join(f"'winograd{m}'" for m in tiles)
+            for r, tiles in WINOGRAD_TILE_SIZES.items())
         raise ValueError(
-            f"algorithm={algorithm!r} needs a 3x3 kernel, stride 1 and dilation 1; "
-            f"got kernel {kernel_size}, stride {stride}, dilation {dilation}")
+            f"algorithm={algorithm!r} needs stride 1, dilation 1 and a kernel it has "
+            f"tiles for ({supported}, each also with 'winograd'); got kernel "
+            f"{kernel_size}, stride {stride}, dilation {dilation}")
 
 
 def _padding(padding: Any, strides: Tuple[int, int], total_same: Tuple[int, int]

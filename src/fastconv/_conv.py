@@ -76,10 +76,11 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     groups : int, default=1
         Number of blocked connections; must divide ``C`` and ``K``.
     algorithm : str, default="auto"
-        ``"direct"``; ``"winograd"`` (Winograd minimal filtering, 3x3 kernels
-        with stride 1 and dilation 1 only, float dtypes, tile size chosen by
-        shape) or ``"winograd2"``, ``"winograd4"``, ``"winograd6"`` for output
-        tiles F(2x2), F(4x4), F(6x6); ``"fft"`` (overlap-save FFT convolution,
+        ``"direct"``; ``"winograd"`` (Winograd minimal filtering, 3x3, 5x5
+        and 7x7 kernels with stride 1 and dilation 1 only, float dtypes, tile
+        size chosen by shape) or ``"winograd2"``, ``"winograd4"``,
+        ``"winograd6"`` for output tiles F(2x2), F(4x4), F(6x6) (3x3 kernels:
+        all three; 5x5: F(2x2) and F(4x4); 7x7: F(2x2)); ``"fft"`` (overlap-save FFT convolution,
         stride 1, float dtypes; SciPy's FFTs when SciPy is installed, else
         NumPy's; error within ``2 * eps * max(1, log2(window points)) *
         max(conv(|x|, |w|))``); ``"auto"`` picks the fastest for the shape
@@ -235,7 +236,7 @@ def plan(input_shape: Sequence[int], weight_shape: Sequence[int], *, stride: Int
         ``path`` ("planes", "rows", "packed", "shared_columns",
         "channel_lanes", "winograd_tiles", "winograd_cooperative", or
         "fft_scipy" / "fft_numpy": the FFT library that runs), ``tile``
-        (Winograd's m of F(m x m, 3 x 3), else None), ``threads``,
+        (Winograd's m of F(m x m, r x r), else None), ``threads``,
         ``workspace_bytes`` (the kernel's scratch for all its threads, plus
         the packed weights unless ``prepared``) and ``blocking`` (how the
         path cuts the work; the FFT's window and tile sizes).

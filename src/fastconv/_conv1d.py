@@ -58,7 +58,7 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     algorithm : {"auto", "direct", "fft"}, default="auto"
         ``"fft"`` (stride 1, float dtypes) as for :func:`fastconv.conv2d`;
         ``"auto"`` runs it for long kernels where its cost model expects it
-        faster, the direct kernel otherwise (the Winograd kernels need 3x3
+        faster, the direct kernel otherwise (the Winograd kernels need square
         kernels).
     num_threads : int, optional
         As for :func:`fastconv.conv2d`.
@@ -104,7 +104,7 @@ def conv1d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     if algorithm not in ("auto", "direct", "fft"):
         raise ValueError(
             "algorithm for conv1d must be 'auto', 'direct' or 'fft' (the Winograd "
-            f"kernels need 3x3 kernels); got {algorithm!r}")
+            f"kernels need square kernels); got {algorithm!r}")
     layout = _choice(layout, LAYOUTS_1D, "layout")
     x = _as_array(input, "input")
     w = _as_array(weight, "weight")

@@ -92,9 +92,9 @@ def execute(plan: Plan, spec: ConvSpec, geo: Geometry, x: NDArray[Any],
                *spec.dilation, spec.groups, plan.threads, plan.blocking, relu)
     else:
         packed, bias = spec.packed.get("winograd", plan.tile, dtype, plan.threads)
-        finite = _winograd.conv2d_winograd(x, packed, bias, target, plan.tile, pad_top,
-                                           pad_left, spec.groups, plan.threads,
-                                           plan.blocking, relu)
+        finite = _winograd.conv2d_winograd(x, packed, bias, target, plan.tile,
+                                           spec.kernel_size[0], pad_top, pad_left,
+                                           spec.groups, plan.threads, plan.blocking, relu)
         if not finite and spec.algorithm == "auto":
             # The transforms scale values up, so they can overflow where the
             # direct sum is finite (float32 data near 1e37), and "auto" must

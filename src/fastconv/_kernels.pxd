@@ -48,7 +48,7 @@ cdef extern from "rows.hpp" nogil:
 
 
 cdef extern from "winograd_transforms.hpp" nogil:
-    int fc_wino_matrix(int m, int which, double *dst)
+    int fc_wino_matrix(int m, int r, int which, double *dst)
 
 
 # The entry points of the per-level kernels (through the one table).
@@ -127,28 +127,29 @@ cdef extern from "cpu_dispatch.hpp" nogil:
                        int64_t bias, int64_t *out, Py_ssize_t row0, Py_ssize_t row1,
                        int64_t *padded, int borders_ready)
 
-    # Winograd (winograd_transforms.hpp, winograd_gather.hpp), for tile size m.
-    void fc_wino_pack_panel_m(int m, const float *weight, Py_ssize_t out_channels,
+    # Winograd (winograd_transforms.hpp, winograd_gather.hpp), for tile size m
+    # and filter size r.
+    void fc_wino_pack_panel_m(int m, int r, const float *weight, Py_ssize_t out_channels,
                               Py_ssize_t channels, int mr, Py_ssize_t panel,
                               float *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_pack_panel_m(int m, const double *weight, Py_ssize_t out_channels,
+    void fc_wino_pack_panel_m(int m, int r, const double *weight, Py_ssize_t out_channels,
                               Py_ssize_t channels, int mr, Py_ssize_t panel,
                               double *u_packed, Py_ssize_t xi_stride)
-    void fc_wino_gather_m(int m, const fc_geometry *g, const float *channel,
+    void fc_wino_gather_m(int m, int r, const fc_geometry *g, const float *channel,
                           Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
                           Py_ssize_t lane0, Py_ssize_t nr, float *scratch)
-    void fc_wino_gather_m(int m, const fc_geometry *g, const double *channel,
+    void fc_wino_gather_m(int m, int r, const fc_geometry *g, const double *channel,
                           Py_ssize_t tiles_w, Py_ssize_t tile0, Py_ssize_t n_tiles,
                           Py_ssize_t lane0, Py_ssize_t nr, double *scratch)
-    void fc_wino_scatter_m(int m, const fc_geometry *g, const float *y, float *out_channel,
+    void fc_wino_scatter_m(int m, int r, const fc_geometry *g, const float *y, float *out_channel,
                            Py_ssize_t tiles_w, Py_ssize_t tile0,
                            Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_scatter_m(int m, const fc_geometry *g, const double *y, double *out_channel,
+    void fc_wino_scatter_m(int m, int r, const fc_geometry *g, const double *y, double *out_channel,
                            Py_ssize_t tiles_w, Py_ssize_t tile0,
                            Py_ssize_t n_tiles, Py_ssize_t lane0, Py_ssize_t nr)
-    void fc_wino_input(int m, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
-    void fc_wino_input(int m, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)
-    int fc_wino_output(int m, const float *m_k, Py_ssize_t xi_stride, float bias,
+    void fc_wino_input(int m, int r, Py_ssize_t nr, float *scratch, float *v, Py_ssize_t xi_stride)
+    void fc_wino_input(int m, int r, Py_ssize_t nr, double *scratch, double *v, Py_ssize_t xi_stride)
+    int fc_wino_output(int m, int r, const float *m_k, Py_ssize_t xi_stride, float bias,
                        Py_ssize_t nr, float *scratch, int relu)
-    int fc_wino_output(int m, const double *m_k, Py_ssize_t xi_stride, double bias,
+    int fc_wino_output(int m, int r, const double *m_k, Py_ssize_t xi_stride, double bias,
                        Py_ssize_t nr, double *scratch, int relu)

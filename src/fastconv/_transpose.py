@@ -16,8 +16,8 @@ a multiple of ``s`` and ``d = 1``: U-Net's k2 s2 and k4 s2 p1) run as one
 conv2d call with their sub-kernels stacked as output channels (one larger
 GEMM), and the result is copied into its strided place in the output. At
 stride 1 there is one phase: a conv2d with the weight transposed per group
-and flipped, written straight into the result (Winograd for 3x3 kernels, as
-the planner decides). Padding larger than the kernel's reach (negative
+and flipped, written straight into the result (Winograd for 3x3, 5x5 and
+7x7 kernels, as the planner decides). Padding larger than the kernel's reach (negative
 padding of that conv2d) crops the input.
 """
 
@@ -433,8 +433,8 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
         Must divide ``C_in``; ``C_out = weight.shape[1] * groups``.
     dilation : int or tuple of 2 ints, default=1
     algorithm : str, default="auto"
-        As for :func:`fastconv.conv2d`; ``"winograd*"`` needs a 3x3 kernel,
-        stride 1 and dilation 1.
+        As for :func:`fastconv.conv2d`; ``"winograd*"`` needs a kernel
+        Winograd has tiles for (3x3, 5x5, 7x7), stride 1 and dilation 1.
     num_threads, out, layout
         As for :func:`fastconv.conv2d`.
 
@@ -459,7 +459,8 @@ def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLi
     column), each a stride-1 convolution of the input with a sub-kernel;
     phases reading the same input offsets are one conv2d call with their
     sub-kernels stacked as output channels. At stride 1 it is one conv2d
-    with the weight transposed and flipped (Winograd for 3x3 kernels).
+    with the weight transposed and flipped (Winograd for 3x3, 5x5 and
+    7x7 kernels).
 
     Examples
     --------

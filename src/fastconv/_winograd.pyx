@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False, nonecheck=False
-"""Winograd F(m x m, 3 x 3) convolution for stride 1, dilation 1 (private).
+"""Winograd F(m x m, r x r) convolution for stride 1, dilation 1 (private).
 
 The driver executes a plan (``fastconv._plan.winograd`` decides the
 blocking and the threads; nothing is decided here). In the tiles mode a
@@ -43,7 +43,16 @@ import numpy as np
 fc_use_kernel_table(kernel_table())
 
 
-TILE_SIZES = (2, 4, 6)
+# The output tile sizes m compiled in per filter size r (the order of
+# FC_WINO_ALL_M in _kernels/cpu_kernels.hpp).
+from ._checks import WINOGRAD_TILE_SIZES as TILE_SIZES
+
+
+def _check_sizes(int m, int r):
+    if m not in TILE_SIZES.get(r, ()):
+        raise ValueError(f"tile size and filter size must be one of "
+                         f"{[(t, k) for k in TILE_SIZES for t in TILE_SIZES[k]]}; "
+                         f"got {(m, r)}")
 
 
 def scratch_peak_bytes(bint reset=False):
@@ -53,18 +62,17 @@ def scratch_peak_bytes(bint reset=False):
     return fc_scratch_peak_bytes(reset)
 
 
-def transform_matrices(int m):
-    """``(B^T, G, A^T)`` of F(m x m, 3 x 3) as float64 arrays (for tests)."""
-    if m not in TILE_SIZES:
-        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
-    alpha = m + 2
+def transform_matrices(int m, int r):
+    """``(B^T, G, A^T)`` of F(m x m, r x r) as float64 arrays (for tests)."""
+    _check_sizes(m, r)
+    alpha = m + r - 1
     bt = np.empty((alpha, alpha))
-    g = np.empty((alpha, 3))
+    g = np.empty((alpha, r))
     at = np.empty((m, alpha))
     cdef double[:, ::1] view
     for which, array in enumerate((bt, g, at)):
         view = array
-        fc_wino_matrix(m, which, &view[0, 0])
+        fc_wino_matrix(m, r, which, &view[0, 0])
     return bt, g, at
 
 
@@ -79,10 +87,11 @@ def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
 
     Parameters
     ----------
-    weight : ndarray of shape (K, C // groups, 3, 3)
+    weight : ndarray of shape (K, C // groups, r, r)
+        ``r`` is 3, 5 or 7.
     groups : int
-    m : {2, 4, 6}
-        Output tile size.
+    m : int
+        Output tile size: 2, 4 or 6 for r = 3, 2 or 4 for r = 5, 2 for r = 7.
     num_threads : int
         <= 0 means the OpenMP default.
 
@@ -93,14 +102,17 @@ def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
         with ``K_pad`` = K/groups rounded up to MR (zero rows past K/groups).
         Computed in float64, rounded once to the weight dtype.
     """
-    if m not in TILE_SIZES:
-        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
+    cdef int r = weight.shape[2]
+    if weight.shape[3] != r:
+        raise ValueError(f"weight must hold square filters; got {weight.shape[2]} x "
+                         f"{weight.shape[3]}")
+    _check_sizes(m, r)
     cdef int mr = 0, nr = 0
     fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
     cdef Py_ssize_t out_channels = weight.shape[0], group_in = weight.shape[1]
     cdef Py_ssize_t group_out = out_channels // groups
     cdef Py_ssize_t out_padded = ceil_div(group_out, mr) * mr
-    cdef Py_ssize_t alpha2 = (m + 2) * (m + 2)
+    cdef Py_ssize_t alpha2 = (m + r - 1) * (m + r - 1)
     packed = np.empty((groups, alpha2, out_padded * group_in), np.asarray(weight).dtype)
     if packed.size == 0:
         return packed
@@ -113,7 +125,7 @@ def pack_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int m,
                            num_threads=threads):
             g = item // panels_per_group
             panel = item - g * panels_per_group
-            fc_wino_pack_panel_m(m, &weight[g * group_out, 0, 0, 0], group_out, group_in,
+            fc_wino_pack_panel_m(m, r, &weight[g * group_out, 0, 0, 0], group_out, group_in,
                                  mr, panel, &u[g, 0, 0], out_padded * group_in)
     return packed
 
@@ -129,7 +141,7 @@ cdef struct Job:
     # What every thread reads: the geometry, the plan's blocking and what
     # follows from it, the scratch layout, the arrays.
     fc_geometry conv                 # shapes, padding, relu (geometry.hpp)
-    int m, mr, nr, alpha2
+    int m, r, alpha, mr, nr, alpha2  # alpha = m + r - 1
     Py_ssize_t out_padded
     Py_ssize_t tiles_w, tiles_per_image, n_tiles   # n_tiles: whole batch
     Py_ssize_t panels                # NR-tile panels per tile block (at most)
@@ -179,12 +191,12 @@ cdef void _transform_panel(const Job *job, const floating *x, Py_ssize_t g,
         n = t // job.tiles_per_image
         local = t - n * job.tiles_per_image
         run = min(t_end - t, job.tiles_per_image - local)
-        fc_wino_gather_m(job.m, &job.conv,
+        fc_wino_gather_m(job.m, job.r, &job.conv,
                          x + (n * job.conv.channels + g * job.conv.group_in + c) * plane,
                          job.tiles_w, local, run, lane, nr, scratch)
         t = t + run
         lane = lane + run
-    fc_wino_input(job.m, nr, scratch, v_dst, v_xi_stride)
+    fc_wino_input(job.m, job.r, nr, scratch, v_dst, v_xi_stride)
 
 
 cdef void _gemm_block(const Job *job, const floating *u_group, Py_ssize_t c0,
@@ -220,7 +232,7 @@ cdef bint _output_block(const Job *job, Py_ssize_t g, Py_ssize_t tile0,
     cdef Py_ssize_t nr = job.nr, mr = job.mr, panels = job.panels
     cdef Py_ssize_t n_panels = (n_tiles + nr - 1) // nr
     cdef Py_ssize_t out_plane = job.conv.out_h * job.conv.out_w
-    cdef floating *y = scratch + (job.m + 2) * job.m * nr
+    cdef floating *y = scratch + job.alpha * job.m * nr
     cdef Py_ssize_t kp, k, k_global, p, t, t_end, lane, n, local, run
     cdef bint nonfinite = False
     for kp in range(kp_lo, kp_hi):
@@ -229,7 +241,7 @@ cdef bint _output_block(const Job *job, Py_ssize_t g, Py_ssize_t tile0,
             if k_global >= job.conv.group_out:
                 break
             for p in range(n_panels):
-                if fc_wino_output(job.m, mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
+                if fc_wino_output(job.m, job.r, mbuf + (((kp - kp_lo) * panels + p) * mr + k) * nr,
                                   m_xi_stride, bias[g * job.conv.group_out + k_global],
                                   nr, scratch, job.conv.relu):
                     nonfinite = True
@@ -240,7 +252,7 @@ cdef bint _output_block(const Job *job, Py_ssize_t g, Py_ssize_t tile0,
                     n = t // job.tiles_per_image
                     local = t - n * job.tiles_per_image
                     run = min(t_end - t, job.tiles_per_image - local)
-                    fc_wino_scatter_m(job.m, &job.conv, <const floating *>y,
+                    fc_wino_scatter_m(job.m, job.r, &job.conv, <const floating *>y,
                                       out + (n * job.conv.out_channels + g * job.conv.group_out
                                              + k_global) * out_plane,
                                       job.tiles_w, local, run, lane, nr)
@@ -386,26 +398,27 @@ cdef int _take_blocking(Job *job, Blocking b, Py_ssize_t batch, int gemm_nr,
     job.m_bytes = <size_t>(job.alpha2 * job.kpanels_per_block * job.mr * job.panels
                            * job.nr) * elem
     # The gathered tiles (alpha^2), then the output transform's alpha x m, m x m.
-    job.tile_bytes = <size_t>(((job.m + 2) * (job.m + 2) + (job.m + 2) * job.m
+    job.tile_bytes = <size_t>((job.alpha * job.alpha + job.alpha * job.m
                                + job.m * job.m) * job.nr) * elem
     return 0
 
 
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] packed,
                     const floating[::1] bias, floating[:, :, :, ::1] out,
-                    int m, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                    int m, int r, Py_ssize_t pad_top, Py_ssize_t pad_left,
                     Py_ssize_t groups, int num_threads, blocking, bint relu=False):
     """Winograd convolution of validated, C-contiguous arrays, as planned.
 
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W)
-    packed : ndarray of shape (groups, (m + 2)**2, K_pad * C // groups)
-        From :func:`pack_weights` with the same ``m`` and dtype.
+    packed : ndarray of shape (groups, (m + r - 1)**2, K_pad * C // groups)
+        From :func:`pack_weights` with the same ``m``, ``r`` and dtype.
     bias : ndarray of shape (K,)
     out : ndarray of shape (N, K, H_out, W_out)
-        ``H_out = H + pad_top + pad_bottom - 2``; written in full.
-    m : {2, 4, 6}
+        ``H_out = H + pad_top + pad_bottom - r + 1``; written in full.
+    m, r : int
+        Output tile size and filter size, as for :func:`pack_weights`.
     pad_top, pad_left : int
         Padding before the first row/column (the bottom/right padding is
         implied by the output size).
@@ -429,14 +442,15 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] pa
     ValueError
         If ``packed`` or ``blocking`` do not fit the geometry.
     """
-    if m not in TILE_SIZES:
-        raise ValueError(f"tile size must be one of {TILE_SIZES}; got {m}")
+    _check_sizes(m, r)
     cdef Job job
     cdef int mr = 0, nr = 0
     fc_gemm_tile_shape(<const floating *>NULL, &mr, &nr)
     job.conv = fc_geometry_of(x.shape[1], x.shape[2], x.shape[3], out.shape[1], out.shape[2],
-                              out.shape[3], 3, 3, 1, 1, pad_top, pad_left, 1, 1, groups, relu)
-    job.m, job.mr, job.alpha2 = m, mr, (m + 2) * (m + 2)
+                              out.shape[3], r, r, 1, 1, pad_top, pad_left, 1, 1, groups, relu)
+    job.m, job.r, job.mr = m, r, mr
+    job.alpha = m + r - 1
+    job.alpha2 = job.alpha * job.alpha
     job.out_padded = ceil_div(job.conv.group_out, mr) * mr
     if (packed.shape[0] != groups or packed.shape[1] != job.alpha2
             or packed.shape[2] != job.out_padded * job.conv.group_in):

@@ -3,7 +3,7 @@
 * :func:`conv2d_input`: the gradient with respect to the input, a
   transposed convolution of ``grad_output`` with the same weight
   (:func:`fastconv.conv_transpose2d`'s polyphase conv2d calls, Winograd for
-  3x3 kernels at stride 1).
+  3x3, 5x5 and 7x7 kernels at stride 1).
 * :func:`conv2d_weight`: the gradient with respect to the weight, the
   correlation of the input with ``grad_output`` summed over the batch: one
   compiled conv2d call whose "images" are the input channels, whose channels

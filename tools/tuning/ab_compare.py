@@ -47,6 +47,12 @@ CASES = [
     ("winograd (1,256,256,14) Conv2d", (1, 256, 14, 14), (256, 256, 3, 3),
      dict(padding=1), True),
     ("winograd (8,128,128,28)", (8, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), False),
+    ("winograd 5x5 (1,64,64,56) Conv2d", (1, 64, 56, 56), (64, 64, 5, 5),
+     dict(padding=2, algorithm="winograd4"), True),
+    ("winograd 5x5 (8,64,64,28)", (8, 64, 28, 28), (64, 64, 5, 5),
+     dict(padding=2, algorithm="winograd4"), False),
+    ("winograd 7x7 (1,128,128,28) Conv2d", (1, 128, 28, 28), (128, 128, 7, 7),
+     dict(padding=3, algorithm="winograd2"), True),
 ]
 
 CHILD = r"""

@@ -48,7 +48,7 @@ def measure(layer, threads, repeats):
         plan = fastconv.plan(x.shape, w.shape, padding=1, algorithm=f"winograd{m}",
                              num_threads=threads, prepared=True)
         calls[f"w{m}"] = lambda m=m, plan=plan: _winograd.conv2d_winograd(
-            x, prepared[m], bias, out, m, 1, 1, 1, plan.threads, plan.blocking)
+            x, prepared[m], bias, out, m, 3, 1, 1, 1, plan.threads, plan.blocking)
         calls[f"pack{m}"] = lambda m=m: _winograd.pack_weights(w, 1, m, threads)
     return {"n": layer.batch, "c": layer.in_channels, "k": layer.out_channels,
             "size": layer.size, **interleaved_best(calls, repeats)}

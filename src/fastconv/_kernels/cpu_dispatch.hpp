@@ -38,8 +38,9 @@ static inline int fc_cpu_isa(void)
     return FC_ISA_BASELINE;
 }
 
-/* Winograd's kernels per output tile size m = 2, 4, 6 (fc_wino_index). */
-#define FC_WINO_SIZES 3
+/* Winograd's kernels per (output tile m, filter size r): F(2, 3), F(4, 3),
+ * F(6, 3), F(2, 5), F(4, 5), F(2, 7) (fc_wino_index). */
+#define FC_WINO_SIZES 6
 
 struct fc_kernel_table {
     int isa; /* the level of every entry below */
@@ -183,32 +184,36 @@ static inline void fc_plane_rows(FC_PLANE_ARGS(int64_t))
 { fc_plane_rows_any<int64_t, 1>(FC_PLANE_PASS); }
 
 /* ------------------------------------------------------------------------ */
-/* Winograd, for output tile size m.                                        */
+/* Winograd, for output tile size m and filter size r (one the caller      */
+/* checked is compiled in).                                                 */
 
-static inline int fc_wino_index(int m) { return m == 2 ? 0 : (m == 4 ? 1 : 2); }
+static inline int fc_wino_index(int m, int r)
+{ return r == 3 ? m / 2 - 1 : (r == 5 ? m / 2 + 2 : 5); }
 
-static inline void fc_wino_input(int m, fc_index nr, float *scratch, float *v, fc_index xi_stride)
-{ fc_kernels->wino_input_f32[fc_wino_index(m)](nr, scratch, v, xi_stride); }
-static inline void fc_wino_input(int m, fc_index nr, double *scratch, double *v, fc_index xi_stride)
-{ fc_kernels->wino_input_f64[fc_wino_index(m)](nr, scratch, v, xi_stride); }
-static inline int fc_wino_output(int m, const float *m_k, fc_index xi_stride, float bias,
+static inline void fc_wino_input(int m, int r, fc_index nr,
+                                 float *scratch, float *v, fc_index xi_stride)
+{ fc_kernels->wino_input_f32[fc_wino_index(m, r)](nr, scratch, v, xi_stride); }
+static inline void fc_wino_input(int m, int r, fc_index nr,
+                                 double *scratch, double *v, fc_index xi_stride)
+{ fc_kernels->wino_input_f64[fc_wino_index(m, r)](nr, scratch, v, xi_stride); }
+static inline int fc_wino_output(int m, int r, const float *m_k, fc_index xi_stride, float bias,
                                  fc_index nr, float *scratch, int relu)
-{ return fc_kernels->wino_output_f32[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
-static inline int fc_wino_output(int m, const double *m_k, fc_index xi_stride, double bias,
+{ return fc_kernels->wino_output_f32[fc_wino_index(m, r)](m_k, xi_stride, bias, nr, scratch, relu); }
+static inline int fc_wino_output(int m, int r, const double *m_k, fc_index xi_stride, double bias,
                                  fc_index nr, double *scratch, int relu)
-{ return fc_kernels->wino_output_f64[fc_wino_index(m)](m_k, xi_stride, bias, nr, scratch, relu); }
+{ return fc_kernels->wino_output_f64[fc_wino_index(m, r)](m_k, xi_stride, bias, nr, scratch, relu); }
 
-static inline void fc_wino_gather_m(int m, FC_WINO_GATHER_ARGS(float))
-{ fc_kernels->wino_gather_f32[fc_wino_index(m)](FC_WINO_GATHER_PASS); }
-static inline void fc_wino_gather_m(int m, FC_WINO_GATHER_ARGS(double))
-{ fc_kernels->wino_gather_f64[fc_wino_index(m)](FC_WINO_GATHER_PASS); }
-static inline void fc_wino_scatter_m(int m, FC_WINO_SCATTER_ARGS(float))
-{ fc_kernels->wino_scatter_f32[fc_wino_index(m)](FC_WINO_SCATTER_PASS); }
-static inline void fc_wino_scatter_m(int m, FC_WINO_SCATTER_ARGS(double))
-{ fc_kernels->wino_scatter_f64[fc_wino_index(m)](FC_WINO_SCATTER_PASS); }
-static inline void fc_wino_pack_panel_m(int m, FC_WINO_PACK_ARGS(float))
-{ fc_kernels->wino_pack_f32[fc_wino_index(m)](FC_WINO_PACK_PASS); }
-static inline void fc_wino_pack_panel_m(int m, FC_WINO_PACK_ARGS(double))
-{ fc_kernels->wino_pack_f64[fc_wino_index(m)](FC_WINO_PACK_PASS); }
+static inline void fc_wino_gather_m(int m, int r, FC_WINO_GATHER_ARGS(float))
+{ fc_kernels->wino_gather_f32[fc_wino_index(m, r)](FC_WINO_GATHER_PASS); }
+static inline void fc_wino_gather_m(int m, int r, FC_WINO_GATHER_ARGS(double))
+{ fc_kernels->wino_gather_f64[fc_wino_index(m, r)](FC_WINO_GATHER_PASS); }
+static inline void fc_wino_scatter_m(int m, int r, FC_WINO_SCATTER_ARGS(float))
+{ fc_kernels->wino_scatter_f32[fc_wino_index(m, r)](FC_WINO_SCATTER_PASS); }
+static inline void fc_wino_scatter_m(int m, int r, FC_WINO_SCATTER_ARGS(double))
+{ fc_kernels->wino_scatter_f64[fc_wino_index(m, r)](FC_WINO_SCATTER_PASS); }
+static inline void fc_wino_pack_panel_m(int m, int r, FC_WINO_PACK_ARGS(float))
+{ fc_kernels->wino_pack_f32[fc_wino_index(m, r)](FC_WINO_PACK_PASS); }
+static inline void fc_wino_pack_panel_m(int m, int r, FC_WINO_PACK_ARGS(double))
+{ fc_kernels->wino_pack_f64[fc_wino_index(m, r)](FC_WINO_PACK_PASS); }
 
 #endif /* FASTCONV_CPU_DISPATCH_HPP */

@@ -72,23 +72,24 @@ FC_DEFINE_PACK_AND_PLANES(avx512, FC_TARGET_AVX512, 16)
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Winograd: the transforms, gathers and scatters for m = 2, 4, 6 per ISA    */
-/* and dtype; VBYTES is the vector width in bytes. The strided copies of the */
-/* gathers and scatters vectorise (with permutes) at each ISA too.           */
+/* Winograd: the transforms, gathers and scatters of each (m, r) per ISA and */
+/* dtype; VBYTES is the vector width in bytes. The strided copies of the     */
+/* gathers and scatters vectorise (with permutes) at each ISA too. The       */
+/* scatter depends on m only.                                               */
 
 #define FC_WINO_DEFINE(SUFFIX, ATTR, T, VBYTES)                                \
-    template <int M> ATTR static void fc_wino_input_##SUFFIX(                  \
+    template <int M, int R> ATTR static void fc_wino_input_##SUFFIX(           \
         fc_index nr, T *scratch, T *v, fc_index xi_stride)                     \
-    { fc_wino_input_impl<T, M, VBYTES / sizeof(T)>(nr, scratch, v, xi_stride); } \
-    template <int M> ATTR static int fc_wino_output_##SUFFIX(                  \
+    { fc_wino_input_impl<T, M, R, VBYTES / sizeof(T)>(nr, scratch, v, xi_stride); } \
+    template <int M, int R> ATTR static int fc_wino_output_##SUFFIX(           \
         const T *m_k, fc_index xi_stride, T bias, fc_index nr, T *scratch, int relu) \
-    { return fc_wino_output_impl<T, M, VBYTES / sizeof(T)>(m_k, xi_stride, bias, nr, scratch, relu); } \
-    template <int M> ATTR static void fc_wino_gather_##SUFFIX(FC_WINO_GATHER_ARGS(T)) \
-    { fc_wino_gather<M, T>(FC_WINO_GATHER_PASS); }                             \
-    template <int M> ATTR static void fc_wino_scatter_##SUFFIX(FC_WINO_SCATTER_ARGS(T)) \
+    { return fc_wino_output_impl<T, M, R, VBYTES / sizeof(T)>(m_k, xi_stride, bias, nr, scratch, relu); } \
+    template <int M, int R> ATTR static void fc_wino_gather_##SUFFIX(FC_WINO_GATHER_ARGS(T)) \
+    { fc_wino_gather<M, R, T>(FC_WINO_GATHER_PASS); }                          \
+    template <int M, int R> ATTR static void fc_wino_scatter_##SUFFIX(FC_WINO_SCATTER_ARGS(T)) \
     { fc_wino_scatter<M, T>(FC_WINO_SCATTER_PASS); }                           \
-    template <int M> ATTR static void fc_wino_pack_##SUFFIX(FC_WINO_PACK_ARGS(T)) \
-    { fc_wino_pack_panel<M, T>(FC_WINO_PACK_PASS); }
+    template <int M, int R> ATTR static void fc_wino_pack_##SUFFIX(FC_WINO_PACK_ARGS(T)) \
+    { fc_wino_pack_panel<M, R, T>(FC_WINO_PACK_PASS); }
 
 /* Without vector extensions (MSVC) the baseline transforms are plain loops
  * (winograd_transforms.hpp). */
@@ -101,7 +102,8 @@ FC_WINO_DEFINE(f32_avx512, FC_TARGET_AVX512, float, 64)
 FC_WINO_DEFINE(f64_avx512, FC_TARGET_AVX512, double, 64)
 #endif
 
-#define FC_WINO_ALL_M(F) {F<2>, F<4>, F<6>}
+/* In the order of fc_wino_index (cpu_dispatch.hpp). */
+#define FC_WINO_ALL_M(F) {F<2, 3>, F<4, 3>, F<6, 3>, F<2, 5>, F<4, 5>, F<2, 7>}
 #define FC_WINO_FILL(t, S32, S64)                                              \
     do {                                                                       \
         const fc_wino_input_f32_fn input_f32[] = FC_WINO_ALL_M(fc_wino_input_##S32); \
@@ -179,11 +181,18 @@ static fc_kernel_table fc_kernels_avx512(void)
     t.wide_nr_f32 = 48, t.tile_indirect_wide_f32 = fc_tile_indirect_wide_f32_avx512;
     FC_FILL_PACK_AND_PLANES(t, avx512);
     FC_WINO_FILL(t, f32_avx512, f64_avx512);
-    /* float32 F(2x2) and F(4x4) move 16 tiles at a time (winograd_gather.hpp). */
-    t.wino_gather_f32[0] = fc_wino_gather_f32_avx512_runs<2>;
-    t.wino_gather_f32[1] = fc_wino_gather_f32_avx512_runs<4>;
+    /* float32 tiles of m = 2 and 4 move 16 tiles at a time
+     * (winograd_gather.hpp); the order of FC_WINO_ALL_M. */
+    t.wino_gather_f32[0] = fc_wino_gather_f32_avx512_runs<2, 3>;
+    t.wino_gather_f32[1] = fc_wino_gather_f32_avx512_runs<4, 3>;
+    t.wino_gather_f32[3] = fc_wino_gather_f32_avx512_runs<2, 5>;
+    t.wino_gather_f32[4] = fc_wino_gather_f32_avx512_runs<4, 5>;
+    t.wino_gather_f32[5] = fc_wino_gather_f32_avx512_runs<2, 7>;
     t.wino_scatter_f32[0] = fc_wino_scatter_f32_avx512_runs<2>;
     t.wino_scatter_f32[1] = fc_wino_scatter_f32_avx512_runs<4>;
+    t.wino_scatter_f32[3] = fc_wino_scatter_f32_avx512_runs<2>;
+    t.wino_scatter_f32[4] = fc_wino_scatter_f32_avx512_runs<4>;
+    t.wino_scatter_f32[5] = fc_wino_scatter_f32_avx512_runs<2>;
     return t;
 }
 #endif

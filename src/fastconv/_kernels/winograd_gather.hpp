@@ -5,10 +5,10 @@
  * writes back into the output planes, clipped at the last row and column of
  * tiles.
  *
- * Generic loops for every instruction set, and for AVX-512 float32 with
- * F(2x2) and F(4x4) a version that moves 16 tiles at a time with permutes
- * (the generic copy took a fifth of a 64-channel layer's time);
- * cpu_kernels.hpp picks which per level.
+ * Generic loops for every instruction set and filter size r, and for
+ * AVX-512 float32 with output tiles m = 2 and 4 (any r) a version that moves
+ * 16 tiles at a time with permutes (the generic copy took a fifth of a
+ * 64-channel layer's time); cpu_kernels.hpp picks which per level.
  */
 #ifndef FASTCONV_WINOGRAD_GATHER_HPP
 #define FASTCONV_WINOGRAD_GATHER_HPP
@@ -52,16 +52,16 @@ static inline fc_tile_run fc_tile_run_at(fc_index tile, fc_index left, fc_index 
 /*                                                                          */
 /* Tiles are numbered row-major over a tiles_h x tiles_w grid; tile t covers */
 /* input rows t_h*m - pad_top + [0, alpha) and columns t_w*m - pad_left +    */
-/* [0, alpha), zero outside the image. Tiles tile0 .. tile0 + n_tiles go to  */
+/* [0, alpha) (alpha = m + r - 1), zero outside the image. Tiles tile0 .. tile0 + n_tiles go to  */
 /* lanes lane0 .. lane0 + n_tiles of scratch[a][b][NR], zeros included (a  */
 /* panel may hold tiles of several images; the caller zeroes unused lanes).  */
 
-template <int M, typename T>
+template <int M, int R, typename T>
 static FC_ALWAYS_INLINE void fc_wino_gather(FC_WINO_GATHER_ARGS(T))
 {
     const fc_index height = g->height, width = g->width;
     const fc_index pad_top = g->pad_top, pad_left = g->pad_left;
-    const int alpha = M + 2;
+    const int alpha = M + R - 1;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
         const fc_index th = r.th, tw = r.tw, run = r.run;
@@ -86,7 +86,7 @@ static FC_ALWAYS_INLINE void fc_wino_gather(FC_WINO_GATHER_ARGS(T))
              * hardware prefetcher does not follow the jump between planes
              * (the gather stalled on these loads). Past the last plane the
              * hint is harmless: prefetches do not fault. */
-            for (fc_index q = 0; q < run * M + 2; q += 64 / (fc_index)sizeof(T))
+            for (fc_index q = 0; q < run * M + R - 1; q += 64 / (fc_index)sizeof(T))
                 __builtin_prefetch(row + height * width + col0 + q);
 #endif
             for (int b = 0; b < alpha; ++b) {
@@ -154,7 +154,7 @@ typedef void (*fc_wino_scatter_f64_fn)(FC_WINO_SCATTER_ARGS(double));
 
 #if FC_HAVE_X86_DISPATCH
 /* ------------------------------------------------------------------------ */
-/* AVX-512 float32 gather and scatter for F(2x2) and F(4x4).                 */
+/* AVX-512 float32 gather and scatter for output tiles m = 2 and 4.         */
 /*                                                                          */
 /* A run of tiles in one tile row reads one contiguous stretch of each input */
 /* row: tile t, column b is element t * M + b. The generic loops copy that    */
@@ -164,6 +164,8 @@ typedef void (*fc_wino_scatter_f64_fn)(FC_WINO_SCATTER_ARGS(double));
 /* at the image border, so padding reads as zero), split into the alpha      */
 /* columns with permutes, and stored with a lane mask; the scatter is the    */
 /* same in reverse. F(6x6) (stride 6) keeps the generic loops.              */
+/* The columns past the first m are the earlier ones shifted by a lane, so  */
+/* the larger filters' alpha = m + r - 1 columns come from the same loads.  */
 
 /* GCC 12 reports the intrinsics' deliberately undefined pass-through
  * operands as maybe-uninitialized (clang has no such warning, and warns about
@@ -191,8 +193,21 @@ FC_TARGET_AVX512 static inline __m512 fc_shift_in(__m512 x, __m512 next)
     return _mm512_castsi512_ps(_mm512_alignr_epi32(top, _mm512_castps_si512(x), 1));
 }
 
-/* x[b][t] = seg[t * M + b] for b < M + 2, t < 16, from seg = v[0 .. M]. */
-template <int M>
+/* Columns b = B .. ALPHA - 1 of the tiles: x[b][t] = seg[t * M + b] =
+ * x[b - M][t + 1], so each is the column M before it shifted down one lane,
+ * its last lane seg[15 M + b] = v[M][b - M] (b - M < r - 1 < 16). */
+template <int M, int B, int ALPHA>
+FC_TARGET_AVX512 static inline void fc_shift_columns(const __m512 *v, __m512 *x)
+{
+    if constexpr (B < ALPHA) {
+        x[B] = fc_shift_in<B - M>(x[B - M], v[M]);
+        fc_shift_columns<M, B + 1, ALPHA>(v, x);
+    }
+}
+
+/* x[b][t] = seg[t * M + b] for b < alpha = M + R - 1, t < 16, from
+ * seg = v[0 .. M]. */
+template <int M, int R>
 FC_TARGET_AVX512 static inline void fc_deinterleave(const __m512 *v, __m512 *x)
 {
     if (M == 2) {
@@ -213,16 +228,15 @@ FC_TARGET_AVX512 static inline void fc_deinterleave(const __m512 *v, __m512 *x)
             x[b] = _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
         }
     }
-    x[M] = fc_shift_in<0>(x[0], v[M]);
-    x[M + 1] = fc_shift_in<1>(x[1], v[M]);
+    fc_shift_columns<M, M, M + R - 1>(v, x);
 }
 
-template <int M>
+template <int M, int R>
 FC_TARGET_AVX512 static void fc_wino_gather_f32_avx512_runs(FC_WINO_GATHER_ARGS(float))
 {
     const fc_index height = g->height, width = g->width;
     const fc_index pad_top = g->pad_top, pad_left = g->pad_left;
-    const int alpha = M + 2;
+    const int alpha = M + R - 1;
     for (fc_index q = 0; q < n_tiles;) {
         const fc_tile_run r = fc_tile_run_at(tile0 + q, n_tiles - q, tiles_w);
         const fc_index th = r.th, tw = r.tw, run = r.run;
@@ -241,7 +255,7 @@ FC_TARGET_AVX512 static void fc_wino_gather_f32_avx512_runs(FC_WINO_GATHER_ARGS(
                     const float *row = channel + ih * width;
                     if (t == 0) {
                         /* As in the generic gather: the next plane's row. */
-                        for (fc_index p = 0; p < run * M + 2; p += 16)
+                        for (fc_index p = 0; p < run * M + R - 1; p += 16)
                             __builtin_prefetch(row + height * width + col0 + p);
                     }
 #pragma GCC unroll 8
@@ -251,7 +265,7 @@ FC_TARGET_AVX512 static void fc_wino_gather_f32_avx512_runs(FC_WINO_GATHER_ARGS(
 #pragma GCC unroll 8
                     for (int j = 0; j <= M; ++j) v[j] = _mm512_setzero_ps();
                 }
-                fc_deinterleave<M>(v, x);
+                fc_deinterleave<M, R>(v, x);
 #pragma GCC unroll 8
                 for (int b = 0; b < alpha; ++b)
                     _mm512_mask_storeu_ps(dst + (fc_index)b * nr, store, x[b]);

@@ -1,8 +1,9 @@
 /*
- * Winograd minimal filtering F(m x m, 3 x 3) for m = 2, 4, 6 (Lavin & Gray,
- * "Fast Algorithms for Convolutional Neural Networks", 2016).
+ * Winograd minimal filtering F(m x m, r x r) (Lavin & Gray, "Fast Algorithms
+ * for Convolutional Neural Networks", 2016): m = 2, 4, 6 for 3x3 filters,
+ * m = 2, 4 for 5x5 and m = 2 for 7x7.
  *
- * For an alpha x alpha input tile d (alpha = m + 2) and a 3 x 3 filter g,
+ * For an alpha x alpha input tile d (alpha = m + r - 1) and an r x r filter g,
  *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A          ((.) = element-wise)
  * is the m x m cross-correlation output of the tile. Over C channels the
  * element-wise products become alpha^2 independent GEMMs (K x C) . (C x tiles),
@@ -11,10 +12,14 @@
  * The matrices below are the Toom-Cook construction over the listed points
  * (the last one infinity): A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l!=j}
  * (p_j - p_l), row j of B^T the coefficients of prod_{l!=j} (x - p_l), the
- * last row those of prod_l (x - p_l). They were generated with exact
- * fractions; every entry of B^T and A^T is a dyadic rational, so the data
- * transforms are exact up to rounding of the sums. tests/test_winograd.py
- * re-derives them independently.
+ * last row those of prod_l (x - p_l). tools/winograd_matrices.py printed them
+ * from exact fractions (and estimates the float32 error of other points:
+ * with 3, -3 or 1/4, -1/4 in place of 1/2, -1/2 it is 10-100 times larger);
+ * every entry of B^T and A^T is a dyadic rational, so the data transforms
+ * are exact up to rounding of the sums. tests/test_winograd.py re-derives
+ * them independently. The data transforms depend on alpha and the points
+ * only, so F(2x2, 5x5) shares F(4x4, 3x3)'s B^T, and F(4x4, 5x5) and
+ * F(2x2, 7x7) share F(6x6, 3x3)'s.
  *
  * This file holds the matrices and the transforms: the weight transform
  * (packed as the GEMM tile's A panels), and the input and output transforms,
@@ -31,16 +36,23 @@
 
 #include "platform.hpp"
 
-template <int M> struct fc_winograd_matrices;
+/* The data transforms depend on alpha and the points only: one B^T per
+ * alpha, which every F(m, r) of that alpha takes. */
+template <int ALPHA> struct fc_winograd_input;
+template <int M, int R> struct fc_winograd_matrices;
 
-/* F(2x2, 3x3), interpolation points 0, +1, -1, inf. */
-template <> struct fc_winograd_matrices<2> {
+/* B^T over the points 0, 1, -1, inf. */
+template <> struct fc_winograd_input<4> {
     static constexpr int alpha = 4;
     static constexpr double BT[4][4] = {
         {-1.0, 0.0, 1.0, 0.0},
         {0.0, 1.0, 1.0, 0.0},
         {0.0, -1.0, 1.0, 0.0},
         {0.0, -1.0, 0.0, 1.0}};
+};
+
+/* F(2x2, 3x3), interpolation points 0, 1, -1, inf. */
+template <> struct fc_winograd_matrices<2, 3> : fc_winograd_input<4> {
     static constexpr double G[4][3] = {
         {-1.0, 0.0, 0.0},
         {1.0 / 2.0, 1.0 / 2.0, 1.0 / 2.0},
@@ -51,8 +63,8 @@ template <> struct fc_winograd_matrices<2> {
         {0.0, 1.0, -1.0, 1.0}};
 };
 
-/* F(4x4, 3x3), interpolation points 0, +1, -1, +2, -2, inf. */
-template <> struct fc_winograd_matrices<4> {
+/* B^T over the points 0, 1, -1, 2, -2, inf. */
+template <> struct fc_winograd_input<6> {
     static constexpr int alpha = 6;
     static constexpr double BT[6][6] = {
         {4.0, 0.0, -5.0, 0.0, 1.0, 0.0},
@@ -61,6 +73,10 @@ template <> struct fc_winograd_matrices<4> {
         {0.0, -2.0, -1.0, 2.0, 1.0, 0.0},
         {0.0, 2.0, -1.0, -2.0, 1.0, 0.0},
         {0.0, 4.0, 0.0, -5.0, 0.0, 1.0}};
+};
+
+/* F(4x4, 3x3), interpolation points 0, 1, -1, 2, -2, inf. */
+template <> struct fc_winograd_matrices<4, 3> : fc_winograd_input<6> {
     static constexpr double G[6][3] = {
         {1.0 / 4.0, 0.0, 0.0},
         {-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0},
@@ -75,8 +91,22 @@ template <> struct fc_winograd_matrices<4> {
         {0.0, 1.0, -1.0, 8.0, -8.0, 1.0}};
 };
 
-/* F(6x6, 3x3), interpolation points 0, +1, -1, +2, -2, +1/2, -1/2, inf. */
-template <> struct fc_winograd_matrices<6> {
+/* F(2x2, 5x5), interpolation points 0, 1, -1, 2, -2, inf. */
+template <> struct fc_winograd_matrices<2, 5> : fc_winograd_input<6> {
+    static constexpr double G[6][5] = {
+        {1.0 / 4.0, 0.0, 0.0, 0.0, 0.0},
+        {-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0},
+        {-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0},
+        {1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0},
+        {1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0},
+        {0.0, 0.0, 0.0, 0.0, 1.0}};
+    static constexpr double AT[2][6] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 1.0}};
+};
+
+/* B^T over the points 0, 1, -1, 2, -2, 1/2, -1/2, inf. */
+template <> struct fc_winograd_input<8> {
     static constexpr int alpha = 8;
     static constexpr double BT[8][8] = {
         {-1.0, 0.0, 21.0 / 4.0, 0.0, -21.0 / 4.0, 0.0, 1.0, 0.0},
@@ -87,6 +117,10 @@ template <> struct fc_winograd_matrices<6> {
         {0.0, 2.0, 4.0, -5.0 / 2.0, -5.0, 1.0 / 2.0, 1.0, 0.0},
         {0.0, -2.0, 4.0, 5.0 / 2.0, -5.0, -1.0 / 2.0, 1.0, 0.0},
         {0.0, -1.0, 0.0, 21.0 / 4.0, 0.0, -21.0 / 4.0, 0.0, 1.0}};
+};
+
+/* F(6x6, 3x3), interpolation points 0, 1, -1, 2, -2, 1/2, -1/2, inf. */
+template <> struct fc_winograd_matrices<6, 3> : fc_winograd_input<8> {
     static constexpr double G[8][3] = {
         {-1.0, 0.0, 0.0},
         {-2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0},
@@ -105,17 +139,51 @@ template <> struct fc_winograd_matrices<6> {
         {0.0, 1.0, -1.0, 32.0, -32.0, 1.0 / 32.0, -1.0 / 32.0, 1.0}};
 };
 
+/* F(4x4, 5x5), interpolation points 0, 1, -1, 2, -2, 1/2, -1/2, inf. */
+template <> struct fc_winograd_matrices<4, 5> : fc_winograd_input<8> {
+    static constexpr double G[8][5] = {
+        {-1.0, 0.0, 0.0, 0.0, 0.0},
+        {-2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0},
+        {-2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0},
+        {1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0, 4.0 / 45.0, 8.0 / 45.0},
+        {1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0, -4.0 / 45.0, 8.0 / 45.0},
+        {32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0, 4.0 / 45.0, 2.0 / 45.0},
+        {32.0 / 45.0, -16.0 / 45.0, 8.0 / 45.0, -4.0 / 45.0, 2.0 / 45.0},
+        {0.0, 0.0, 0.0, 0.0, 1.0}};
+    static constexpr double AT[4][8] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 1.0 / 2.0, -1.0 / 2.0, 0.0},
+        {0.0, 1.0, 1.0, 4.0, 4.0, 1.0 / 4.0, 1.0 / 4.0, 0.0},
+        {0.0, 1.0, -1.0, 8.0, -8.0, 1.0 / 8.0, -1.0 / 8.0, 1.0}};
+};
+
+/* F(2x2, 7x7), interpolation points 0, 1, -1, 2, -2, 1/2, -1/2, inf. */
+template <> struct fc_winograd_matrices<2, 7> : fc_winograd_input<8> {
+    static constexpr double G[8][7] = {
+        {-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0},
+        {-2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0, -2.0 / 9.0},
+        {-2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0, 2.0 / 9.0, -2.0 / 9.0},
+        {1.0 / 90.0, 1.0 / 45.0, 2.0 / 45.0, 4.0 / 45.0, 8.0 / 45.0, 16.0 / 45.0, 32.0 / 45.0},
+        {1.0 / 90.0, -1.0 / 45.0, 2.0 / 45.0, -4.0 / 45.0, 8.0 / 45.0, -16.0 / 45.0, 32.0 / 45.0},
+        {32.0 / 45.0, 16.0 / 45.0, 8.0 / 45.0, 4.0 / 45.0, 2.0 / 45.0, 1.0 / 45.0, 1.0 / 90.0},
+        {32.0 / 45.0, -16.0 / 45.0, 8.0 / 45.0, -4.0 / 45.0, 2.0 / 45.0, -1.0 / 45.0, 1.0 / 90.0},
+        {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0}};
+    static constexpr double AT[2][8] = {
+        {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0},
+        {0.0, 1.0, -1.0, 2.0, -2.0, 1.0 / 2.0, -1.0 / 2.0, 1.0}};
+};
+
 #if FC_HAVE_VECTOR_EXTENSIONS
 
 /* ------------------------------------------------------------------------ */
 /* Input transform of a gathered panel: v[xi * xi_stride + q] = (B^T d B)[xi] */
 /* for the NR lanes q. The scratch is overwritten.                           */
 
-template <typename T, int M, int VLEN>
+template <typename T, int M, int R, int VLEN>
 static FC_ALWAYS_INLINE void fc_wino_input_impl(fc_index nr, T *scratch, T *v,
                                                 fc_index xi_stride)
 {
-    typedef fc_winograd_matrices<M> W;
+    typedef fc_winograd_matrices<M, R> W;
     const int alpha = W::alpha;
     typedef T vec __attribute__((vector_size(VLEN * sizeof(T))));
     typedef T uvec __attribute__((vector_size(VLEN * sizeof(T)), aligned(sizeof(T))));
@@ -165,12 +233,12 @@ static FC_ALWAYS_INLINE void fc_wino_input_impl(fc_index nr, T *scratch, T *v,
 /* finite, and "auto" then recomputes the call directly (y * 0 is 0 for      */
 /* every finite y and NaN otherwise; one multiply-add per output vector).    */
 
-template <typename T, int M, int VLEN>
+template <typename T, int M, int R, int VLEN>
 static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride,
                                                  T bias, fc_index nr, T *scratch,
                                                  int relu)
 {
-    typedef fc_winograd_matrices<M> W;
+    typedef fc_winograd_matrices<M, R> W;
     const int alpha = W::alpha;
     typedef T vec __attribute__((vector_size(VLEN * sizeof(T))));
     typedef T uvec __attribute__((vector_size(VLEN * sizeof(T)), aligned(sizeof(T))));
@@ -222,7 +290,7 @@ static FC_ALWAYS_INLINE int fc_wino_output_impl(const T *m_k, fc_index xi_stride
 
 /* Transform the filters of one MR-row panel of a group into the packed
  * U[xi][K_padded / mr][C][mr] (the GEMM tile's A panels, xi planes
- * xi_stride apart). `weight` points at the group's (K/groups, C, 3, 3) slab;
+ * xi_stride apart). `weight` points at the group's (K/groups, C, r, r) slab;
  * rows past `out_channels` are zero. Computed in double and rounded once.
  *
  * For one plane xi the panel's block [c][mr] is contiguous, so the vectors
@@ -254,22 +322,25 @@ FC_SCALAR_LOOPS static void fc_wino_transpose_block(const T *filters, fc_index l
                 taps[i][c * mr + row] = row < rows ? f[c * TAPS + i] : (T)0;
     }
 }
-template <int M, typename T>
+
+template <int M, int R, typename T>
 static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_channels,
                                                 fc_index channels, int mr, fc_index panel,
                                                 T *u_packed, fc_index xi_stride)
 {
-    typedef fc_winograd_matrices<M> W;
+    typedef fc_winograd_matrices<M, R> W;
     const int alpha = W::alpha;
-    enum { R = 3, TAPS = R * R, BLOCK = FC_WINO_PACK_CHANNELS * FC_MR_MAX };
+    /* Channels per block: 16 for 3x3, fewer for larger kernels, so that the
+     * transposed taps and the planes stay a few tens of KiB on the stack. */
+    enum { TAPS = R * R, CHANNELS = (FC_WINO_PACK_CHANNELS * 9 + TAPS - 1) / TAPS,
+           BLOCK = CHANNELS * FC_MR_MAX };
     typedef double dvec __attribute__((vector_size(64)));
     const fc_index k0 = panel * mr;
     const int rows = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
     T taps[TAPS][BLOCK] __attribute__((aligned(64)));
     T planes[alpha * alpha][BLOCK] __attribute__((aligned(64)));
-    for (fc_index c0 = 0; c0 < channels; c0 += FC_WINO_PACK_CHANNELS) {
-        const int cb = channels - c0 < FC_WINO_PACK_CHANNELS ? (int)(channels - c0)
-                                                             : FC_WINO_PACK_CHANNELS;
+    for (fc_index c0 = 0; c0 < channels; c0 += CHANNELS) {
+        const int cb = channels - c0 < CHANNELS ? (int)(channels - c0) : CHANNELS;
         const int n = cb * mr, n_padded = (n + 7) / 8 * 8;
         fc_wino_transpose_block<T, TAPS, BLOCK>(weight + (k0 * channels + c0) * TAPS,
                                                  channels * TAPS, rows, mr, cb, taps);
@@ -281,7 +352,7 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
             typedef T tvec8 __attribute__((vector_size(8 * sizeof(T))));
             for (int i = 0; i < TAPS; ++i)
                 g[i] = __builtin_convertvector(*(const tvec8 *)&taps[i][q], dvec);
-            /* tmp = G g (alpha x 3), then u = tmp G^T (alpha x alpha). */
+            /* tmp = G g (alpha x r), then u = tmp G^T (alpha x alpha). */
 #pragma GCC unroll 8
             for (int i = 0; i < alpha; ++i)
                 for (int k = 0; k < R; ++k) {
@@ -316,10 +387,10 @@ static FC_ALWAYS_INLINE void fc_wino_pack_panel(const T *weight, fc_index out_ch
 /* vector extensions (MSVC): the same sums in the same order, one lane at a */
 /* time (VLEN is unused).                                                   */
 
-template <typename T, int M, int VLEN>
+template <typename T, int M, int R, int VLEN>
 static inline void fc_wino_input_impl(fc_index nr, T *scratch, T *v, fc_index xi_stride)
 {
-    typedef fc_winograd_matrices<M> W;
+    typedef fc_winograd_matrices<M, R> W;
     const int alpha = W::alpha;
     for (int a = 0; a < alpha; ++a) {
         T *rowp = scratch + (fc_index)a * alpha * nr;
@@ -348,11 +419,11 @@ static inline void fc_wino_input_impl(fc_index nr, T *scratch, T *v, fc_index xi
     }
 }
 
-template <typename T, int M, int VLEN>
+template <typename T, int M, int R, int VLEN>
 static inline int fc_wino_output_impl(const T *m_k, fc_index xi_stride, T bias, fc_index nr,
                                       T *scratch, int relu)
 {
-    typedef fc_winograd_matrices<M> W;
+    typedef fc_winograd_matrices<M, R> W;
     const int alpha = W::alpha;
     for (int a = 0; a < alpha; ++a) {
         for (fc_index q = 0; q < nr; ++q) {
@@ -385,31 +456,31 @@ static inline int fc_wino_output_impl(const T *m_k, fc_index xi_stride, T bias, 
     return nonfinite != nonfinite;
 }
 
-template <int M, typename T>
+template <int M, int R, typename T>
 static inline void fc_wino_pack_panel(const T *weight, fc_index out_channels,
                                       fc_index channels, int mr, fc_index panel,
                                       T *u_packed, fc_index xi_stride)
 {
-    typedef fc_winograd_matrices<M> W;
+    typedef fc_winograd_matrices<M, R> W;
     const int alpha = W::alpha;
     const fc_index k0 = panel * mr;
     const int lanes = out_channels - k0 < mr ? (int)(out_channels - k0) : mr;
     for (fc_index c = 0; c < channels; ++c) {
         T *dst = u_packed + (panel * channels + c) * mr;
         for (int lane = 0; lane < mr; ++lane) {
-            double g[9], tmp[alpha][3];
-            const T *filter = weight + ((k0 + lane) * channels + c) * 9;
-            for (int i = 0; i < 9; ++i) g[i] = lane < lanes ? (double)filter[i] : 0.0;
+            double g[R * R], tmp[alpha][R];
+            const T *filter = weight + ((k0 + lane) * channels + c) * (R * R);
+            for (int i = 0; i < R * R; ++i) g[i] = lane < lanes ? (double)filter[i] : 0.0;
             for (int i = 0; i < alpha; ++i)
-                for (int k = 0; k < 3; ++k) {
+                for (int k = 0; k < R; ++k) {
                     tmp[i][k] = 0.0;
-                    for (int l = 0; l < 3; ++l)
-                        if (W::G[i][l] != 0.0) tmp[i][k] += W::G[i][l] * g[l * 3 + k];
+                    for (int l = 0; l < R; ++l)
+                        if (W::G[i][l] != 0.0) tmp[i][k] += W::G[i][l] * g[l * R + k];
                 }
             for (int i = 0; i < alpha; ++i)
                 for (int j = 0; j < alpha; ++j) {
                     double u = 0.0;
-                    for (int k = 0; k < 3; ++k)
+                    for (int k = 0; k < R; ++k)
                         if (W::G[j][k] != 0.0) u += W::G[j][k] * tmp[i][k];
                     dst[(fc_index)(i * alpha + j) * xi_stride + lane] = (T)u;
                 }
@@ -431,23 +502,28 @@ typedef int (*fc_wino_output_f64_fn)(const double *, fc_index, double, fc_index,
 typedef void (*fc_wino_pack_f32_fn)(FC_WINO_PACK_ARGS(float));
 typedef void (*fc_wino_pack_f64_fn)(FC_WINO_PACK_ARGS(double));
 
-/* The matrices, for tests: which = 0 B^T, 1 G, 2 A^T; row-major. */
-static inline int fc_wino_matrix(int m, int which, double *dst)
+/* The matrices, for tests: which = 0 B^T, 1 G, 2 A^T; row-major. Returns the
+ * number of entries written, 0 for an (m, r) that is not compiled in. */
+static inline int fc_wino_matrix(int m, int r, int which, double *dst)
 {
     int rows, cols;
     const double *src;
-#define FC_WINO_PICK(MM)                                                       \
-    if (m == MM) {                                                             \
-        typedef fc_winograd_matrices<MM> W;                                    \
-        if (which == 0) { src = &W::BT[0][0]; rows = MM + 2; cols = MM + 2; }  \
-        else if (which == 1) { src = &W::G[0][0]; rows = MM + 2; cols = 3; }   \
-        else { src = &W::AT[0][0]; rows = MM; cols = MM + 2; }                 \
+#define FC_WINO_PICK(MM, RR)                                                   \
+    if (m == MM && r == RR) {                                                  \
+        typedef fc_winograd_matrices<MM, RR> W;                                \
+        const int alpha = W::alpha;                                            \
+        if (which == 0) { src = &W::BT[0][0]; rows = alpha; cols = alpha; }    \
+        else if (which == 1) { src = &W::G[0][0]; rows = alpha; cols = RR; }   \
+        else { src = &W::AT[0][0]; rows = MM; cols = alpha; }                  \
         std::memcpy(dst, src, sizeof(double) * rows * cols);                   \
         return rows * cols;                                                    \
     }
-    FC_WINO_PICK(2)
-    FC_WINO_PICK(4)
-    FC_WINO_PICK(6)
+    FC_WINO_PICK(2, 3)
+    FC_WINO_PICK(4, 3)
+    FC_WINO_PICK(6, 3)
+    FC_WINO_PICK(2, 5)
+    FC_WINO_PICK(4, 5)
+    FC_WINO_PICK(2, 7)
 #undef FC_WINO_PICK
     return 0;
 }

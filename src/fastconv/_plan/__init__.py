@@ -44,6 +44,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _cpu, _direct, _openmp_helpers
+from .._checks import WINOGRAD_TILE_SIZES
 
 __all__ = ["Plan", "Geometry", "make_plan", "plan_threads"]
 
@@ -190,9 +191,22 @@ def plan_threads(requested: int, geo: Geometry) -> int:
 CHANNEL_LANES_PIXELS = 256
 
 
-def winograd_applies(geo: Geometry) -> bool:
-    return ((geo.kernel_h, geo.kernel_w) == (3, 3) and (geo.stride_h, geo.stride_w) == (1, 1)
-            and (geo.dil_h, geo.dil_w) == (1, 1))
+def winograd_tiles(geo: Geometry) -> Tuple[int, ...]:
+    """The output tile sizes Winograd has for ``geo`` (none where it does not
+    apply: a kernel that is not 3x3, 5x5 or 7x7, stride or dilation)."""
+    if ((geo.stride_h, geo.stride_w) != (1, 1) or (geo.dil_h, geo.dil_w) != (1, 1)
+            or geo.kernel_h != geo.kernel_w):
+        return ()
+    return WINOGRAD_TILE_SIZES.get(geo.kernel_h, ())
+
+
+def winograd_forced_tile(geo: Geometry, prepared: bool) -> int:
+    """Winograd tile size for ``algorithm="winograd"``: the ``"auto"`` rule's
+    where it picks Winograd, else F(4x4) for 3x3 and 5x5 kernels (the fewest
+    multiplications per output that keeps float32 within 1e-4) and F(2x2)
+    for 7x7, the only one."""
+    return winograd_tile_rule(geo, prepared) or max(
+        m for m in WINOGRAD_TILE_SIZES[geo.kernel_h] if m <= 4)
 
 
 def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
@@ -209,24 +223,21 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
     (1,256,256,7): F(2x2) 0.12 ms, direct 0.21 ms. F(6x6) is never picked:
     it was at most ~8% faster than F(4x4) here, at twice the rounding error.
 
-    A prepared layer takes the tile size whose GEMMs are smallest: ``alpha^2``
-    products over the batch's tiles rounded up to panels of 16 (the narrow
-    panel of the AVX-512 float32 GEMM), so F(2x2) for a single 7x7 image and
-    F(4x4) from 14x14 or a batch of 7x7 images on. A one-off call also pays
+    A prepared layer takes the tile size whose GEMMs are smallest
+    (:func:`_smallest_gemms`), so F(2x2) for a single 7x7 image and F(4x4)
+    from 14x14 or a batch of 7x7 images on. A one-off call also pays
     for transforming the weights, which only the direct kernel avoids, and
     F(2x2)'s transform is the cheaper one.
     """
+    if geo.kernel_h != 3:
+        return _large_kernel_tile(geo, prepared)
     pixels = geo.batch * geo.out_h * geo.out_w
     weight_pairs = geo.group_in * geo.group_out
     if (geo.group_in < 8 or (geo.group_in <= 16 and pixels > 1024)
             or pixels * 2048 < weight_pairs):
         return 0
     if prepared:
-        def gemm_size(m: int) -> int:
-            tiles = geo.batch * ceil_div(geo.out_h, m) * ceil_div(geo.out_w, m)
-            return (m + 2) ** 2 * ceil_div(tiles, 16) * 16
-
-        return 2 if gemm_size(2) < gemm_size(4) else 4
+        return _smallest_gemms(geo, (2, 4))
     if pixels <= 196 and weight_pairs >= 128 * 128:
         return 0
     # Since the weight transform got 2x faster (f25bb04), F(4x4) one-off won
@@ -235,6 +246,66 @@ def winograd_tile_rule(geo: Geometry, prepared: bool) -> int:
     if pixels <= 400 or (pixels <= 1024 and weight_pairs >= 512 * 512):
         return 2
     return 4
+
+
+def _smallest_gemms(geo: Geometry, tiles: Tuple[int, ...]) -> int:
+    """The tile size among ``tiles`` whose GEMMs are smallest: ``alpha^2``
+    products over the batch's tiles rounded up to panels of 16 (the narrow
+    panel of the AVX-512 float32 GEMM); the first of equals."""
+    def gemm_size(m: int) -> int:
+        count = geo.batch * ceil_div(geo.out_h, m) * ceil_div(geo.out_w, m)
+        return (m + geo.kernel_h - 1) ** 2 * ceil_div(count, 16) * 16
+
+    return min(tiles, key=gemm_size)
+
+
+# One-off calls take F(4x4, 5x5) above this many output pixels (batch
+# included), and F(2x2, 7x7) above the second (AVX-512 only); prepared 7x7
+# layers take F(2x2) from this many input channels per group, with AVX-512
+# and below it (see _large_kernel_tile).
+FIVE_MIN_PIXELS = 400
+SEVEN_MIN_PIXELS = 1024
+SEVEN_MIN_GROUP_IN = {"avx512": 32, "below": 64}
+
+
+def _large_kernel_tile(geo: Geometry, prepared: bool) -> int:
+    """Winograd tile size for ``algorithm="auto"`` on a 5x5 or 7x7 layer, or
+    0 for the FFT-or-direct rule.
+
+    From ``tools/tuning/winograd_large.py --threads 1`` at 52f52df (times
+    over the direct kernel's, interleaved, best of 9), AVX-512. 5x5,
+    prepared: F(4x4) 0.37-0.67 from 14x14 images on, where the FFT was
+    1.2-2.3; (1,512,512,7) F(2x2) 0.56, F(4x4) 1.09: the tile of the
+    smallest GEMMs, as for 3x3. 5x5, one-off: the weight transform (64
+    points per filter, ~70 ns) is paid per call: F(4x4) 0.46-0.56 on
+    56x56, 112x112 and (8,64,64,28), 0.78-0.84 on 28x28, but about 2 on
+    14x14. 7x7, prepared: F(2x2) 0.60-0.83 with 32 to 512 channels
+    ((1,32,32,112) 0.83, (1,64,64,28) 0.81, (1,128,128,28) 0.64), where the
+    FFT was 0.69-5.3 ((8,64,64,28) 0.69 against F(2x2)'s 0.64). 7x7,
+    one-off: F(2x2) 0.74-0.85 above 1024 pixels ((1,64,64,56),
+    (1,32,32,112), (8,64,64,28); the FFT 1.09-1.58), 1.08-1.72 below.
+    Fewer than 8 input channels per group are left to the direct kernel
+    (its plane kernel for depthwise layers).
+
+    Below AVX-512 (``FASTCONV_ISA=avx2`` / ``baseline``, best of 5, at
+    a78fd3f, before the AVX-512 gather of these tiles) the direct kernel is
+    slower: one-off 5x5 calls on 28x28 F(4x4) 0.71 / 0.46, 14x14 1.64 /
+    1.14; prepared 7x7 layers with 64 channels F(2x2) 0.61-0.68 / 0.42-0.48,
+    the FFT 0.69-0.79 / 0.66-0.68, but with 32 channels on 112x112 the FFT
+    0.58 / 0.51 against 0.79 / 0.55, and one-off 7x7 calls there the FFT
+    0.62 / 0.38 against 0.80 / 0.58: those stay with the FFT rule.
+    """
+    if geo.group_in < 8:
+        return 0
+    avx512 = _cpu.active_isa() == "avx512"
+    pixels = geo.batch * geo.out_h * geo.out_w
+    if geo.kernel_h == 5:
+        if prepared:
+            return _smallest_gemms(geo, (2, 4))
+        return 4 if pixels > FIVE_MIN_PIXELS else 0
+    if prepared:
+        return 2 if geo.group_in >= SEVEN_MIN_GROUP_IN["avx512" if avx512 else "below"] else 0
+    return 2 if avx512 and pixels > SEVEN_MIN_PIXELS else 0
 
 
 def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
@@ -253,15 +324,15 @@ def choose_algorithm(geo: Geometry, dtype: np.dtype[Any], algorithm: str,
                 f"algorithm={algorithm!r} needs floating-point data; integer "
                 "convolutions are computed exactly by algorithm='direct'")
         if algorithm == "winograd":
-            return "winograd", winograd_tile_rule(geo, prepared) or 4
+            return "winograd", winograd_forced_tile(geo, prepared)
         return "winograd", int(algorithm[len("winograd"):])
     if algorithm == "direct" or dtype.kind != "f":
         return "direct", None
-    if not winograd_applies(geo):
-        return ("fft", None) if fft.faster_than_direct(
-            geo, dtype, prepared, _cpu.active_isa(), threads) else ("direct", None)
-    tile = winograd_tile_rule(geo, prepared)
-    return ("winograd", tile) if tile else ("direct", None)
+    tile = winograd_tile_rule(geo, prepared) if winograd_tiles(geo) else 0
+    if tile:
+        return "winograd", tile
+    return ("fft", None) if fft.faster_than_direct(
+        geo, dtype, prepared, _cpu.active_isa(), threads) else ("direct", None)
 
 
 def uses_channel_lanes(geo: Geometry, dtype: np.dtype[Any], prepared: bool) -> bool:

@@ -1,4 +1,4 @@
-"""Plans of Winograd F(m x m, 3 x 3) (private; see :mod:`fastconv._plan`).
+"""Plans of Winograd F(m x m, r x r) (private; see :mod:`fastconv._plan`).
 
 Tiles are numbered over the whole batch and cut into blocks of at most
 PANELS panels of NR tiles; a work item is (group, tile block, block of
@@ -41,14 +41,17 @@ U_CACHED_BYTES = 16 << 20
 
 def packed_weights_bytes(geo: Geometry, m: int, mr: int, elem: int) -> int:
     """The transformed weights U: groups x alpha^2 x K_pad x C/groups."""
-    return geo.groups * (m + 2) ** 2 * ceil_div(geo.group_out, mr) * mr * geo.group_in * elem
+    alpha = m + geo.kernel_h - 1
+    return geo.groups * alpha ** 2 * ceil_div(geo.group_out, mr) * mr * geo.group_in * elem
 
 
 def plan(geo: Geometry, dtype: np.dtype[Any], m: int, threads: int, prepared: bool) -> Plan:
-    """The blocking of F(m x m, 3 x 3) for ``threads`` threads."""
+    """The blocking of F(m x m, r x r) (r the kernel size of ``geo``) for
+    ``threads`` threads."""
     elem = dtype.itemsize
     mr, nr = _winograd.gemm_tile_shape(dtype.name)
-    b: Dict[str, int] = {"mr": mr, "alpha2": (m + 2) ** 2}
+    alpha = m + geo.kernel_h - 1
+    b: Dict[str, int] = {"mr": mr, "alpha": alpha, "alpha2": alpha ** 2}
     b["tiles_w"] = ceil_div(geo.out_w, m)
     b["tiles_per_image"] = ceil_div(geo.out_h, m) * b["tiles_w"]
     b["n_tiles"] = geo.batch * b["tiles_per_image"]
@@ -179,5 +182,5 @@ def _m_elems(b: Dict[str, int]) -> int:
 
 def _tile_scratch_elems(b: Dict[str, int], m: int) -> int:
     # gathered tiles (alpha^2), then the output transform's alpha x m and m x m
-    alpha = m + 2
+    alpha = b["alpha"]
     return (alpha * alpha + alpha * m + m * m) * b["nr"]
