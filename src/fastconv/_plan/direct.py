@@ -100,31 +100,21 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
     tails = 0 if group_out_padded == geo.group_out else geo.groups * mr * geo.taps
     weights = 0 if prepared else (tails + geo.groups * group_out_padded) * elem
     packed_panels = ceil_div(geo.out_h * geo.out_w, nr)
+    # The whole image in one block of dense rows.
+    dense_panels = _block_panels(geo, nr, geo.out_h, True, geo.out_w)
     if (geo.kernel_h * geo.kernel_w > 1
-            and (packed_panels > 4 or _dense_rows_panels(geo, nr) <= packed_panels
-                 or _strided_rows_fill_as_well(geo, nr))
+            and (packed_panels > 4 or dense_panels <= packed_panels)
             and _rows_scratch_one_row(geo, nr) * elem <= SCRATCH_LIMIT_BYTES):
-        # Row panels skip the per-tap copies of im2col and keep a tile's
-        # accumulators in registers for the whole reduction. On a small image
-        # packed panels can waste less of the last panel than rows do; where
-        # they do not, rows win: (1,512,7,7) -> 512 3x3 at 1 thread ran 147
-        # GFLOP/s in rows against 118 packed (two panels either way).
+        # Row panels skip the per-tap copies of im2col (one copy of the input
+        # instead) and keep a tile's accumulators in registers for the whole
+        # reduction. On a small image packed panels can waste less of the
+        # last panel than rows do; where they do not, rows win, 1 thread:
+        # (1,512,7,7) -> 512 3x3 147 GFLOP/s in rows against 118 packed (two
+        # panels either way); (1,512,14,14) -> 512 3x3 stride 2 1.61 ms
+        # against 2.1.
         return _plan_rows(geo, elem, mr, nr, _direct.wide_tile_width(dtype.name), threads,
                           weights)
     return _plan_packed(geo, elem, mr, nr, threads, weights)
-
-
-def _strided_rows_fill_as_well(geo: Geometry, nr: int) -> bool:
-    """A strided layer whose dense row panels (the whole image in one block)
-    are no more than its packed panels: then rows win on a small image too,
-    with one copy of the input instead of one per tap and the whole
-    reduction in registers ((1,512,14,14)->512 3x3 stride 2, 1 thread:
-    1.61 ms in rows against 2.1 packed)."""
-    if geo.stride_h == 1 and geo.stride_w == 1:
-        return False
-    phase_len = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w
-    dense = ceil_div((geo.out_h - 1) * phase_len + geo.out_w, nr)
-    return bool(dense <= ceil_div(geo.out_h * geo.out_w, nr))
 
 
 def _result(path: str, threads: int, per_thread: int, shared: int, weights: int,
@@ -158,16 +148,6 @@ def _plan_planes(geo: Geometry, elem: int, threads: int) -> Plan:
 
 
 # -- rows ------------------------------------------------------------------------
-
-def _dense_rows_panels(geo: Geometry, nr: int) -> int:
-    """NR-pixel panels of one image in dense rows, its whole height one block
-    (a stride-1 row holds its output and the kernel's reach); strided
-    layers count as never fewer than packed panels."""
-    if geo.stride_h != 1 or geo.stride_w != 1:
-        return ceil_div(geo.out_h * geo.out_w, nr) + 1
-    row_len = geo.out_w + (geo.kernel_w - 1) * geo.dil_w
-    return ceil_div((geo.out_h - 1) * row_len + geo.out_w, nr)
-
 
 def _rows_scratch_one_row(geo: Geometry, nr: int) -> int:
     """Row-panel scratch elements for one output row at the widest layout."""
