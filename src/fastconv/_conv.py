@@ -9,7 +9,8 @@ bias, stride, padding and padding mode, dilation, groups, data layout and
 activation, validated once, with a cache of the weights packed or
 transformed for each algorithm) and the call side (:meth:`ConvSpec.apply`:
 the input, the output and the algorithm for its shape). :func:`conv2d`
-builds a throw-away spec per call; :class:`fastconv.Conv2d` keeps one.
+builds a throw-away spec per call (a copy of a remembered one when the
+arguments repeat); :class:`fastconv.Conv2d` keeps one.
 """
 
 from __future__ import annotations
@@ -318,19 +319,23 @@ class ConvSpec:
         self.plan_algorithm, self.plan_prepared = algorithm, self.caches_weights
         self._last_geometry: Tuple[Any, Any] = (None, None)
 
+    def _shallow_copy(self) -> "ConvSpec":
+        # copy.copy without its __reduce_ex__ round trip: this is per call.
+        spec = object.__new__(type(self))
+        spec.__dict__.update(self.__dict__)
+        return spec
+
     def template(self) -> "ConvSpec":
         """This spec without its arrays (see :meth:`with_arrays`): what
         conv2d keeps of a call, so that it holds no caller's data."""
-        spec = object.__new__(type(self))
-        spec.__dict__.update(self.__dict__)
+        spec = self._shallow_copy()
         del spec.weight, spec.bias, spec.packed
         return spec
 
     def with_arrays(self, weight: NDArray[Any], bias: Optional[NDArray[Any]]) -> "ConvSpec":
         """A copy of this spec, its checks and geometry cache included, for
         other arrays of the same shapes and dtypes."""
-        spec = object.__new__(type(self))
-        spec.__dict__.update(self.__dict__)
+        spec = self._shallow_copy()
         spec.weight, spec.bias = weight, bias
         spec.packed = PackedWeights(weight, bias, self.groups, cache=self.caches_weights,
                                     dilation=self.dilation)
