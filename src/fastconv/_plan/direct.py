@@ -100,10 +100,8 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
     tails = 0 if group_out_padded == geo.group_out else geo.groups * mr * geo.taps
     weights = 0 if prepared else (tails + geo.groups * group_out_padded) * elem
     packed_panels = ceil_div(geo.out_h * geo.out_w, nr)
-    # The whole image in one block of dense rows.
-    dense_panels = _block_panels(geo, nr, geo.out_h, True, geo.out_w)
     if (geo.kernel_h * geo.kernel_w > 1
-            and (packed_panels > 4 or dense_panels <= packed_panels)
+            and (packed_panels > 4 or _dense_image_panels(geo, nr) <= packed_panels)
             and _rows_scratch_one_row(geo, nr) * elem <= SCRATCH_LIMIT_BYTES):
         # Row panels skip the per-tap copies of im2col (one copy of the input
         # instead) and keep a tile's accumulators in registers for the whole
@@ -115,6 +113,14 @@ def plan(geo: Geometry, dtype: np.dtype[Any], threads: int, prepared: bool,
         return _plan_rows(geo, elem, mr, nr, _direct.wide_tile_width(dtype.name), threads,
                           weights)
     return _plan_packed(geo, elem, mr, nr, threads, weights)
+
+
+def _dense_image_panels(geo: Geometry, nr: int) -> int:
+    """NR-pixel panels of the whole image in one block of dense rows (a
+    row phase holds its outputs and the kernel's reach over the stride);
+    Python ints, as the shapes may be too large for NumPy's."""
+    phase_len = geo.out_w + (geo.kernel_w - 1) * geo.dil_w // geo.stride_w
+    return ceil_div((geo.out_h - 1) * phase_len + geo.out_w, nr)
 
 
 def _result(path: str, threads: int, per_thread: int, shared: int, weights: int,
